@@ -1,0 +1,1 @@
+//! The compute manager: every compute RPC method and the instance state machine.

@@ -1,0 +1,1 @@
+//! The image service: Glance images streamed into Docker, snapshots streamed back.

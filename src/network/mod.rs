@@ -1,0 +1,1 @@
+//! Networking: VIF drivers that wire containers from Nova's network_info.

@@ -1,0 +1,1 @@
+//! Nova versioned objects (oslo.versionedobjects primitives).

@@ -1,0 +1,1 @@
+//! oslo.messaging RPC over AMQP (RabbitMQ): framing, server, client.

@@ -1,0 +1,1 @@
+//! Container options from user_data, and the policy that guards the host.

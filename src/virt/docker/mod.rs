@@ -1,0 +1,1 @@
+//! The Docker driver: instances as containers through bollard.

@@ -1,0 +1,2 @@
+//! The virt layer: power states and the Docker driver.
+pub mod docker;
