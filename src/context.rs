@@ -52,7 +52,11 @@ impl RequestContext {
             is_admin: true,
             read_deleted: "no".into(),
             request_id: Some(request_id),
-            timestamp: Some(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+            timestamp: Some(
+                chrono::Utc::now()
+                    .format("%Y-%m-%dT%H:%M:%S%.6f")
+                    .to_string(),
+            ),
             ..Default::default()
         };
         c.raw = c.to_map();
@@ -77,7 +81,10 @@ impl RequestContext {
             request_id: opt_string(&raw, "request_id"),
             global_request_id: opt_string(&raw, "global_request_id"),
             roles,
-            is_admin: raw.get("is_admin").and_then(Value::as_bool).unwrap_or(false),
+            is_admin: raw
+                .get("is_admin")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             read_deleted: opt_string(&raw, "read_deleted").unwrap_or_else(|| "no".into()),
             timestamp: opt_string(&raw, "timestamp"),
             service_catalog: match raw.get("service_catalog") {
@@ -95,15 +102,35 @@ impl RequestContext {
         let mut set = |k: &str, v: Value| {
             m.insert(k.to_string(), v);
         };
-        set("user_id", self.user_id.clone().map_or(Value::Null, Value::String));
-        set("user", self.user_id.clone().map_or(Value::Null, Value::String));
-        set("project_id", self.project_id.clone().map_or(Value::Null, Value::String));
-        set("project", self.project_id.clone().map_or(Value::Null, Value::String));
-        set("auth_token", self.auth_token.clone().map_or(Value::Null, Value::String));
-        set("request_id", self.request_id.clone().map_or(Value::Null, Value::String));
+        set(
+            "user_id",
+            self.user_id.clone().map_or(Value::Null, Value::String),
+        );
+        set(
+            "user",
+            self.user_id.clone().map_or(Value::Null, Value::String),
+        );
+        set(
+            "project_id",
+            self.project_id.clone().map_or(Value::Null, Value::String),
+        );
+        set(
+            "project",
+            self.project_id.clone().map_or(Value::Null, Value::String),
+        );
+        set(
+            "auth_token",
+            self.auth_token.clone().map_or(Value::Null, Value::String),
+        );
+        set(
+            "request_id",
+            self.request_id.clone().map_or(Value::Null, Value::String),
+        );
         set(
             "global_request_id",
-            self.global_request_id.clone().map_or(Value::Null, Value::String),
+            self.global_request_id
+                .clone()
+                .map_or(Value::Null, Value::String),
         );
         set("roles", Value::from(self.roles.clone()));
         set("is_admin", Value::Bool(self.is_admin));

@@ -132,11 +132,7 @@ impl NovaException {
 
     pub fn invalid_state(reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        Self::nova(
-            "InstanceInvalidState",
-            reason.clone(),
-            json!({"code": 409}),
-        )
+        Self::nova("InstanceInvalidState", reason.clone(), json!({"code": 409}))
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

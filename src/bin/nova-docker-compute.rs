@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "nova-docker-compute", version, about = "Nova compute service for Docker hosts")]
+#[command(
+    name = "nova-docker-compute",
+    version,
+    about = "Nova compute service for Docker hosts"
+)]
 struct Args {
     /// oslo.config INI file; repeatable, later files override earlier ones.
     #[arg(long = "config-file", value_name = "PATH")]

@@ -332,7 +332,10 @@ mod tests {
         i.merge_text("[DEFAULT]\nhost = b\n", Path::new("b.conf"))
             .unwrap();
         assert_eq!(i.raw("DEFAULT", "host").unwrap().value, "b");
-        assert_eq!(i.raw("DEFAULT", "host").unwrap().origin.file, Path::new("b.conf"));
+        assert_eq!(
+            i.raw("DEFAULT", "host").unwrap().origin.file,
+            Path::new("b.conf")
+        );
         assert_eq!(i.raw("DEFAULT", "x").unwrap().value, "2");
     }
 
@@ -350,7 +353,10 @@ mod tests {
     fn errors_name_file_and_line() {
         let mut i = Ini::default();
         let e = i
-            .merge_text("[DEFAULT]\nhost = a\nnonsense\n", Path::new("/etc/nova/nova.conf"))
+            .merge_text(
+                "[DEFAULT]\nhost = a\nnonsense\n",
+                Path::new("/etc/nova/nova.conf"),
+            )
             .unwrap_err();
         assert!(e.to_string().contains("/etc/nova/nova.conf:3"), "{e}");
         let e = i.merge_text("x = 1\n", Path::new("f.conf")).unwrap_err();

@@ -135,10 +135,19 @@ impl<'a> Group<'a> {
     }
 
     /// An integer that must lie in `min..=max`.
-    pub fn int_range(&self, key: &str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+    pub fn int_range(
+        &self,
+        key: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ConfigError> {
         let v = self.int(key, default)?;
         if v < min || v > max {
-            let raw = self.ini.raw(self.name, key).expect("set, since out of range");
+            let raw = self
+                .ini
+                .raw(self.name, key)
+                .expect("set, since out of range");
             return Err(self.err(key, raw, format!("{v} is outside {min}..={max}")));
         }
         Ok(v)
@@ -205,12 +214,20 @@ impl<'a> Group<'a> {
     }
 
     /// A value that must be one of `choices`.
-    pub fn choice(&self, key: &str, default: &str, choices: &[&str]) -> Result<String, ConfigError> {
+    pub fn choice(
+        &self,
+        key: &str,
+        default: &str,
+        choices: &[&str],
+    ) -> Result<String, ConfigError> {
         let v = self.str(key, default)?;
         if choices.contains(&v.as_str()) {
             Ok(v)
         } else {
-            let raw = self.ini.raw(self.name, key).expect("set, since not the default");
+            let raw = self
+                .ini
+                .raw(self.name, key)
+                .expect("set, since not the default");
             Err(self.err(key, raw, format!("{v:?} is not one of {choices:?}")))
         }
     }
@@ -329,10 +346,16 @@ mod tests {
     fn bad_values_name_file_line_and_option() {
         let i = ini("[DEFAULT]\n\ndebug = maybe\n");
         let e = DefaultConfig::from_ini(&i).unwrap_err().to_string();
-        assert!(e.contains("nova.conf:3") && e.contains("debug") && e.contains("maybe"), "{e}");
+        assert!(
+            e.contains("nova.conf:3") && e.contains("debug") && e.contains("maybe"),
+            "{e}"
+        );
         let i = ini("[DEFAULT]\nreport_interval = ten\n");
         let e = DefaultConfig::from_ini(&i).unwrap_err().to_string();
-        assert!(e.contains("nova.conf:2") && e.contains("report_interval"), "{e}");
+        assert!(
+            e.contains("nova.conf:2") && e.contains("report_interval"),
+            "{e}"
+        );
         let i = ini("[DEFAULT]\nreport_interval = 0\n");
         assert!(DefaultConfig::from_ini(&i).is_err());
     }

@@ -1,2 +1,59 @@
-//! The virt layer: power states and the Docker driver.
+//! The virt layer: what Nova knows of an instance's power state, and the Docker driver.
+
 pub mod docker;
+
+/// Labels that mark a container as one of our instances. A container without
+/// `LABEL_MANAGED_BY = MANAGED_BY` is never ours, whatever its name.
+pub const LABEL_MANAGED_BY: &str = "org.openstack.nova.managed-by";
+pub const MANAGED_BY: &str = "nova-docker";
+pub const LABEL_INSTANCE_UUID: &str = "org.openstack.nova.instance-uuid";
+pub const LABEL_HOST: &str = "org.openstack.nova.host";
+pub const LABEL_PROJECT_ID: &str = "org.openstack.nova.project-id";
+pub const LABEL_USER_ID: &str = "org.openstack.nova.user-id";
+
+/// Container name of an instance.
+pub fn container_name(instance_uuid: &str) -> String {
+    format!("nova-{instance_uuid}")
+}
+
+/// nova/compute/power_state.py
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PowerState {
+    NoState = 0,
+    Running = 1,
+    Paused = 3,
+    Shutdown = 4,
+    Crashed = 6,
+    Suspended = 7,
+}
+
+impl PowerState {
+    pub fn as_int(self) -> i64 {
+        self as u8 as i64
+    }
+
+    pub fn from_int(v: i64) -> Option<Self> {
+        Some(match v {
+            0 => Self::NoState,
+            1 => Self::Running,
+            3 => Self::Paused,
+            4 => Self::Shutdown,
+            6 => Self::Crashed,
+            7 => Self::Suspended,
+            _ => return None,
+        })
+    }
+
+    /// The name Nova prints (`power_state.STATE_MAP`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NoState => "pending",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+            Self::Crashed => "crashed",
+            Self::Suspended => "suspended",
+        }
+    }
+}
