@@ -1,3 +1,4 @@
 //! Clients of other services: keystone, conductor, placement, neutron.
 
+pub mod conductor;
 pub mod placement;
