@@ -113,7 +113,7 @@ nd_cp_write_configs() {
   cp "$_ND_FILES/glance-api-paste.ini" "$ND_ETC/glance/glance-api-paste.ini"
   {
     printf '%s\n' "[DEFAULT]" "host = controller" "my_ip = $ND_BIND" "state_path = $ND_DATA/nova" \
-      "transport_url = $ND_TRANSPORT_URL" \
+      "transport_url = $ND_TRANSPORT_URL" "service_down_time = ${ND_SERVICE_DOWN_TIME:-20}" \
       "[wsgi]" "api_paste_config = $ND_ETC/nova/api-paste.ini" \
       "[api_database]" "connection = $(nd_db_url nova_api)" \
       "[database]" "connection = $(nd_db_url nova)" \
@@ -144,7 +144,7 @@ nd_compute_conf() {
   mkdir -p "$ND_DATA/compute-$host"
   {
     printf '%s\n' "[DEFAULT]" "host = $host" "my_ip = $ND_BIND" "compute_driver = docker.DockerDriver" \
-      "state_path = $ND_DATA/compute-$host" "transport_url = $ND_TRANSPORT_URL" "report_interval = 10"
+      "state_path = $ND_DATA/compute-$host" "transport_url = $ND_TRANSPORT_URL" "report_interval = ${ND_REPORT_INTERVAL:-5}"
     nd_service_sections
     printf '%s\n' "[docker]" "host_url = unix:///var/run/docker.sock"
   } >"$file"
