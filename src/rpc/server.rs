@@ -1,0 +1,301 @@
+//! The RPC server: declares the topology of its topics, consumes, decodes,
+//! dispatches each message in its own task and replies on the default exchange.
+//! Reconnects (and redeclares) when the broker goes away; stops on the shutdown
+//! channel, letting running handlers finish for a grace period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{select_all, StreamExt};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::config::RabbitConfig;
+use super::connection::{message_properties, publish_confirmed, stopped, Connector};
+use super::dispatcher::Dispatcher;
+use super::envelope::{decode_request, new_id, DuplicateFilter, ReplyFrame, ReplyTo, Request};
+use super::failure::{decode_failure, serialize_failure};
+use super::topology::{declare, server_topology};
+use super::RpcError;
+
+/// How long a reply waits for a usable channel (across a reconnect) before it is
+/// given up.
+const REPLY_RETRY_WINDOW: Duration = Duration::from_secs(30);
+
+/// Where the server is; watch it with [`RpcServer::state`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerState {
+    Connecting,
+    /// Consuming; `generation` counts the connections made so far (1 = first).
+    Ready { generation: u64 },
+    Stopped,
+}
+
+/// An oslo.messaging RPC server for some topics on one host.
+pub struct RpcServer {
+    cfg: Arc<RabbitConfig>,
+    connector: Connector,
+    host: String,
+    topics: Vec<String>,
+    dispatcher: Arc<Dispatcher>,
+    state: watch::Sender<ServerState>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for RpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcServer")
+            .field("host", &self.host)
+            .field("topics", &self.topics)
+            .field("dispatcher", &self.dispatcher)
+            .finish()
+    }
+}
+
+/// The channel replies go out on; replaced on reconnect.
+type Publisher = watch::Receiver<Option<Channel>>;
+
+impl RpcServer {
+    /// A server for `topics` (e.g. `["compute", "compute-alt"]`) on `host`.
+    /// Fails only on unreadable TLS files.
+    pub fn new(cfg: RabbitConfig, host: &str, topics: &[&str], dispatcher: Dispatcher) -> Result<Self, RpcError> {
+        let cfg = Arc::new(cfg);
+        Ok(RpcServer {
+            connector: Connector::new(cfg.clone())?,
+            cfg,
+            host: host.to_string(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            dispatcher: Arc::new(dispatcher),
+            state: watch::channel(ServerState::Connecting).0,
+            grace: Duration::from_secs(30),
+        })
+    }
+
+    /// How long running handlers may go on after shutdown (default 30 s).
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Watch the server's state (e.g. wait for [`ServerState::Ready`]).
+    pub fn state(&self) -> watch::Receiver<ServerState> {
+        self.state.subscribe()
+    }
+
+    /// Serve until `shutdown` holds `true` (or its sender is dropped). Connection
+    /// losses are retried forever; returns `Ok(())` after a graceful stop.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), RpcError> {
+        let (pub_tx, pub_rx) = watch::channel::<Option<Channel>>(None);
+        let dup = Arc::new(Mutex::new(DuplicateFilter::default()));
+        // One fanout queue name per topic for the life of the server, redeclared
+        // as is on reconnect (as kombu does).
+        let fanout_ids: HashMap<String, String> = self.topics.iter().map(|t| (t.clone(), new_id())).collect();
+        let mut tasks = JoinSet::new();
+        let mut generation = 0u64;
+        loop {
+            self.state.send_replace(ServerState::Connecting);
+            let conn = match self.connector.connect(&format!("nova-docker rpc server {}", self.host), &mut shutdown).await {
+                Ok(c) => c,
+                Err(RpcError::Shutdown) => break,
+                Err(e) => {
+                    self.state.send_replace(ServerState::Stopped);
+                    return Err(e);
+                }
+            };
+            generation += 1;
+            let res = self
+                .serve(&conn, generation, &fanout_ids, &pub_tx, &pub_rx, &dup, &mut tasks, &mut shutdown)
+                .await;
+            pub_tx.send_replace(None);
+            match res {
+                Ok(()) => {
+                    self.drain(&mut tasks, &pub_tx, &conn).await;
+                    let _ = conn.close(200, "shutdown").await;
+                    self.state.send_replace(ServerState::Stopped);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "RPC server lost its broker connection; reconnecting");
+                    let _ = conn.close(320, "reconnecting").await;
+                }
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        self.state.send_replace(ServerState::Stopped);
+        Ok(())
+    }
+
+    /// Let running handlers finish (their replies still go out) for the grace period.
+    async fn drain(&self, tasks: &mut JoinSet<()>, pub_tx: &watch::Sender<Option<Channel>>, conn: &Connection) {
+        if tasks.is_empty() {
+            return;
+        }
+        if let Ok(ch) = conn.create_channel().await {
+            if ch.confirm_select(ConfirmSelectOptions::default()).await.is_ok() {
+                pub_tx.send_replace(Some(ch));
+            }
+        }
+        tracing::info!(running = tasks.len(), grace = ?self.grace, "waiting for running RPC handlers");
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.grace, all).await.is_err() {
+            tracing::warn!(abandoned = tasks.len(), "RPC handlers still running after the grace period");
+            tasks.abort_all();
+        }
+        pub_tx.send_replace(None);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn serve(
+        &self,
+        conn: &Connection,
+        generation: u64,
+        fanout_ids: &HashMap<String, String>,
+        pub_tx: &watch::Sender<Option<Channel>>,
+        pub_rx: &Publisher,
+        dup: &Arc<Mutex<DuplicateFilter>>,
+        tasks: &mut JoinSet<()>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RpcError> {
+        let consume_ch = conn.create_channel().await?;
+        let publish_ch = conn.create_channel().await?;
+        publish_ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut consumers = Vec::new();
+        for topic in &self.topics {
+            let fid = fanout_ids.get(topic).cloned().unwrap_or_else(new_id);
+            let topo = server_topology(&self.cfg, topic, &self.host, &fid);
+            declare(&consume_ch, &topo).await?;
+            for q in &topo.queues {
+                let c = consume_ch
+                    .basic_consume(&q.name, "", BasicConsumeOptions::default(), FieldTable::default())
+                    .await?;
+                consumers.push(c);
+            }
+        }
+        pub_tx.send_replace(Some(publish_ch));
+        self.state.send_replace(ServerState::Ready { generation });
+        tracing::info!(host = %self.host, topics = ?self.topics, generation, "RPC server consuming");
+        let mut deliveries = select_all(consumers);
+        loop {
+            let item = tokio::select! {
+                _ = stopped(shutdown) => return Ok(()),
+                item = deliveries.next() => item,
+            };
+            let delivery = match item {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(RpcError::ConnectionLost("consumers cancelled".into())),
+            };
+            // Acked before dispatch, as the Python listener does.
+            if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                return Err(e.into());
+            }
+            let req = match decode_request(&delivery.data) {
+                Ok(r) => r,
+                Err(f) => {
+                    match f.reply_to {
+                        Some(rt) => {
+                            tracing::warn!(error = %f.error, msg_id = %rt.msg_id, method = ?f.method,
+                                "malformed RPC call; sending a failure reply");
+                            let frame = ReplyFrame::failure(&rt.msg_id, serialize_failure(&decode_failure(&f.error)));
+                            let p = pub_rx.clone();
+                            tasks.spawn(async move { send_reply(p, &rt, frame).await });
+                        }
+                        None => tracing::warn!(error = %f.error, routing_key = %delivery.routing_key,
+                            "malformed RPC message dropped"),
+                    }
+                    continue;
+                }
+            };
+            if let Some(uid) = &req.unique_id {
+                let fresh = dup.lock().map(|mut d| d.check_and_add(uid)).unwrap_or(true);
+                if !fresh {
+                    tracing::warn!(unique_id = %uid, method = %req.method, "duplicate RPC message dropped");
+                    continue;
+                }
+            }
+            let dispatcher = self.dispatcher.clone();
+            let p = pub_rx.clone();
+            tasks.spawn(handle(dispatcher, p, req));
+            while tasks.try_join_next().is_some() {}
+        }
+    }
+}
+
+/// Dispatch one request and reply if it is a call, with call-monitor heartbeats
+/// every `_timeout / 2` seconds while the handler runs.
+async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request) {
+    let Request {
+        method,
+        args,
+        version,
+        namespace,
+        context,
+        reply_to,
+        call_monitor_timeout,
+        ..
+    } = req;
+    let request_id = context.request_id.clone().unwrap_or_default();
+    tracing::debug!(%method, %version, ?namespace, %request_id, call = reply_to.is_some(), "RPC request");
+    let fut = dispatcher.dispatch(context, namespace.as_deref(), &method, args, &version);
+    tokio::pin!(fut);
+    let heartbeat_every = call_monitor_timeout
+        .filter(|t| *t >= 2 && reply_to.is_some())
+        .map(|t| Duration::from_secs_f64(t as f64 / 2.0));
+    let result = match (heartbeat_every, &reply_to) {
+        (Some(every), Some(rt)) => {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    r = &mut fut => break r,
+                    _ = tick.tick() => {
+                        tracing::debug!(%method, "sending call-monitor heartbeat");
+                        send_reply(publisher.clone(), rt, ReplyFrame::heartbeat(&rt.msg_id)).await;
+                    }
+                }
+            }
+        }
+        _ => fut.await,
+    };
+    match (reply_to, result) {
+        (Some(rt), Ok(v)) => send_reply(publisher, &rt, ReplyFrame::result(&rt.msg_id, v)).await,
+        (Some(rt), Err(e)) => {
+            tracing::info!(%method, %request_id, error = %e, "RPC call failed; replying with the exception");
+            send_reply(publisher, &rt, ReplyFrame::failure(&rt.msg_id, serialize_failure(&e))).await
+        }
+        (None, Ok(Value::Null)) | (None, Ok(_)) => {}
+        (None, Err(e)) => tracing::warn!(%method, %request_id, error = %e, "RPC cast failed"),
+    }
+}
+
+/// Publish a reply on the default exchange to the caller's queue (mandatory),
+/// waiting across a reconnect for a usable channel.
+async fn send_reply(mut publisher: Publisher, rt: &ReplyTo, frame: ReplyFrame) {
+    let body = frame.encode();
+    let deadline = tokio::time::Instant::now() + REPLY_RETRY_WINDOW;
+    loop {
+        let ch = publisher.borrow_and_update().clone();
+        if let Some(ch) = ch {
+            match publish_confirmed(&ch, "", &rt.reply_q, true, &body, message_properties(None)).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(msg_id = %rt.msg_id, reply_q = %rt.reply_q,
+                        "reply queue does not exist; reply dropped (caller gone?)");
+                    return;
+                }
+                Err(e) => tracing::warn!(msg_id = %rt.msg_id, error = %e, "reply publish failed; retrying"),
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            tracing::error!(msg_id = %rt.msg_id, reply_q = %rt.reply_q, "reply could not be sent; given up");
+            return;
+        }
+        // wait for a new channel (reconnect) or a short while
+        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), publisher.changed()).await;
+    }
+}
