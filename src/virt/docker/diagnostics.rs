@@ -202,7 +202,7 @@ pub fn diagnostics(stats: &ContainerStatsResponse, ctx: &DiagnosticsContext) -> 
     let limit = stats.memory_stats.as_ref().and_then(|m| m.limit);
     let memory_details = MemoryDiagnostics {
         maximum: limit.map(|l| i(l >> 20)),
-        used: memory_used_bytes(stats).map(|u| i(u >> 20)),
+        used: memory_used_bytes(stats).map(|u| i(u.div_ceil(1 << 20))),
     };
     let nic_details: Vec<NicDiagnostics> = ctx
         .nics
@@ -257,7 +257,7 @@ pub fn legacy_diagnostics(d: &Diagnostics, stats: &ContainerStatsResponse, nics:
         m.insert("memory-actual".into(), json!(limit >> 10));
     }
     if let Some(used) = memory_used_bytes(stats) {
-        m.insert("memory-rss".into(), json!(used >> 10));
+        m.insert("memory-rss".into(), json!(used.div_ceil(1024)));
     }
     for n in nics {
         m.insert(format!("{}_rx", n.name), json!(n.rx_bytes));

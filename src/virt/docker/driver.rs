@@ -836,6 +836,8 @@ impl DockerDriver {
     /// Lifecycle events of our containers on this host, as the engine reports them
     /// (start, die, stop, pause, unpause, oom, destroy). The stream ends if the engine
     /// connection drops; the caller re-subscribes (and re-syncs with list_instances).
+    /// Events from the moment of this call on are delivered, even if the stream is
+    /// first polled later.
     pub fn events(&self) -> impl Stream<Item = Result<LifecycleEvent, DriverError>> + Send + 'static {
         let mut filters = self.our_filters();
         filters.insert("type".into(), vec!["container".into()]);
@@ -843,7 +845,13 @@ impl DockerDriver {
             "event".into(),
             ["start", "die", "stop", "pause", "unpause", "oom", "destroy"].iter().map(|s| s.to_string()).collect(),
         );
-        let opts = EventsOptions { filters: Some(filters), ..Default::default() };
+        // The request goes out when the stream is first polled: ask for events since
+        // now, so that nothing between this call and the first poll is lost.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+        let opts = EventsOptions { filters: Some(filters), since: Some(since), until: None };
         self.docker_unbounded().events(Some(opts)).filter_map(|r| async move {
             match r {
                 Ok(m) => lifecycle_event(m).map(Ok),
