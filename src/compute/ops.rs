@@ -326,11 +326,13 @@ impl ComputeManager {
         if let Some(Value::Array(events)) = args.get("events") {
             for e in events {
                 let d = e.get("nova_object.data").unwrap_or(e);
+                let f = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let (instance, name, tag, status) = (f("instance_uuid"), f("name"), f("tag"), f("status"));
                 info!(
-                    instance = d.get("instance_uuid").and_then(Value::as_str).unwrap_or(""),
-                    name = d.get("name").and_then(Value::as_str).unwrap_or(""),
-                    tag = d.get("tag").and_then(Value::as_str).unwrap_or(""),
-                    status = d.get("status").and_then(Value::as_str).unwrap_or(""),
+                    %instance,
+                    %name,
+                    %tag,
+                    %status,
                     "external instance event"
                 );
             }
