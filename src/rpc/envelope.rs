@@ -164,10 +164,19 @@ fn opt_str(m: &Map<String, Value>, k: &'static str) -> Result<Option<String>, De
     }
 }
 
-/// Best-effort salvage of the reply address and ids from a broken body.
+/// Best-effort salvage of the reply address and ids from a broken body (the
+/// envelope version is not checked here: a call in an envelope we refuse still
+/// deserves its failure reply).
 fn salvage(body: &[u8]) -> (Option<ReplyTo>, Option<String>, Option<String>) {
-    let Ok(m) = open_envelope(body) else {
+    let Ok(Value::Object(outer)) = serde_json::from_slice::<Value>(body) else {
         return (None, None, None);
+    };
+    let m = match outer.get(OSLO_MESSAGE_KEY) {
+        Some(Value::String(inner)) => match serde_json::from_str::<Value>(inner) {
+            Ok(Value::Object(m)) => m,
+            _ => return (None, None, None),
+        },
+        _ => outer,
     };
     let s = |k| m.get(k).and_then(Value::as_str).map(str::to_string);
     let reply_to = match (s("_msg_id"), s("_reply_q")) {
@@ -496,6 +505,9 @@ mod tests {
         assert_eq!(e.reply_to, None);
         let e = decode_request(br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#).unwrap_err();
         assert_eq!(e.error, DecodeError::EnvelopeVersion("3.0".into()));
+        let e = decode_request(br#"{"oslo.version": "3.0", "oslo.message": "{\"_msg_id\": \"m\", \"_reply_q\": \"r\"}"}"#)
+            .unwrap_err();
+        assert_eq!(e.reply_to, Some(ReplyTo { msg_id: "m".into(), reply_q: "r".into() }));
         let inner = r#"{"method": 5, "_msg_id": "m", "_reply_q": "r"}"#;
         let body = envelope(inner);
         let e = decode_request(&body).unwrap_err();

@@ -280,8 +280,12 @@ async fn send_reply(mut publisher: Publisher, rt: &ReplyTo, frame: ReplyFrame) {
     loop {
         let ch = publisher.borrow_and_update().clone();
         if let Some(ch) = ch {
+            tracing::debug!(msg_id = %rt.msg_id, reply_q = %rt.reply_q, ending = frame.ending, "sending reply");
             match publish_confirmed(&ch, "", &rt.reply_q, true, &body, message_properties(None)).await {
-                Ok(true) => return,
+                Ok(true) => {
+                    tracing::debug!(msg_id = %rt.msg_id, "reply confirmed");
+                    return;
+                }
                 Ok(false) => {
                     tracing::warn!(msg_id = %rt.msg_id, reply_q = %rt.reply_q,
                         "reply queue does not exist; reply dropped (caller gone?)");
