@@ -1,1 +1,3 @@
 //! Clients of other services: keystone, conductor, placement, neutron.
+
+pub mod keystone;
