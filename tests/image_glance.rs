@@ -186,6 +186,17 @@ async fn unique_image_tarball(docker: &Docker) -> (Vec<u8>, String) {
     (data, id)
 }
 
+/// Every `glance/*` reference in Docker.
+async fn cached_glance_refs(d: &Docker) -> Vec<String> {
+    d.list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .filter(|t| t.starts_with("glance/"))
+        .collect()
+}
+
 async fn busybox_tarball(docker: &Docker) -> Vec<u8> {
     let mut data = Vec::new();
     let mut s = docker.export_image(&common::busybox_image());
@@ -267,16 +278,26 @@ async fn concurrent_ensure_image_downloads_once_even_untagged() {
     let inspected = d.inspect_image(&local_ref(&id)).await.unwrap();
     assert_eq!(inspected.id.as_deref(), Some(docker_id.as_str()));
 
-    // prune: in use -> kept; not in use but younger than the minimum age -> kept;
-    // with age 0 and not in use -> removed.
-    let in_use: HashSet<String> = [id.clone()].into_iter().collect();
-    let pruner = service_with("[image_cache]\nremove_unused_original_minimum_age_seconds = 0\n");
-    let removed = pruner.prune_unused(&in_use).await.unwrap();
-    assert!(!removed.contains(&local_ref(&id)));
+    // prune: in use -> kept; younger than the minimum age -> kept; older and
+    // unused -> removed. Tests run in parallel: every other cached image is
+    // declared in use, and one cached after that listing is younger than 2 s.
     let removed = svc.prune_unused(&HashSet::new()).await.unwrap();
     assert!(!removed.contains(&local_ref(&id)), "younger than a day");
-    let removed = pruner.prune_unused(&HashSet::new()).await.unwrap();
-    assert!(removed.contains(&local_ref(&id)), "{removed:?}");
+    let pruner = service_with("[image_cache]\nremove_unused_original_minimum_age_seconds = 2\n");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let others: HashSet<String> = cached_glance_refs(&d)
+        .await
+        .into_iter()
+        .filter(|r| *r != local_ref(&id))
+        .collect();
+    let mut in_use = others.clone();
+    in_use.insert(id.clone()); // by Glance image id
+    let removed = pruner.prune_unused(&in_use).await.unwrap();
+    assert!(!removed.contains(&local_ref(&id)));
+    assert!(d.inspect_image(&local_ref(&id)).await.is_ok());
+    let in_use = others;
+    let removed = pruner.prune_unused(&in_use).await.unwrap();
+    assert_eq!(removed, vec![local_ref(&id)]);
     assert!(d.inspect_image(&local_ref(&id)).await.is_err());
     assert!(d.inspect_image(&docker_id).await.is_err());
     svc.glance().delete(&ctx(), &id).await.unwrap();

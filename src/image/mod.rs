@@ -49,6 +49,8 @@ pub const SNAPSHOT_REPO_PREFIX: &str = "nova-snapshot/";
 /// How much of the end of the data is held back from Docker until the hash is
 /// verified: on a mismatch Docker gets a truncated tarball and fails the load.
 const HOLD_BACK: usize = 256 * 1024;
+/// Data is handed to Docker in pieces of about this size.
+const WRITE_CHUNK: usize = 512 * 1024;
 
 /// The local Docker reference of a Glance image: `glance/<image_id>:latest`.
 pub fn local_ref(image_id: &str) -> String {
@@ -919,6 +921,7 @@ async fn pump(
     let mut held: VecDeque<Bytes> = VecDeque::new();
     let mut held_len = 0usize;
     let mut total = 0u64;
+    let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(PumpError::Fail)?;
         total += chunk.len() as u64;
@@ -932,6 +935,13 @@ async fn pump(
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);
         }
+        // Docker gets few large writes rather than many network-sized ones.
+        buf.extend_from_slice(&chunk);
+        if buf.len() < WRITE_CHUNK {
+            continue;
+        }
+        let chunk = buf.split().freeze();
+        buf.reserve(WRITE_CHUNK);
         held_len += chunk.len();
         held.push_back(chunk);
         while held
@@ -943,6 +953,9 @@ async fn pump(
                 tx.send(f).await.map_err(|_| PumpError::ReceiverGone)?;
             }
         }
+    }
+    if !buf.is_empty() {
+        held.push_back(buf.split().freeze());
     }
     if let Some(size) = expected_size {
         if size != total {
