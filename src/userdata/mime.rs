@@ -23,10 +23,7 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 /// Decode base64, ignoring whitespace (line-wrapped base64 is common) and
 /// missing padding.
 pub(crate) fn decode_base64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    let compact: Vec<u8> = s
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     B64.decode(compact)
 }
 

@@ -232,9 +232,15 @@ mod tests {
         assert_eq!(decode(None).unwrap(), None);
         assert_eq!(decode(Some("")).unwrap(), None);
         assert_eq!(decode(Some(&b64("#!/bin/sh\necho hi\n"))).unwrap(), None);
-        assert_eq!(decode(Some(&b64("#cloud-config\npackages: [vim]\n"))).unwrap(), None);
+        assert_eq!(
+            decode(Some(&b64("#cloud-config\npackages: [vim]\n"))).unwrap(),
+            None
+        );
         assert_eq!(decode(Some(&b64("just some words"))).unwrap(), None);
-        assert!(matches!(decode(Some("not base64!")), Err(UserDataError::Base64(_))));
+        assert!(matches!(
+            decode(Some("not base64!")),
+            Err(UserDataError::Base64(_))
+        ));
         // gzip magic: not text
         let gz = base64::engine::general_purpose::STANDARD.encode([0x1f, 0x8b, 0x08, 0xff, 0xfe]);
         assert_eq!(decode(Some(&gz)).unwrap(), None);

@@ -221,7 +221,9 @@ fn check_keys(
     for k in &unknown {
         let sq = squash(k);
         if SHORT_NOVA_OWNED.contains(&k.as_str()) {
-            hints.push(format!("{k} is set by Nova from the instance and its flavor"));
+            hints.push(format!(
+                "{k} is set by Nova from the instance and its flavor"
+            ));
         } else if let Some(v) = valid.iter().find(|v| squash(v) == sq) {
             hints.push(format!("did you mean {v}?"));
         } else if vocabulary == Vocabulary::Docker && HOST_CONFIG_KEYS.contains(&k.as_str()) {
@@ -252,7 +254,10 @@ fn string(v: &Value, key: &str) -> Result<Option<String>, UserDataError> {
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
-        other => Err(invalid(key, format!("expected a string, got {}", kind(other)))),
+        other => Err(invalid(
+            key,
+            format!("expected a string, got {}", kind(other)),
+        )),
     }
 }
 
@@ -272,7 +277,10 @@ fn boolean(v: &Value, key: &str) -> Result<Option<bool>, UserDataError> {
             "false" | "no" | "off" | "0" => Ok(Some(false)),
             _ => Err(invalid(key, format!("expected true or false, got {s:?}"))),
         },
-        other => Err(invalid(key, format!("expected true or false, got {}", kind(other)))),
+        other => Err(invalid(
+            key,
+            format!("expected true or false, got {}", kind(other)),
+        )),
     }
 }
 
@@ -293,7 +301,10 @@ fn integer(v: &Value, key: &str) -> Result<Option<i64>, UserDataError> {
             .parse::<i64>()
             .map(Some)
             .map_err(|_| invalid(key, format!("expected an integer, got {s:?}"))),
-        other => Err(invalid(key, format!("expected an integer, got {}", kind(other)))),
+        other => Err(invalid(
+            key,
+            format!("expected an integer, got {}", kind(other)),
+        )),
     }
 }
 
@@ -367,14 +378,15 @@ fn command(v: &Value, key: &str) -> Result<Option<Vec<String>>, UserDataError> {
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| {
-                string(item, &format!("{key}[{i}]")).map(|s| s.unwrap_or_default())
-            })
+            .map(|(i, item)| string(item, &format!("{key}[{i}]")).map(|s| s.unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         other => Err(invalid(
             key,
-            format!("expected a string or a list of strings, got {}", kind(other)),
+            format!(
+                "expected a string or a list of strings, got {}",
+                kind(other)
+            ),
         )),
     }
 }
@@ -397,7 +409,10 @@ fn env(v: &Value, key: &str) -> Result<Option<Vec<String>>, UserDataError> {
                 check_name(name, &at)?;
                 let val = match val {
                     Value::Object(_) | Value::Array(_) => {
-                        return Err(invalid(&at, format!("expected a plain value, got {}", kind(val))))
+                        return Err(invalid(
+                            &at,
+                            format!("expected a plain value, got {}", kind(val)),
+                        ))
                     }
                     other => string(other, &at)?.unwrap_or_default(),
                 };
@@ -410,7 +425,10 @@ fn env(v: &Value, key: &str) -> Result<Option<Vec<String>>, UserDataError> {
             for (i, item) in items.iter().enumerate() {
                 let at = format!("{key}[{i}]");
                 let Value::String(s) = item else {
-                    return Err(invalid(&at, format!("expected NAME=value, got {}", kind(item))));
+                    return Err(invalid(
+                        &at,
+                        format!("expected NAME=value, got {}", kind(item)),
+                    ));
                 };
                 if s.is_empty() {
                     continue;
@@ -422,7 +440,10 @@ fn env(v: &Value, key: &str) -> Result<Option<Vec<String>>, UserDataError> {
         }
         other => Err(invalid(
             key,
-            format!("expected a mapping or a list of NAME=value, got {}", kind(other)),
+            format!(
+                "expected a mapping or a list of NAME=value, got {}",
+                kind(other)
+            ),
         )),
     }
 }
@@ -437,7 +458,10 @@ fn string_map(v: &Value, key: &str) -> Result<Option<Map<String, Value>>, UserDa
                 let at = format!("{key}.{k}");
                 let s = match val {
                     Value::Object(_) | Value::Array(_) => {
-                        return Err(invalid(&at, format!("expected a plain value, got {}", kind(val))))
+                        return Err(invalid(
+                            &at,
+                            format!("expected a plain value, got {}", kind(val)),
+                        ))
                     }
                     other => string(other, &at)?.unwrap_or_default(),
                 };
@@ -458,7 +482,10 @@ fn string_map(v: &Value, key: &str) -> Result<Option<Map<String, Value>>, UserDa
             }
             Ok(Some(out))
         }
-        other => Err(invalid(key, format!("expected a mapping, got {}", kind(other)))),
+        other => Err(invalid(
+            key,
+            format!("expected a mapping, got {}", kind(other)),
+        )),
     }
 }
 
@@ -466,7 +493,10 @@ fn object<'a>(v: &'a Value, key: &str) -> Result<Option<&'a Map<String, Value>>,
     match v {
         Value::Null => Ok(None),
         Value::Object(m) => Ok(Some(m)),
-        other => Err(invalid(key, format!("expected a mapping, got {}", kind(other)))),
+        other => Err(invalid(
+            key,
+            format!("expected a mapping, got {}", kind(other)),
+        )),
     }
 }
 
@@ -517,8 +547,20 @@ impl Bind {
 }
 
 const BIND_MODES: &[&str] = &[
-    "ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private",
-    "rprivate", "consistent", "cached", "delegated",
+    "ro",
+    "rw",
+    "z",
+    "Z",
+    "nocopy",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "consistent",
+    "cached",
+    "delegated",
 ];
 
 fn valid_volume_name(s: &str) -> bool {
@@ -541,7 +583,9 @@ pub fn parse_bind(s: &str) -> Result<Bind, String> {
         _ => return Err(format!("{s:?} is not source:target[:mode]")),
     };
     if !dst.starts_with('/') {
-        return Err(format!("{s:?}: the container path {dst:?} must be absolute"));
+        return Err(format!(
+            "{s:?}: the container path {dst:?} must be absolute"
+        ));
     }
     let source = if src.starts_with('/') {
         BindSource::HostPath(src.to_string())
@@ -574,7 +618,10 @@ fn container_path(p: &str, key: &str) -> Result<String, UserDataError> {
     if p.starts_with('/') && !p.contains('\0') {
         Ok(p.to_string())
     } else {
-        Err(invalid(key, format!("the container path {p:?} must be absolute")))
+        Err(invalid(
+            key,
+            format!("the container path {p:?} must be absolute"),
+        ))
     }
 }
 
@@ -593,7 +640,10 @@ fn volumes(v: &Value, key: &str, allow_anonymous: bool) -> Result<Volumes, UserD
             out.anonymous.push(container_path(&p, at)?);
             Ok(())
         } else {
-            Err(invalid(at, format!("{p:?} has no target: write host-path:container-path")))
+            Err(invalid(
+                at,
+                format!("{p:?} has no target: write host-path:container-path"),
+            ))
         }
     };
     match v {
@@ -613,7 +663,11 @@ fn volumes(v: &Value, key: &str, allow_anonymous: bool) -> Result<Volumes, UserD
             }
         }
         Value::String(s) => {
-            return volumes(&Value::Array(vec![Value::String(s.clone())]), key, allow_anonymous)
+            return volumes(
+                &Value::Array(vec![Value::String(s.clone())]),
+                key,
+                allow_anonymous,
+            )
         }
         Value::Object(m) => {
             for (src, val) in m {
@@ -631,10 +685,9 @@ fn volumes(v: &Value, key: &str, allow_anonymous: bool) -> Result<Volumes, UserD
                     // docker-py: {host: {bind: container, mode: ro}} or {bind, ro: true}
                     Value::Object(o) => {
                         let o = pascal(&Value::Object(o.clone()), &["bind", "mode", "ro"]);
-                        let dst = o
-                            .get("bind")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| invalid(&at, "expected {bind: container-path, mode: ro|rw}"))?;
+                        let dst = o.get("bind").and_then(Value::as_str).ok_or_else(|| {
+                            invalid(&at, "expected {bind: container-path, mode: ro|rw}")
+                        })?;
                         let mode = match (o.get("mode"), o.get("ro")) {
                             (Some(m), _) => string(m, &format!("{at}.mode"))?.unwrap_or_default(),
                             (None, Some(ro)) => {
@@ -823,12 +876,18 @@ fn port_spec(s: &str, out: &mut Ports) -> Result<(), String> {
     if ca == cb {
         let key = format!("{ca}/{proto}");
         out.expose(&key);
-        let hp = if ha == hb { ha.to_string() } else { format!("{ha}-{hb}") };
+        let hp = if ha == hb {
+            ha.to_string()
+        } else {
+            format!("{ha}-{hb}")
+        };
         out.bind(&key, ip, &hp);
         return Ok(());
     }
     if hb - ha != cb - ca {
-        return Err(format!("{s:?}: the host and container ranges differ in length"));
+        return Err(format!(
+            "{s:?}: the host and container ranges differ in length"
+        ));
     }
     for i in 0..=(cb - ca) {
         let key = format!("{}/{proto}", ca + i);
@@ -840,7 +899,13 @@ fn port_spec(s: &str, out: &mut Ports) -> Result<(), String> {
 
 /// A host-side binding in a mapping form: `8080`, `"127.0.0.1:8080"`,
 /// `["127.0.0.1", 8080]`, `{HostIp, HostPort}`, or a list of those.
-fn host_binding(v: &Value, key: &str, cont: &str, out: &mut Ports, at: &str) -> Result<(), UserDataError> {
+fn host_binding(
+    v: &Value,
+    key: &str,
+    cont: &str,
+    out: &mut Ports,
+    at: &str,
+) -> Result<(), UserDataError> {
     match v {
         Value::Null => Ok(()),
         Value::Number(_) | Value::String(_) => {
@@ -902,7 +967,10 @@ fn host_binding(v: &Value, key: &str, cont: &str, out: &mut Ports, at: &str) -> 
             out.bind(key, &ip, &port);
             Ok(())
         }
-        Value::Bool(_) => Err(invalid(at, format!("expected a host port for {cont}, got a boolean"))),
+        Value::Bool(_) => Err(invalid(
+            at,
+            format!("expected a host port for {cont}, got a boolean"),
+        )),
     }
 }
 
@@ -928,7 +996,10 @@ fn ports(v: &Value, key: &str) -> Result<Ports, UserDataError> {
                 let at = format!("{key}.{cont}");
                 let keys = container_ports(cont).map_err(|e| invalid(&at, e))?;
                 if keys.len() > 1 && !val.is_null() {
-                    return Err(invalid(&at, "a port range takes the list form (\"8000-8001:8000-8001\")"));
+                    return Err(invalid(
+                        &at,
+                        "a port range takes the list form (\"8000-8001:8000-8001\")",
+                    ));
                 }
                 for k in &keys {
                     out.expose(k);
@@ -1045,10 +1116,13 @@ fn host_config_field(name: &str, v: &Value, at: &str) -> Result<Option<Value>, U
             list_value(Some(vols.binds))
         }
         "PortBindings" => {
-            let Some(m) = object(v, at)? else { return Ok(None) };
+            let Some(m) = object(v, at)? else {
+                return Ok(None);
+            };
             let mut p = Ports::default();
             for (cont, val) in m {
-                let keys = container_ports(cont).map_err(|e| invalid(&format!("{at}.{cont}"), e))?;
+                let keys =
+                    container_ports(cont).map_err(|e| invalid(&format!("{at}.{cont}"), e))?;
                 for k in &keys {
                     host_binding(val, k, cont, &mut p, &format!("{at}.{cont}"))?;
                 }
@@ -1176,12 +1250,34 @@ fn host_config_field(name: &str, v: &Value, at: &str) -> Result<Option<Value>, U
                     .map(|item| {
                         let mut o = pascal(
                             item,
-                            &["Target", "Source", "Type", "ReadOnly", "Consistency", "BindOptions", "VolumeOptions", "TmpfsOptions", "ImageOptions"],
+                            &[
+                                "Target",
+                                "Source",
+                                "Type",
+                                "ReadOnly",
+                                "Consistency",
+                                "BindOptions",
+                                "VolumeOptions",
+                                "TmpfsOptions",
+                                "ImageOptions",
+                            ],
                         );
                         if let Value::Object(m) = &mut o {
                             for (sub, known) in [
-                                ("BindOptions", &["Propagation", "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive", "ReadOnlyForceRecursive"][..]),
-                                ("VolumeOptions", &["NoCopy", "Labels", "DriverConfig", "Subpath"][..]),
+                                (
+                                    "BindOptions",
+                                    &[
+                                        "Propagation",
+                                        "NonRecursive",
+                                        "CreateMountpoint",
+                                        "ReadOnlyNonRecursive",
+                                        "ReadOnlyForceRecursive",
+                                    ][..],
+                                ),
+                                (
+                                    "VolumeOptions",
+                                    &["NoCopy", "Labels", "DriverConfig", "Subpath"][..],
+                                ),
                                 ("TmpfsOptions", &["SizeBytes", "Mode", "Options"][..]),
                             ] {
                                 if let Some(s) = m.get_mut(sub) {
@@ -1198,10 +1294,16 @@ fn host_config_field(name: &str, v: &Value, at: &str) -> Result<Option<Value>, U
             )),
             other => return Err(invalid(at, format!("expected a list, got {}", kind(other)))),
         },
-        "BlkioWeightDevice" | "BlkioDeviceReadBps" | "BlkioDeviceWriteBps"
-        | "BlkioDeviceReadIOps" | "BlkioDeviceWriteIOps" => match v {
+        "BlkioWeightDevice"
+        | "BlkioDeviceReadBps"
+        | "BlkioDeviceWriteBps"
+        | "BlkioDeviceReadIOps"
+        | "BlkioDeviceWriteIOps" => match v {
             Value::Array(items) => Some(Value::Array(
-                items.iter().map(|i| pascal(i, &["Path", "Weight", "Rate"])).collect(),
+                items
+                    .iter()
+                    .map(|i| pascal(i, &["Path", "Weight", "Rate"]))
+                    .collect(),
             )),
             other => Some(other.clone()),
         },
@@ -1209,7 +1311,12 @@ fn host_config_field(name: &str, v: &Value, at: &str) -> Result<Option<Value>, U
             Value::Array(items) => Some(Value::Array(
                 items
                     .iter()
-                    .map(|i| pascal(i, &["Driver", "Count", "DeviceIDs", "Capabilities", "Options"]))
+                    .map(|i| {
+                        pascal(
+                            i,
+                            &["Driver", "Count", "DeviceIDs", "Capabilities", "Options"],
+                        )
+                    })
                     .collect(),
             )),
             other => Some(other.clone()),
@@ -1234,12 +1341,23 @@ fn device(v: &Value, at: &str) -> Result<Value, UserDataError> {
                 [h, c] if c.starts_with('/') => (*h, *c, "rwm"),
                 [h, p] => (*h, *h, *p),
                 [h, c, p] => (*h, *c, *p),
-                _ => return Err(invalid(at, format!("{s:?} is not host-path[:container-path[:rwm]]"))),
+                _ => {
+                    return Err(invalid(
+                        at,
+                        format!("{s:?} is not host-path[:container-path[:rwm]]"),
+                    ))
+                }
             };
             Ok(json!({"PathOnHost": host, "PathInContainer": cont, "CgroupPermissions": perms}))
         }
-        Value::Object(_) => Ok(pascal(v, &["PathOnHost", "PathInContainer", "CgroupPermissions"])),
-        other => Err(invalid(at, format!("expected a device, got {}", kind(other)))),
+        Value::Object(_) => Ok(pascal(
+            v,
+            &["PathOnHost", "PathInContainer", "CgroupPermissions"],
+        )),
+        other => Err(invalid(
+            at,
+            format!("expected a device, got {}", kind(other)),
+        )),
     }
 }
 
@@ -1259,7 +1377,10 @@ fn ulimit(v: &Value, at: &str) -> Result<Value, UserDataError> {
             Ok(json!({"Name": name.trim(), "Soft": n(soft)?, "Hard": n(hard)?}))
         }
         Value::Object(_) => Ok(pascal(v, &["Name", "Soft", "Hard"])),
-        other => Err(invalid(at, format!("expected a ulimit, got {}", kind(other)))),
+        other => Err(invalid(
+            at,
+            format!("expected a ulimit, got {}", kind(other)),
+        )),
     }
 }
 
@@ -1308,6 +1429,24 @@ fn finish_host_config(hc: Map<String, Value>) -> Result<Option<HostConfig>, User
         .map_err(|e| invalid("HostConfig", e.to_string()))
 }
 
+/// A published port is an exposed port (as `docker run -p` makes it; the
+/// engine publishes only exposed ports).
+fn expose_bound_ports(body: &mut ContainerCreateBody) {
+    let keys: Vec<String> = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.port_bindings.as_ref())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    if keys.is_empty() {
+        return;
+    }
+    let exposed = body.exposed_ports.get_or_insert_with(HashMap::new);
+    for k in keys {
+        exposed.entry(k).or_default();
+    }
+}
+
 // ---------------------------------------------------------------- vocabularies
 
 fn short_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
@@ -1354,7 +1493,10 @@ fn short_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
                     body.volumes = Some(to_set(vols.anonymous));
                 }
                 if !vols.binds.is_empty() {
-                    hc.insert("Binds".into(), list_value(Some(vols.binds)).unwrap_or_default());
+                    hc.insert(
+                        "Binds".into(),
+                        list_value(Some(vols.binds)).unwrap_or_default(),
+                    );
                 }
             }
             "volumes_from" => {
@@ -1387,6 +1529,7 @@ fn short_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
     }
     merge_host_config(&mut hc, user_hc, "host_config")?;
     body.host_config = finish_host_config(hc)?;
+    expose_bound_ports(&mut body);
     Ok(UserOptions {
         body,
         warnings,
@@ -1466,7 +1609,9 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
                 };
                 let mut out = Vec::new();
                 for key in keys {
-                    out.extend(container_ports(&key).map_err(|e| invalid(&format!("{k}.{key}"), e))?);
+                    out.extend(
+                        container_ports(&key).map_err(|e| invalid(&format!("{k}.{key}"), e))?,
+                    );
                 }
                 if !out.is_empty() || !v.is_null() {
                     body.exposed_ports = Some(to_set(out));
@@ -1482,13 +1627,22 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
             "StopTimeout" => body.stop_timeout = integer(v, k)?,
             "Healthcheck" => {
                 if !v.is_null() {
-                    let mut h = pascal(v, &["Test", "Interval", "Timeout", "Retries", "StartPeriod", "StartInterval"]);
+                    let mut h = pascal(
+                        v,
+                        &[
+                            "Test",
+                            "Interval",
+                            "Timeout",
+                            "Retries",
+                            "StartPeriod",
+                            "StartInterval",
+                        ],
+                    );
                     if let Some(Value::String(s)) = h.get("Test").cloned() {
                         h["Test"] = json!(["CMD-SHELL", s]);
                     }
-                    body.healthcheck = Some(
-                        serde_json::from_value(h).map_err(|e| invalid(k, e.to_string()))?,
-                    );
+                    body.healthcheck =
+                        Some(serde_json::from_value(h).map_err(|e| invalid(k, e.to_string()))?);
                 }
             }
             "NetworkingConfig" => {
@@ -1517,7 +1671,10 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
             "SecurityOpts" => {
                 if let Some(l) = string_list(v, k)? {
                     if !l.is_empty() {
-                        top_hc.insert("SecurityOpt".into(), list_value(Some(l)).unwrap_or_default());
+                        top_hc.insert(
+                            "SecurityOpt".into(),
+                            list_value(Some(l)).unwrap_or_default(),
+                        );
                     }
                 }
             }
@@ -1533,7 +1690,13 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
     }
     // API 1.16-era top-level fields: HostConfig's own value wins.
     for (k, v) in top_hc {
-        let inside = if k == "CpusetCpus" { "Cpuset" } else if k == "SecurityOpt" { "SecurityOpts" } else { k.as_str() };
+        let inside = if k == "CpusetCpus" {
+            "Cpuset"
+        } else if k == "SecurityOpt" {
+            "SecurityOpts"
+        } else {
+            k.as_str()
+        };
         match hc.get(&k) {
             Some(existing) if *existing != v => warnings.push(format!(
                 "{inside} is given at the top level and as HostConfig.{k}: HostConfig.{k} ({existing}) is used"
@@ -1547,6 +1710,7 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
         }
     }
     body.host_config = finish_host_config(hc)?;
+    expose_bound_ports(&mut body);
     Ok(UserOptions {
         body,
         warnings,
@@ -1593,23 +1757,40 @@ mod tests {
         }))
         .unwrap();
         let b = &o.body;
-        assert_eq!(b.cmd.as_deref().unwrap(), ["sh", "-c", "echo \"a b\"; sleep 1"]);
+        assert_eq!(
+            b.cmd.as_deref().unwrap(),
+            ["sh", "-c", "echo \"a b\"; sleep 1"]
+        );
         assert_eq!(b.entrypoint.as_deref().unwrap(), ["/bin/sh"]);
         assert_eq!(b.user.as_deref(), Some("65534"));
-        assert_eq!((b.attach_stdout, b.attach_stderr), (Some(false), Some(false)));
+        assert_eq!(
+            (b.attach_stdout, b.attach_stderr),
+            (Some(false), Some(false))
+        );
         assert_eq!((b.open_stdin, b.tty), (Some(true), Some(true)));
         let ex = b.exposed_ports.as_ref().unwrap();
-        for k in ["80/tcp", "81/tcp", "90/udp", "91/tcp", "8000/tcp", "8001/tcp"] {
+        for k in [
+            "80/tcp", "81/tcp", "90/udp", "91/tcp", "8000/tcp", "8001/tcp",
+        ] {
             assert!(ex.contains_key(k), "{k} in {ex:?}");
         }
         let h = hc(&o);
         let pb = h.port_bindings.as_ref().unwrap();
         assert_eq!(
             pb["90/udp"].as_ref().unwrap()[0],
-            PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some("9000".into()) }
+            PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some("9000".into())
+            }
         );
-        assert_eq!(pb["91/tcp"].as_ref().unwrap()[0].host_ip.as_deref(), Some("::1"));
-        assert_eq!(pb["8001/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("7001"));
+        assert_eq!(
+            pb["91/tcp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("::1")
+        );
+        assert_eq!(
+            pb["8001/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("7001")
+        );
         assert!(!pb.contains_key("80/tcp"));
         assert_eq!(b.env.as_deref().unwrap(), ["A=1", "B=x y", "C="]);
         assert_eq!(h.dns.as_deref().unwrap(), ["8.8.8.8"]);
@@ -1623,7 +1804,10 @@ mod tests {
         assert_eq!(h.cpuset_cpus.as_deref(), Some("0"));
         assert_eq!(h.cap_drop.as_deref().unwrap(), ["MKNOD"]);
         assert_eq!(h.privileged, Some(false));
-        assert_eq!(h.restart_policy.as_ref().unwrap().maximum_retry_count, Some(3));
+        assert_eq!(
+            h.restart_policy.as_ref().unwrap().maximum_retry_count,
+            Some(3)
+        );
         assert_eq!(o.vocabulary, Some(Vocabulary::Short));
     }
 
@@ -1642,11 +1826,28 @@ mod tests {
         assert_eq!(binds, ["/tmp/a:/a", "/tmp/b:/b:ro"]);
         assert!(o.body.volumes.as_ref().unwrap().contains_key("/anon"));
         let pb = h.port_bindings.as_ref().unwrap();
-        assert_eq!(pb["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
-        assert!(o.body.exposed_ports.as_ref().unwrap().contains_key("81/udp"));
-        assert_eq!(pb["82/tcp"].as_ref().unwrap()[0].host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(pb["83/tcp"].as_ref().unwrap()[0].host_ip.as_deref(), Some("10.0.0.1"));
-        assert_eq!(pb["84/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8084"));
+        assert_eq!(
+            pb["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("8080")
+        );
+        assert!(o
+            .body
+            .exposed_ports
+            .as_ref()
+            .unwrap()
+            .contains_key("81/udp"));
+        assert_eq!(
+            pb["82/tcp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            pb["83/tcp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            pb["84/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("8084")
+        );
         assert_eq!(o.body.env.as_deref().unwrap(), ["X=1", "Y=2=3"]);
         assert_eq!(o.body.cmd.as_deref().unwrap(), ["echo", "1", "true"]);
     }
@@ -1676,10 +1877,18 @@ mod tests {
         assert!(b.volumes.as_ref().unwrap().contains_key("/tmp"));
         assert!(b.exposed_ports.as_ref().unwrap().contains_key("22/tcp"));
         assert_eq!(
-            h.port_bindings.as_ref().unwrap()["22/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            h.port_bindings.as_ref().unwrap()["22/tcp"]
+                .as_ref()
+                .unwrap()[0]
+                .host_port
+                .as_deref(),
             Some("11022")
         );
-        assert!(o.warnings.iter().any(|w| w.contains("LxcConf")), "{:?}", o.warnings);
+        assert!(
+            o.warnings.iter().any(|w| w.contains("LxcConf")),
+            "{:?}",
+            o.warnings
+        );
         assert!(o.warnings.iter().any(|w| w.contains("Image")));
         assert!(o.warnings.iter().any(|w| w.contains("MacAddress")));
     }
@@ -1688,18 +1897,31 @@ mod tests {
     fn vocabulary_errors() {
         let e = norm(json!({"Cmd": ["a"], "command": "b"})).unwrap_err();
         assert!(matches!(e, UserDataError::MixedVocabularies { .. }), "{e}");
-        let e = norm(json!({"command": "a", "bogus": 1, "hostname": "h"})).unwrap_err().to_string();
-        assert!(e.contains("bogus") && e.contains("hostname") && e.contains("working_dir"), "{e}");
+        let e = norm(json!({"command": "a", "bogus": 1, "hostname": "h"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bogus") && e.contains("hostname") && e.contains("working_dir"),
+            "{e}"
+        );
         assert!(e.contains("set by Nova"), "{e}");
         let e = norm(json!({"Dns": ["1.1.1.1"]})).unwrap_err().to_string();
         assert!(e.contains("belongs inside HostConfig"), "{e}");
-        let e = norm(json!({"HostConfig": {"Bogus": 1}})).unwrap_err().to_string();
+        let e = norm(json!({"HostConfig": {"Bogus": 1}}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Bogus") && e.contains("CapAdd"), "{e}");
-        let e = norm(json!({"HostConfig": {"Privileged": "maybe"}})).unwrap_err().to_string();
+        let e = norm(json!({"HostConfig": {"Privileged": "maybe"}}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("HostConfig.Privileged"), "{e}");
-        let e = norm(json!({"host_config": {"binds": [], "Binds": []}})).unwrap_err().to_string();
+        let e = norm(json!({"host_config": {"binds": [], "Binds": []}}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("both set Binds"), "{e}");
-        let e = norm(json!({"cpuset": "0", "host_config": {"cpuset_cpus": "1"}})).unwrap_err().to_string();
+        let e = norm(json!({"cpuset": "0", "host_config": {"cpuset_cpus": "1"}}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CpusetCpus"), "{e}");
     }
 
@@ -1721,8 +1943,14 @@ mod tests {
             (json!({"tty": "maybe"}), "tty"),
             (json!({"Env": [{"a": 1}]}), "Env[0]"),
             (json!({"Memory": []}), "Memory"),
-            (json!({"HostConfig": {"Binds": ["/only"]}}), "HostConfig.Binds[0]"),
-            (json!({"HostConfig": {"RestartPolicy": "sometimes"}}), "HostConfig.RestartPolicy"),
+            (
+                json!({"HostConfig": {"Binds": ["/only"]}}),
+                "HostConfig.Binds[0]",
+            ),
+            (
+                json!({"HostConfig": {"RestartPolicy": "sometimes"}}),
+                "HostConfig.RestartPolicy",
+            ),
             (json!({"HostConfig": []}), "HostConfig"),
         ] {
             let e = norm(v.clone()).unwrap_err();
@@ -1742,7 +1970,10 @@ mod tests {
         let b = parse_bind("/a:/b:ro,z").unwrap();
         assert!(b.read_only());
         assert_eq!(b.source, BindSource::HostPath("/a".into()));
-        assert_eq!(parse_bind("v:/b").unwrap().source, BindSource::Named("v".into()));
+        assert_eq!(
+            parse_bind("v:/b").unwrap().source,
+            BindSource::Named("v".into())
+        );
     }
 
     #[test]
@@ -1770,13 +2001,28 @@ mod tests {
         assert_eq!(d.path_in_container.as_deref(), Some("/dev/n"));
         assert_eq!(d.cgroup_permissions.as_deref(), Some("r"));
         let u = h.ulimits.as_ref().unwrap();
-        assert_eq!((u[0].soft, u[1].name.as_deref(), u[1].hard), (Some(10), Some("nproc"), Some(6)));
-        assert_eq!(h.log_config.as_ref().unwrap().typ.as_deref(), Some("json-file"));
+        assert_eq!(
+            (u[0].soft, u[1].name.as_deref(), u[1].hard),
+            (Some(10), Some("nproc"), Some(6))
+        );
+        assert_eq!(
+            h.log_config.as_ref().unwrap().typ.as_deref(),
+            Some("json-file")
+        );
         assert_eq!(h.memory, Some(64 << 20));
         assert_eq!(h.readonly_rootfs, Some(true));
         assert_eq!(h.tmpfs.as_ref().unwrap()["/run"], "size=1m");
         assert_eq!(h.sysctls.as_ref().unwrap()["net.core.somaxconn"], "1024");
         assert!(h.port_bindings.as_ref().unwrap().contains_key("80/tcp"));
-        assert_eq!(h.mounts.as_ref().unwrap()[0].target.as_deref(), Some("/scratch"));
+        assert!(o
+            .body
+            .exposed_ports
+            .as_ref()
+            .unwrap()
+            .contains_key("80/tcp"));
+        assert_eq!(
+            h.mounts.as_ref().unwrap()[0].target.as_deref(),
+            Some("/scratch")
+        );
     }
 }

@@ -103,11 +103,12 @@ fn scalar_key(k: serde_yaml::Value, path: &str) -> Result<String, UserDataError>
         serde_yaml::Value::Bool(b) => Ok(b.to_string()),
         serde_yaml::Value::Tagged(t) => scalar_key(t.value, path),
         other => Err(UserDataError::InvalidValue {
-            key: if path.is_empty() { "(top level)".into() } else { path.to_string() },
-            reason: format!(
-                "a mapping key must be a string, not {}",
-                yaml_kind(&other)
-            ),
+            key: if path.is_empty() {
+                "(top level)".into()
+            } else {
+                path.to_string()
+            },
+            reason: format!("a mapping key must be a string, not {}", yaml_kind(&other)),
         }),
     }
 }
@@ -184,12 +185,30 @@ mod tests {
         let m = opts("volumes :\n  /tmp/a : /tmp/b\nports: {80: 8080}\n");
         assert_eq!(m["volumes"]["/tmp/a"], "/tmp/b");
         assert_eq!(m["ports"]["80"], 8080);
-        assert_eq!(opts("environment:\n    etcd: 10.144.192.168\n")["environment"]["etcd"], "10.144.192.168");
-        for t in ["#!/bin/sh\necho hi", "#cloud-config\nusers: []", "  \n", "hello world", "- a\n- b", "[1, 2]", "42", "---\n"] {
-            assert!(matches!(parse_text(t).unwrap(), Parsed::NotOptions(_)), "{t:?}");
+        assert_eq!(
+            opts("environment:\n    etcd: 10.144.192.168\n")["environment"]["etcd"],
+            "10.144.192.168"
+        );
+        for t in [
+            "#!/bin/sh\necho hi",
+            "#cloud-config\nusers: []",
+            "  \n",
+            "hello world",
+            "- a\n- b",
+            "[1, 2]",
+            "42",
+            "---\n",
+        ] {
+            assert!(
+                matches!(parse_text(t).unwrap(), Parsed::NotOptions(_)),
+                "{t:?}"
+            );
         }
         // broken text that is plainly not options is not an error
-        assert!(matches!(parse_text("a: b: c\n").unwrap(), Parsed::NotOptions(_)));
+        assert!(matches!(
+            parse_text("a: b: c\n").unwrap(),
+            Parsed::NotOptions(_)
+        ));
     }
 
     #[test]

@@ -319,7 +319,11 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} is refused: {}", self.option, self.value, self.reason)?;
+        write!(
+            f,
+            "{} {} is refused: {}",
+            self.option, self.value, self.reason
+        )?;
         match self.allowed_by {
             Some(o) => write!(f, " (the operator may allow it with [docker] {o})."),
             None => write!(f, "."),
@@ -447,10 +451,7 @@ impl Checker<'_> {
                     let what = if sock == *p {
                         "it is the container runtime's socket".to_string()
                     } else {
-                        format!(
-                            "it holds the container runtime's socket {}",
-                            sock.display()
-                        )
+                        format!("it holds the container runtime's socket {}", sock.display())
                     };
                     self.refuse_hc(
                         field,
@@ -496,7 +497,13 @@ impl Checker<'_> {
         }
     }
 
-    fn namespace_mode(&mut self, field: &str, value: &str, fine: &[&str], targets: &mut Vec<(String, String, bool)>) {
+    fn namespace_mode(
+        &mut self,
+        field: &str,
+        value: &str,
+        fine: &[&str],
+        targets: &mut Vec<(String, String, bool)>,
+    ) {
         if fine.contains(&value) {
             return;
         }
@@ -532,7 +539,12 @@ impl Checker<'_> {
                 None,
             );
         } else {
-            self.refuse_hc(field, value, format!("it is not a known {field} value"), None);
+            self.refuse_hc(
+                field,
+                value,
+                format!("it is not a known {field} value"),
+                None,
+            );
         }
     }
 
@@ -583,7 +595,12 @@ impl Checker<'_> {
             match m.typ {
                 Some(MountTypeEnum::BIND) => {
                     if source.is_empty() {
-                        self.refuse_hc("Mounts", "bind without Source", "a bind mount needs a Source", None);
+                        self.refuse_hc(
+                            "Mounts",
+                            "bind without Source",
+                            "a bind mount needs a Source",
+                            None,
+                        );
                     } else {
                         self.host_path("Mounts", &source);
                     }
@@ -613,21 +630,45 @@ impl Checker<'_> {
                 ),
             }
         }
-        if let Some(d) = h.volume_driver.as_deref().filter(|d| !d.is_empty() && *d != "local") {
+        if let Some(d) = h
+            .volume_driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "local")
+        {
             if !p.allow_named_volumes {
-                self.refuse_hc("VolumeDriver", d, "volume plugins act on the host", Some("allow_named_volumes"));
+                self.refuse_hc(
+                    "VolumeDriver",
+                    d,
+                    "volume plugins act on the host",
+                    Some("allow_named_volumes"),
+                );
             }
         }
         if !p.allow_devices {
             for d in h.devices.iter().flatten() {
                 let v = d.path_on_host.clone().unwrap_or_default();
-                self.refuse_hc("Devices", v, "host devices are not passed to instances", Some("allow_devices"));
+                self.refuse_hc(
+                    "Devices",
+                    v,
+                    "host devices are not passed to instances",
+                    Some("allow_devices"),
+                );
             }
             if h.device_requests.as_ref().is_some_and(|r| !r.is_empty()) {
-                self.refuse_hc("DeviceRequests", "(GPU or other device request)", "host devices are not passed to instances", Some("allow_devices"));
+                self.refuse_hc(
+                    "DeviceRequests",
+                    "(GPU or other device request)",
+                    "host devices are not passed to instances",
+                    Some("allow_devices"),
+                );
             }
             for r in h.device_cgroup_rules.iter().flatten() {
-                self.refuse_hc("DeviceCgroupRules", r.clone(), "it opens host devices to the container", Some("allow_devices"));
+                self.refuse_hc(
+                    "DeviceCgroupRules",
+                    r.clone(),
+                    "it opens host devices to the container",
+                    Some("allow_devices"),
+                );
             }
         }
         for c in h.cap_add.iter().flatten() {
@@ -642,9 +683,17 @@ impl Checker<'_> {
             }
         }
         let modes: [(&str, Option<&String>, &[&str]); 5] = [
-            ("NetworkMode", h.network_mode.as_ref(), &["", "default", "bridge", "none"]),
+            (
+                "NetworkMode",
+                h.network_mode.as_ref(),
+                &["", "default", "bridge", "none"],
+            ),
             ("PidMode", h.pid_mode.as_ref(), &[""]),
-            ("IpcMode", h.ipc_mode.as_ref(), &["", "none", "private", "shareable"]),
+            (
+                "IpcMode",
+                h.ipc_mode.as_ref(),
+                &["", "none", "private", "shareable"],
+            ),
             ("UTSMode", h.uts_mode.as_ref(), &[""]),
             ("UsernsMode", h.userns_mode.as_ref(), &["", "private"]),
         ];
@@ -663,9 +712,17 @@ impl Checker<'_> {
             self.security_opt("SecurityOpt", o);
         }
         if !p.allow_unconfined_security_opts {
-            for (field, v) in [("MaskedPaths", &h.masked_paths), ("ReadonlyPaths", &h.readonly_paths)] {
+            for (field, v) in [
+                ("MaskedPaths", &h.masked_paths),
+                ("ReadonlyPaths", &h.readonly_paths),
+            ] {
                 if let Some(v) = v {
-                    self.refuse_hc(field, format!("{v:?}"), "it changes which kernel paths are hidden or read-only", Some("allow_unconfined_security_opts"));
+                    self.refuse_hc(
+                        field,
+                        format!("{v:?}"),
+                        "it changes which kernel paths are hidden or read-only",
+                        Some("allow_unconfined_security_opts"),
+                    );
                 }
             }
         }
@@ -674,7 +731,12 @@ impl Checker<'_> {
                 let mut keys: Vec<&String> = s.keys().collect();
                 keys.sort();
                 for k in keys {
-                    self.refuse_hc("Sysctls", format!("{k}={}", s[k]), "kernel parameters are set by the operator", Some("allow_sysctls"));
+                    self.refuse_hc(
+                        "Sysctls",
+                        format!("{k}={}", s[k]),
+                        "kernel parameters are set by the operator",
+                        Some("allow_sysctls"),
+                    );
                 }
             }
         }
@@ -689,47 +751,104 @@ impl Checker<'_> {
         if !p.allow_host_resource_overrides {
             const WHY: Option<&str> = Some("allow_host_resource_overrides");
             if let Some(c) = h.cgroup_parent.as_deref().filter(|c| !c.is_empty()) {
-                self.refuse_hc("CgroupParent", c, "it moves the container out of the cgroup that limits it", WHY);
+                self.refuse_hc(
+                    "CgroupParent",
+                    c,
+                    "it moves the container out of the cgroup that limits it",
+                    WHY,
+                );
             }
             if h.oom_kill_disable == Some(true) {
-                self.refuse_hc("OomKillDisable", "true", "an instance out of memory would take the host's memory with it", WHY);
+                self.refuse_hc(
+                    "OomKillDisable",
+                    "true",
+                    "an instance out of memory would take the host's memory with it",
+                    WHY,
+                );
             }
             if let Some(s) = h.oom_score_adj.filter(|s| *s < 0) {
-                self.refuse_hc("OomScoreAdj", s.to_string(), "a negative score makes the kernel kill host processes before the instance", WHY);
+                self.refuse_hc(
+                    "OomScoreAdj",
+                    s.to_string(),
+                    "a negative score makes the kernel kill host processes before the instance",
+                    WHY,
+                );
             }
             for u in h.ulimits.iter().flatten() {
-                let v = format!("{}={}:{}", u.name.clone().unwrap_or_default(), u.soft.unwrap_or_default(), u.hard.unwrap_or_default());
+                let v = format!(
+                    "{}={}:{}",
+                    u.name.clone().unwrap_or_default(),
+                    u.soft.unwrap_or_default(),
+                    u.hard.unwrap_or_default()
+                );
                 self.refuse_hc("Ulimits", v, "resource limits are set by the operator", WHY);
             }
             if let Some(n) = h.pids_limit.filter(|n| *n <= 0) {
-                self.refuse_hc("PidsLimit", n.to_string(), "an unlimited process count lets the instance exhaust the host's", WHY);
+                self.refuse_hc(
+                    "PidsLimit",
+                    n.to_string(),
+                    "an unlimited process count lets the instance exhaust the host's",
+                    WHY,
+                );
             }
-            for (field, v) in [("CpuRealtimePeriod", h.cpu_realtime_period), ("CpuRealtimeRuntime", h.cpu_realtime_runtime)] {
+            for (field, v) in [
+                ("CpuRealtimePeriod", h.cpu_realtime_period),
+                ("CpuRealtimeRuntime", h.cpu_realtime_runtime),
+            ] {
                 if let Some(v) = v.filter(|v| *v > 0) {
-                    self.refuse_hc(field, v.to_string(), "real-time scheduling can starve the host", WHY);
+                    self.refuse_hc(
+                        field,
+                        v.to_string(),
+                        "real-time scheduling can starve the host",
+                        WHY,
+                    );
                 }
             }
         }
         if let Some(r) = h.runtime.as_deref().filter(|r| !r.is_empty()) {
             if !p.allowed_runtimes.iter().any(|a| a == r) {
-                self.refuse_hc("Runtime", r, "the container runtime is chosen by the operator", Some("allowed_runtimes"));
+                self.refuse_hc(
+                    "Runtime",
+                    r,
+                    "the container runtime is chosen by the operator",
+                    Some("allowed_runtimes"),
+                );
             }
         }
         if let Some(t) = h.log_config.as_ref().and_then(|l| l.typ.as_deref()) {
             if !matches!(t, "" | "json-file" | "local" | "none") && !p.allow_log_drivers {
-                self.refuse_hc("LogConfig", format!("type {t}"), "log drivers connect out from the host itself", Some("allow_log_drivers"));
+                self.refuse_hc(
+                    "LogConfig",
+                    format!("type {t}"),
+                    "log drivers connect out from the host itself",
+                    Some("allow_log_drivers"),
+                );
             }
         }
         if !p.allow_port_bindings {
             if let Some(pb) = h.port_bindings.as_ref() {
-                let mut keys: Vec<&String> = pb.iter().filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_empty())).map(|(k, _)| k).collect();
+                let mut keys: Vec<&String> = pb
+                    .iter()
+                    .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_empty()))
+                    .map(|(k, _)| k)
+                    .collect();
                 keys.sort();
                 for k in keys {
-                    self.refuse_hc("PortBindings", k.clone(), "publishing ports on the host bypasses the instance's security groups", Some("allow_port_bindings"));
+                    self.refuse_hc(
+                        "PortBindings",
+                        k.clone(),
+                        "publishing ports on the host bypasses the instance's security groups",
+                        Some("allow_port_bindings"),
+                    );
                 }
             }
             if h.publish_all_ports == Some(true) {
-                self.refuse_hc("PublishAllPorts", "true", "publishing ports on the host bypasses the instance's security groups", Some("allow_port_bindings"));
+                self.refuse_hc(
+                    "PublishAllPorts",
+                    "true",
+                    "publishing ports on the host bypasses the instance's security groups",
+                    Some("allow_port_bindings"),
+                );
             }
         }
         if h.auto_remove == Some(true) {
@@ -737,8 +856,18 @@ impl Checker<'_> {
         }
     }
 
-    async fn target(&mut self, field: &str, name: &str, is_namespace: bool, lookup: &dyn ContainerLookup) {
-        let what = if is_namespace { "the namespace owner" } else { "the container" };
+    async fn target(
+        &mut self,
+        field: &str,
+        name: &str,
+        is_namespace: bool,
+        lookup: &dyn ContainerLookup,
+    ) {
+        let what = if is_namespace {
+            "the namespace owner"
+        } else {
+            "the container"
+        };
         match lookup.owner(name).await {
             Ok(TargetOwner::Missing) => self.refuse_hc(
                 field,
@@ -751,7 +880,10 @@ impl Checker<'_> {
                     self.refuse_hc(
                         field,
                         name,
-                        format!("{what} {name:?} is not an instance of project {}", self.ctx.project_id),
+                        format!(
+                            "{what} {name:?} is not an instance of project {}",
+                            self.ctx.project_id
+                        ),
                         Some("allow_cross_project_links"),
                     );
                 }
@@ -793,10 +925,18 @@ impl Policy {
             c.host_config(h, &mut targets);
         }
         if let Some(labels) = &body.labels {
-            let mut keys: Vec<&String> = labels.keys().filter(|k| k.starts_with(NOVA_LABEL_PREFIX)).collect();
+            let mut keys: Vec<&String> = labels
+                .keys()
+                .filter(|k| k.starts_with(NOVA_LABEL_PREFIX))
+                .collect();
             keys.sort();
             for k in keys {
-                c.refuse("Labels".into(), k.clone(), "labels under org.openstack.nova. are Nova's own", None);
+                c.refuse(
+                    "Labels".into(),
+                    k.clone(),
+                    "labels under org.openstack.nova. are Nova's own",
+                    None,
+                );
             }
         }
         if body
@@ -848,7 +988,10 @@ mod tests {
     impl ContainerLookup for Fake {
         async fn owner(&self, name: &str) -> Result<TargetOwner, LookupError> {
             if name == "broken" {
-                return Err(LookupError::Failed { name: name.into(), reason: "engine down".into() });
+                return Err(LookupError::Failed {
+                    name: name.into(),
+                    reason: "engine down".into(),
+                });
             }
             Ok(self.0.get(name).cloned().unwrap_or(TargetOwner::Missing))
         }
@@ -856,8 +999,18 @@ mod tests {
 
     fn fake() -> Fake {
         Fake(HashMap::from([
-            ("mine".to_string(), TargetOwner::Instance { project_id: Some("p1".into()) }),
-            ("theirs".to_string(), TargetOwner::Instance { project_id: Some("p2".into()) }),
+            (
+                "mine".to_string(),
+                TargetOwner::Instance {
+                    project_id: Some("p1".into()),
+                },
+            ),
+            (
+                "theirs".to_string(),
+                TargetOwner::Instance {
+                    project_id: Some("p2".into()),
+                },
+            ),
             ("plain".to_string(), TargetOwner::NotAnInstance),
         ]))
     }
@@ -871,71 +1024,252 @@ mod tests {
     }
 
     fn check(p: &Policy, text: &str) -> Result<(), PolicyViolation> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(p.check(&opts(text), &ctx(), &fake()))
     }
 
     fn policy(conf: &str) -> Policy {
         let mut i = Ini::default();
-        i.merge_text(&format!("[docker]\n{conf}\n"), Path::new("nova.conf")).unwrap();
+        i.merge_text(&format!("[docker]\n{conf}\n"), Path::new("nova.conf"))
+            .unwrap();
         Policy::from_ini(&i).unwrap()
     }
 
     /// Every refused option, one by one, under the default policy: (user_data,
     /// text the refusal must contain, the [docker] option that allows it).
     const REFUSED: &[(&str, &str, &str)] = &[
-        (r#"{"HostConfig": {"Privileged": true}}"#, "HostConfig.Privileged true", "allow_privileged"),
-        (r#"{"HostConfig": {"Binds": ["/etc:/x"]}}"#, "host path /etc", "allowed_host_paths"),
-        (r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#, "docker.sock", "allow_docker_socket"),
-        (r#"{"HostConfig": {"Binds": ["vol:/x"]}}"#, "named volume vol", "allow_named_volumes"),
-        (r#"{"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}]}}"#, "HostConfig.Mounts host path /etc", "allowed_host_paths"),
-        (r#"{"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"o": "bind", "device": "/etc"}}}}]}}"#, "volume options", "allow_named_volumes"),
-        (r#"{"HostConfig": {"VolumeDriver": "nfs"}}"#, "VolumeDriver nfs", "allow_named_volumes"),
-        (r#"{"HostConfig": {"Devices": ["/dev/sda"]}}"#, "Devices /dev/sda", "allow_devices"),
-        (r#"{"HostConfig": {"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}}"#, "DeviceRequests", "allow_devices"),
-        (r#"{"HostConfig": {"DeviceCgroupRules": ["c 1:3 mr"]}}"#, "DeviceCgroupRules c 1:3 mr", "allow_devices"),
-        (r#"{"HostConfig": {"CapAdd": ["NET_ADMIN"]}}"#, "CapAdd NET_ADMIN", "allowed_capabilities"),
-        (r#"{"HostConfig": {"CapAdd": ["ALL"]}}"#, "every capability", "allowed_capabilities"),
-        (r#"{"HostConfig": {"NetworkMode": "host"}}"#, "NetworkMode host", "allow_host_namespaces"),
-        (r#"{"HostConfig": {"PidMode": "host"}}"#, "PidMode host", "allow_host_namespaces"),
-        (r#"{"HostConfig": {"IpcMode": "host"}}"#, "IpcMode host", "allow_host_namespaces"),
-        (r#"{"HostConfig": {"UTSMode": "host"}}"#, "UTSMode host", "allow_host_namespaces"),
-        (r#"{"HostConfig": {"UsernsMode": "host"}}"#, "UsernsMode host", "allow_host_namespaces"),
-        (r#"{"HostConfig": {"CgroupnsMode": "host"}}"#, "CgroupnsMode host", "allow_host_namespaces"),
-        (r#"{"HostConfig": {"NetworkMode": "container:mine"}}"#, "NetworkMode container:mine", "allow_container_namespaces"),
-        (r#"{"HostConfig": {"PidMode": "container:mine"}}"#, "PidMode container:mine", "allow_container_namespaces"),
-        (r#"{"HostConfig": {"IpcMode": "container:mine"}}"#, "IpcMode container:mine", "allow_container_namespaces"),
-        (r#"{"HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}}"#, "seccomp", "allow_unconfined_security_opts"),
-        (r#"{"HostConfig": {"SecurityOpt": ["apparmor:unconfined"]}}"#, "AppArmor", "allow_unconfined_security_opts"),
-        (r#"{"HostConfig": {"SecurityOpt": ["label=disable"]}}"#, "SELinux", "allow_unconfined_security_opts"),
-        (r#"{"HostConfig": {"SecurityOpt": ["systempaths=unconfined"]}}"#, "/proc", "allow_unconfined_security_opts"),
-        (r#"{"SecurityOpts": ["seccomp=/tmp/p.json"]}"#, "seccomp profile", "allow_unconfined_security_opts"),
-        (r#"{"HostConfig": {"MaskedPaths": []}}"#, "MaskedPaths", "allow_unconfined_security_opts"),
-        (r#"{"HostConfig": {"ReadonlyPaths": []}}"#, "ReadonlyPaths", "allow_unconfined_security_opts"),
-        (r#"{"HostConfig": {"Sysctls": {"net.ipv4.ip_forward": "1"}}}"#, "Sysctls net.ipv4.ip_forward=1", "allow_sysctls"),
-        (r#"{"HostConfig": {"Links": ["theirs:db"]}}"#, "another project", "allow_cross_project_links"),
-        (r#"{"HostConfig": {"Links": ["plain:db"]}}"#, "not an instance of project p1", "allow_cross_project_links"),
-        (r#"{"HostConfig": {"VolumesFrom": ["theirs:ro"]}}"#, "HostConfig.VolumesFrom theirs", "allow_cross_project_links"),
-        (r#"{"HostConfig": {"CgroupParent": "/"}}"#, "CgroupParent", "allow_host_resource_overrides"),
-        (r#"{"HostConfig": {"OomKillDisable": true}}"#, "OomKillDisable", "allow_host_resource_overrides"),
-        (r#"{"HostConfig": {"OomScoreAdj": -1000}}"#, "OomScoreAdj -1000", "allow_host_resource_overrides"),
-        (r#"{"HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 1048576, "Hard": 1048576}]}}"#, "Ulimits nofile", "allow_host_resource_overrides"),
-        (r#"{"HostConfig": {"PidsLimit": -1}}"#, "PidsLimit -1", "allow_host_resource_overrides"),
-        (r#"{"HostConfig": {"CpuRealtimeRuntime": 950000}}"#, "CpuRealtimeRuntime", "allow_host_resource_overrides"),
-        (r#"{"HostConfig": {"Runtime": "runsc"}}"#, "Runtime runsc", "allowed_runtimes"),
-        (r#"{"HostConfig": {"LogConfig": {"Type": "syslog", "Config": {"syslog-address": "tcp://10.0.0.1:514"}}}}"#, "LogConfig type syslog", "allow_log_drivers"),
+        (
+            r#"{"HostConfig": {"Privileged": true}}"#,
+            "HostConfig.Privileged true",
+            "allow_privileged",
+        ),
+        (
+            r#"{"HostConfig": {"Binds": ["/etc:/x"]}}"#,
+            "host path /etc",
+            "allowed_host_paths",
+        ),
+        (
+            r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#,
+            "docker.sock",
+            "allow_docker_socket",
+        ),
+        (
+            r#"{"HostConfig": {"Binds": ["vol:/x"]}}"#,
+            "named volume vol",
+            "allow_named_volumes",
+        ),
+        (
+            r#"{"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}]}}"#,
+            "HostConfig.Mounts host path /etc",
+            "allowed_host_paths",
+        ),
+        (
+            r#"{"HostConfig": {"Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"o": "bind", "device": "/etc"}}}}]}}"#,
+            "volume options",
+            "allow_named_volumes",
+        ),
+        (
+            r#"{"HostConfig": {"VolumeDriver": "nfs"}}"#,
+            "VolumeDriver nfs",
+            "allow_named_volumes",
+        ),
+        (
+            r#"{"HostConfig": {"Devices": ["/dev/sda"]}}"#,
+            "Devices /dev/sda",
+            "allow_devices",
+        ),
+        (
+            r#"{"HostConfig": {"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}}"#,
+            "DeviceRequests",
+            "allow_devices",
+        ),
+        (
+            r#"{"HostConfig": {"DeviceCgroupRules": ["c 1:3 mr"]}}"#,
+            "DeviceCgroupRules c 1:3 mr",
+            "allow_devices",
+        ),
+        (
+            r#"{"HostConfig": {"CapAdd": ["NET_ADMIN"]}}"#,
+            "CapAdd NET_ADMIN",
+            "allowed_capabilities",
+        ),
+        (
+            r#"{"HostConfig": {"CapAdd": ["ALL"]}}"#,
+            "every capability",
+            "allowed_capabilities",
+        ),
+        (
+            r#"{"HostConfig": {"NetworkMode": "host"}}"#,
+            "NetworkMode host",
+            "allow_host_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"PidMode": "host"}}"#,
+            "PidMode host",
+            "allow_host_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"IpcMode": "host"}}"#,
+            "IpcMode host",
+            "allow_host_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"UTSMode": "host"}}"#,
+            "UTSMode host",
+            "allow_host_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"UsernsMode": "host"}}"#,
+            "UsernsMode host",
+            "allow_host_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"CgroupnsMode": "host"}}"#,
+            "CgroupnsMode host",
+            "allow_host_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"NetworkMode": "container:mine"}}"#,
+            "NetworkMode container:mine",
+            "allow_container_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"PidMode": "container:mine"}}"#,
+            "PidMode container:mine",
+            "allow_container_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"IpcMode": "container:mine"}}"#,
+            "IpcMode container:mine",
+            "allow_container_namespaces",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}}"#,
+            "seccomp",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["apparmor:unconfined"]}}"#,
+            "AppArmor",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["label=disable"]}}"#,
+            "SELinux",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"SecurityOpt": ["systempaths=unconfined"]}}"#,
+            "/proc",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"SecurityOpts": ["seccomp=/tmp/p.json"]}"#,
+            "seccomp profile",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"MaskedPaths": []}}"#,
+            "MaskedPaths",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"ReadonlyPaths": []}}"#,
+            "ReadonlyPaths",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"Sysctls": {"net.ipv4.ip_forward": "1"}}}"#,
+            "Sysctls net.ipv4.ip_forward=1",
+            "allow_sysctls",
+        ),
+        (
+            r#"{"HostConfig": {"Links": ["theirs:db"]}}"#,
+            "another project",
+            "allow_cross_project_links",
+        ),
+        (
+            r#"{"HostConfig": {"Links": ["plain:db"]}}"#,
+            "not an instance of project p1",
+            "allow_cross_project_links",
+        ),
+        (
+            r#"{"HostConfig": {"VolumesFrom": ["theirs:ro"]}}"#,
+            "HostConfig.VolumesFrom theirs",
+            "allow_cross_project_links",
+        ),
+        (
+            r#"{"HostConfig": {"CgroupParent": "/"}}"#,
+            "CgroupParent",
+            "allow_host_resource_overrides",
+        ),
+        (
+            r#"{"HostConfig": {"OomKillDisable": true}}"#,
+            "OomKillDisable",
+            "allow_host_resource_overrides",
+        ),
+        (
+            r#"{"HostConfig": {"OomScoreAdj": -1000}}"#,
+            "OomScoreAdj -1000",
+            "allow_host_resource_overrides",
+        ),
+        (
+            r#"{"HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 1048576, "Hard": 1048576}]}}"#,
+            "Ulimits nofile",
+            "allow_host_resource_overrides",
+        ),
+        (
+            r#"{"HostConfig": {"PidsLimit": -1}}"#,
+            "PidsLimit -1",
+            "allow_host_resource_overrides",
+        ),
+        (
+            r#"{"HostConfig": {"CpuRealtimeRuntime": 950000}}"#,
+            "CpuRealtimeRuntime",
+            "allow_host_resource_overrides",
+        ),
+        (
+            r#"{"HostConfig": {"Runtime": "runsc"}}"#,
+            "Runtime runsc",
+            "allowed_runtimes",
+        ),
+        (
+            r#"{"HostConfig": {"LogConfig": {"Type": "syslog", "Config": {"syslog-address": "tcp://10.0.0.1:514"}}}}"#,
+            "LogConfig type syslog",
+            "allow_log_drivers",
+        ),
     ];
 
     /// Refused whatever the operator allows.
     const ALWAYS_REFUSED: &[(&str, &str)] = &[
-        (r#"{"HostConfig": {"Links": ["ghost:db"]}}"#, "\"ghost\" does not exist"),
-        (r#"{"HostConfig": {"VolumesFrom": ["ghost"]}}"#, "\"ghost\" does not exist"),
+        (
+            r#"{"HostConfig": {"Links": ["ghost:db"]}}"#,
+            "\"ghost\" does not exist",
+        ),
+        (
+            r#"{"HostConfig": {"VolumesFrom": ["ghost"]}}"#,
+            "\"ghost\" does not exist",
+        ),
         (r#"{"HostConfig": {"Links": ["broken"]}}"#, "engine down"),
         (r#"{"HostConfig": {"AutoRemove": true}}"#, "AutoRemove"),
-        (r#"{"HostConfig": {"NetworkMode": "tenant-b-net"}}"#, "Neutron"),
-        (r#"{"NetworkingConfig": {"EndpointsConfig": {"host": {}}}}"#, "NetworkingConfig host"),
-        (r#"{"Labels": {"org.openstack.nova.project-id": "p2"}}"#, "Nova's own"),
-        (r#"{"HostConfig": {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/x"}]}}"#, "type npipe"),
+        (
+            r#"{"HostConfig": {"NetworkMode": "tenant-b-net"}}"#,
+            "Neutron",
+        ),
+        (
+            r#"{"NetworkingConfig": {"EndpointsConfig": {"host": {}}}}"#,
+            "NetworkingConfig host",
+        ),
+        (
+            r#"{"Labels": {"org.openstack.nova.project-id": "p2"}}"#,
+            "Nova's own",
+        ),
+        (
+            r#"{"HostConfig": {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/x"}]}}"#,
+            "type npipe",
+        ),
     ];
 
     #[test]
@@ -994,8 +1328,19 @@ mod tests {
         assert!(options.contains(&"HostConfig.Binds"), "{e}");
         assert!(options.contains(&"HostConfig.CapAdd"), "{e}");
         assert!(options.contains(&"HostConfig.Links"), "{e}");
-        assert_eq!(options.iter().filter(|o| **o == "HostConfig.VolumesFrom").count(), 2, "{e}");
-        let e = check(&Policy::default(), include_str!("../../tests/fixtures/userdata/short-keys.yaml")).unwrap_err();
+        assert_eq!(
+            options
+                .iter()
+                .filter(|o| **o == "HostConfig.VolumesFrom")
+                .count(),
+            2,
+            "{e}"
+        );
+        let e = check(
+            &Policy::default(),
+            include_str!("../../tests/fixtures/userdata/short-keys.yaml"),
+        )
+        .unwrap_err();
         assert_eq!(e.refusals[0].option, "volumes (HostConfig.Binds)");
         assert!(e.refusals[0].value.contains("/var/run/docker.sock"), "{e}");
         let e = check(&Policy::default(), "host_config: {privileged: true}").unwrap_err();
@@ -1018,16 +1363,37 @@ mod tests {
             ("/:/root", false),
         ] {
             let text = format!("{{\"HostConfig\": {{\"Binds\": [\"{bind}\"]}}}}");
-            assert_eq!(check(&p, &text).is_ok(), ok, "{bind}: {:?}", check(&p, &text));
+            assert_eq!(
+                check(&p, &text).is_ok(),
+                ok,
+                "{bind}: {:?}",
+                check(&p, &text)
+            );
         }
         // the socket named exactly is allowed; under a prefix only with allow_docker_socket
         let p = policy("allowed_host_paths = /var/run/docker.sock");
-        assert_eq!(check(&p, r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#), Ok(()));
+        assert_eq!(
+            check(
+                &p,
+                r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#
+            ),
+            Ok(())
+        );
         // (/var/run is usually a symlink to /run: both must be allowed)
         let p = policy("allowed_host_paths = /var, /run\nallow_docker_socket = True");
-        assert_eq!(check(&p, r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#), Ok(()));
+        assert_eq!(
+            check(
+                &p,
+                r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#
+            ),
+            Ok(())
+        );
         let p = policy("allowed_host_paths = /var, /run");
-        assert!(check(&p, r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#).is_err());
+        assert!(check(
+            &p,
+            r#"{"HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}"#
+        )
+        .is_err());
         let p = policy("host_url = unix:///srv/d/docker.sock\nallowed_host_paths = /srv");
         let e = check(&p, r#"{"HostConfig": {"Binds": ["/srv/d:/s"]}}"#).unwrap_err();
         assert!(e.to_string().contains("/srv/d/docker.sock"), "{e}");
@@ -1042,36 +1408,67 @@ mod tests {
         std::fs::create_dir(&secret).unwrap();
         std::os::unix::fs::symlink(&secret, allowed.join("link")).unwrap();
         let p = policy(&format!("allowed_host_paths = {}", allowed.display()));
-        let ok = format!("{{\"HostConfig\": {{\"Binds\": [\"{}/plain:/x\"]}}}}", allowed.display());
+        let ok = format!(
+            "{{\"HostConfig\": {{\"Binds\": [\"{}/plain:/x\"]}}}}",
+            allowed.display()
+        );
         assert!(check(&p, &ok).is_ok());
-        let text = format!("{{\"HostConfig\": {{\"Binds\": [\"{}/link/sub:/x\"]}}}}", allowed.display());
+        let text = format!(
+            "{{\"HostConfig\": {{\"Binds\": [\"{}/link/sub:/x\"]}}}}",
+            allowed.display()
+        );
         let e = check(&p, &text).unwrap_err().to_string();
         assert!(e.contains("resolves to") && e.contains("secret"), "{e}");
     }
 
     #[test]
     fn admin_bypass_and_config_errors() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let o = opts(r#"{"HostConfig": {"Privileged": true}}"#);
         let admin = PolicyContext::new("p1", true);
-        assert!(rt.block_on(Policy::default().check(&o, &admin, &fake())).is_err());
+        assert!(rt
+            .block_on(Policy::default().check(&o, &admin, &fake()))
+            .is_err());
         let p = policy("policy_admin_bypass = True");
         assert!(rt.block_on(p.check(&o, &admin, &fake())).is_ok());
         assert!(rt.block_on(p.check(&o, &ctx(), &fake())).is_err());
         let mut i = Ini::default();
-        i.merge_text("[docker]\nallowed_host_paths = relative/path\n", Path::new("nova.conf")).unwrap();
+        i.merge_text(
+            "[docker]\nallowed_host_paths = relative/path\n",
+            Path::new("nova.conf"),
+        )
+        .unwrap();
         let e = Policy::from_ini(&i).unwrap_err().to_string();
-        assert!(e.contains("nova.conf:2") && e.contains("allowed_host_paths"), "{e}");
-        assert_eq!(Policy::from_ini(&Ini::default()).unwrap(), Policy::default());
-        assert_eq!(policy("allowed_capabilities = cap_net_admin").allowed_capabilities, ["NET_ADMIN"]);
+        assert!(
+            e.contains("nova.conf:2") && e.contains("allowed_host_paths"),
+            "{e}"
+        );
+        assert_eq!(
+            Policy::from_ini(&Ini::default()).unwrap(),
+            Policy::default()
+        );
+        assert_eq!(
+            policy("allowed_capabilities = cap_net_admin").allowed_capabilities,
+            ["NET_ADMIN"]
+        );
     }
 
     #[test]
     fn violation_to_nova_exception() {
-        let e = check(&Policy::default(), r#"{"HostConfig": {"Privileged": true, "CapAdd": ["SYS_ADMIN"]}}"#).unwrap_err();
+        let e = check(
+            &Policy::default(),
+            r#"{"HostConfig": {"Privileged": true, "CapAdd": ["SYS_ADMIN"]}}"#,
+        )
+        .unwrap_err();
         let n: crate::exception::NovaException = e.clone().into();
         assert_eq!(n.class, "InstanceDeployFailure");
-        assert!(n.message.contains("Privileged") && n.message.contains("SYS_ADMIN"), "{}", n.message);
+        assert!(
+            n.message.contains("Privileged") && n.message.contains("SYS_ADMIN"),
+            "{}",
+            n.message
+        );
         assert_eq!(n.kwargs["refused_options"].as_array().unwrap().len(), 2);
         let a = e.to_build_abort("u-1");
         assert!(a.message.contains("SYS_ADMIN"));
