@@ -114,6 +114,8 @@ async fn attach_veth<D: VifDriver + ?Sized>(
 ) -> Result<(), NetworkError> {
     check_ifname(ifname).map_err(|reason| NetworkError::InvalidVif { vif_id: vif.id.clone(), reason })?;
     let plan = plan_interface(vif, ifname)?;
+    // a container that is gone fails here, before anything is made on the host
+    let ns = open_netns(pid)?;
     let nl = Netlink::connect()?;
     let moved = if already_attached(&nl, vif, ifname, pid).await? {
         debug!(vif = %vif.id, ifname, pid, "already attached; refreshing addresses and routes");
@@ -136,7 +138,6 @@ async fn attach_veth<D: VifDriver + ?Sized>(
             Ok(())
         })
         .await?;
-        let ns = open_netns(pid)?;
         nl.move_to_netns(ns_link.index, &ns_name, &ns).await?;
         true
     };
