@@ -51,10 +51,12 @@ pub trait VifDriver: Send + Sync {
 
 /// The veth pair of a VIF on the host: reused when both ends are still on the host,
 /// else (an end in a dead or old namespace, a half-made pair) made anew.
-async fn ensure_container_veth(nl: &Netlink, vif: &Vif) -> Result<u32, NetworkError> {
+/// Returns the host end's index and whether the pair is new.
+async fn ensure_container_veth(nl: &Netlink, vif: &Vif) -> Result<(u32, bool), NetworkError> {
     let (tap, ns) = (vif.tap_name(), vif.ns_name());
     let mac = vif.mac()?;
     let existing = (nl.link(&tap).await?, nl.link(&ns).await?);
+    let fresh = !matches!(existing, (Some(_), Some(_)));
     let tap_link = match existing {
         (Some(t), Some(_)) => t,
         _ => {
@@ -81,7 +83,7 @@ async fn ensure_container_veth(nl: &Netlink, vif: &Vif) -> Result<u32, NetworkEr
     if ns_link.mac.as_deref() != Some(&mac[..]) {
         nl.set_mac(ns_link.index, &ns, &mac).await?;
     }
-    Ok(tap_link.index)
+    Ok((tap_link.index, fresh))
 }
 
 /// Remove the container veth pair (either end takes the other with it).
@@ -284,7 +286,7 @@ impl VifDriver for BridgeDriver {
                 nl.set_mtu(br.index, &bridge, mtu).await?;
             }
         }
-        let tap = ensure_container_veth(&nl, vif).await?;
+        let (tap, _) = ensure_container_veth(&nl, vif).await?;
         nl.set_master(tap, &vif.tap_name(), br.index).await?;
         nl.set_up(tap, &vif.tap_name()).await?;
         info!(instance_uuid, vif = %vif.id, bridge, "VIF plugged into Linux bridge");
@@ -338,10 +340,10 @@ impl VifDriver for OvsDriver {
         let mac = vif.address.clone().unwrap_or_default().to_ascii_lowercase();
         self.shared.ovs.ensure_bridge(&bridge, &self.shared.cfg.ovs_datapath_type).await?;
         let nl = Netlink::connect()?;
-        let tap = ensure_container_veth(&nl, vif).await?;
+        let (tap, fresh) = ensure_container_veth(&nl, vif).await?;
         self.shared
             .ovs
-            .replace_port(&bridge, &vif.tap_name(), &external_ids(instance_uuid, vif, &mac), vif.mtu())
+            .replace_port(&bridge, &vif.tap_name(), &external_ids(instance_uuid, vif, &mac), vif.mtu(), fresh)
             .await?;
         nl.set_up(tap, &vif.tap_name()).await?;
         info!(instance_uuid, vif = %vif.id, bridge, "VIF plugged into OVS");
@@ -385,7 +387,8 @@ impl VifDriver for OvsHybridDriver {
         self.shared.ovs.ensure_bridge(&bridge, &self.shared.cfg.ovs_datapath_type).await?;
         let nl = Netlink::connect()?;
         let br = nl.ensure_bridge(&qbr).await?;
-        if nl.link(&qvb).await?.is_none() || nl.link(&qvo).await?.is_none() {
+        let qvo_is_new = nl.link(&qvb).await?.is_none() || nl.link(&qvo).await?.is_none();
+        if qvo_is_new {
             nl.delete(&qvb).await?;
             nl.delete(&qvo).await?;
             nl.add_veth(&qvb, &qvo).await?;
@@ -405,9 +408,9 @@ impl VifDriver for OvsHybridDriver {
         }
         self.shared
             .ovs
-            .replace_port(&bridge, &qvo, &external_ids(instance_uuid, vif, &mac), vif.mtu())
+            .replace_port(&bridge, &qvo, &external_ids(instance_uuid, vif, &mac), vif.mtu(), qvo_is_new)
             .await?;
-        let tap = ensure_container_veth(&nl, vif).await?;
+        let (tap, _) = ensure_container_veth(&nl, vif).await?;
         nl.set_master(tap, &vif.tap_name(), br.index).await?;
         nl.set_up(tap, &vif.tap_name()).await?;
         info!(instance_uuid, vif = %vif.id, bridge, qbr, "VIF plugged into OVS (hybrid)");

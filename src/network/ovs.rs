@@ -84,21 +84,24 @@ impl Ovs {
         Ok(())
     }
 
-    /// (Re)create `port` on `bridge` with its Interface external-ids, in one
-    /// transaction (a stale port of the same name is replaced).
+    /// Put `port` on `bridge` with its Interface external-ids. When the device was
+    /// just (re)made, a port of that name is removed first in a transaction of its
+    /// own: a port deleted and added back in one transaction is no change to
+    /// ovs-vswitchd, which would keep using the old, deleted device.
     pub async fn replace_port(
         &self,
         bridge: &str,
         port: &str,
         external_ids: &[(&str, &str)],
         mtu: Option<u32>,
+        device_is_new: bool,
     ) -> Result<(), NetworkError> {
+        if device_is_new {
+            self.del_port(port).await?;
+        }
         let mut args: Vec<String> = vec![
             "--".into(),
-            "--if-exists".into(),
-            "del-port".into(),
-            port.into(),
-            "--".into(),
+            "--may-exist".into(),
             "add-port".into(),
             bridge.into(),
             port.into(),

@@ -264,3 +264,28 @@ pub fn kernel_has_vlan() -> bool {
     delete_link(&a);
     ok
 }
+
+/// Accepts bridged frames on one bridge for the life of the guard (iptables and
+/// ip6tables FORWARD; see [`allow_test_bridges`]).
+pub struct ForwardAccept(pub String);
+
+impl ForwardAccept {
+    pub fn new(bridge: &str) -> Self {
+        for ipt in ["iptables", "ip6tables"] {
+            let _ = Command::new(ipt)
+                .args(["-w", "-I", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"])
+                .output();
+        }
+        ForwardAccept(bridge.to_string())
+    }
+}
+
+impl Drop for ForwardAccept {
+    fn drop(&mut self) {
+        for ipt in ["iptables", "ip6tables"] {
+            let _ = Command::new(ipt)
+                .args(["-w", "-D", "FORWARD", "-i", &self.0, "-o", &self.0, "-j", "ACCEPT"])
+                .output();
+        }
+    }
+}
