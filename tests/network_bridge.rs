@@ -72,6 +72,8 @@ async fn two_containers_on_a_bridge_ping_and_survive_restarts() {
     // idempotent on a wired container
     m.attach_all(&a.uuid, a.pid(&d).await, &vifs_a, &guest(&a)).await.unwrap();
     assert!(!link_exists(&vifs_a[0].ns_name()), "the container end left the host");
+    // plugging a running instance again (Nova's plug_vifs at host start) keeps it wired
+    m.plug_all(&a.uuid, &vifs_a).await.unwrap();
 
     assert_eth0_as_network_info(&d, &a, "fa:16:3e:00:77:0b", "10.77.0.11", "fd00:77::b").await;
     assert_eth0_as_network_info(&d, &b, "fa:16:3e:00:77:0c", "10.77.0.12", "fd00:77::c").await;
@@ -201,7 +203,17 @@ async fn no_gateway_network_and_default_nameservers() {
     let only = &vifs[1..];
     let m = manager("default_nameservers = 192.0.2.53, 2001:db8::53\n");
     let c = TestContainer::start(&d, "vm-nogw").await;
+    // a stale host end left over (its peer elsewhere, not the ns<id> we make)
+    let stale_peer = format!("ndz{}", token());
+    let _g2 = LinkGuard(vec![only[0].tap_name(), stale_peer.clone()]);
+    let st = std::process::Command::new("ip")
+        .args(["link", "add", &only[0].tap_name(), "type", "veth", "peer", "name", &stale_peer])
+        .status()
+        .unwrap();
+    assert!(st.success());
     m.attach_all(&c.uuid, c.pid(&d).await, only, &guest(&c)).await.unwrap();
+    assert!(!link_exists(&stale_peer), "the stale veth was not removed");
+    assert_eq!(bridge_members(&br2), vec![only[0].tap_name()]);
     let a = c.sh(&d, "ip addr show eth0").await;
     assert!(a.contains("inet 10.78.0.21/24"), "{a}");
     let routes = c.sh(&d, "ip route").await;
@@ -278,4 +290,53 @@ async fn bad_vifs_fail_cleanly() {
     assert!(e.to_string().contains("network namespace"), "{e}");
     m.unplug_all(&c.uuid, &vifs).await.unwrap();
     assert!(!link_exists(&vifs[0].tap_name()));
+}
+
+#[tokio::test]
+#[ignore = "needs root, Docker and the test image; run by devstack/run-tests.sh"]
+async fn docker_network_driver_puts_the_container_on_a_named_network() {
+    use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+    let d = docker();
+    let net = format!("nd-net-{}", token());
+    d.create_network(NetworkCreateRequest {
+        name: net.clone(),
+        internal: Some(true),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let m = manager(&format!("vif_driver = docker\ndocker_network = {net}\n"));
+    assert_eq!(m.driver_name(), "docker");
+    let (_, vifs) = fixture("bridge_a.json", &[]);
+    let name = format!("nova-nettest-{}", uuid::Uuid::new_v4());
+    let body = ContainerCreateBody {
+        image: Some(common::busybox_image()),
+        host_config: Some(HostConfig {
+            network_mode: Some(m.network_mode()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    d.create_container(
+        Some(bollard::query_parameters::CreateContainerOptionsBuilder::new().name(&name).build()),
+        body,
+    )
+    .await
+    .unwrap();
+    let c = TestContainer { name: name.clone(), uuid: "u".into(), hostname: "h".into() };
+    c.start_again(&d).await;
+    // nothing to plug: Docker wired it, and the guest files are Docker's
+    m.attach_all(&c.uuid, c.pid(&d).await, &vifs, &GuestInfo::default()).await.unwrap();
+    assert!(!link_exists(&vifs[0].tap_name()));
+    let i = d
+        .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .unwrap();
+    let nets = i.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    assert!(nets.contains_key(&net), "{nets:?}");
+    let out = c.sh(&d, "ip -o addr show eth0").await;
+    assert!(out.contains("inet "), "{out}");
+    m.unplug_all(&c.uuid, &vifs).await.unwrap();
+    c.remove(&d).await;
+    d.remove_network(&net).await.unwrap();
 }

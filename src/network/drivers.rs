@@ -49,39 +49,42 @@ pub trait VifDriver: Send + Sync {
     }
 }
 
-/// The veth pair of a VIF on the host: reused when both ends are still on the host,
-/// else (an end in a dead or old namespace, a half-made pair) made anew.
+/// The veth pair of a VIF on the host. A host end `tap<id>` whose peer is not on
+/// the host has its peer in a live namespace (a namespace that dies takes the pair
+/// with it): that is the running container's interface, kept as it is, so that
+/// plugging a running instance again (Nova's plug_vifs at host start) breaks
+/// nothing. Without a host end, a pair is made (a leftover `ns<id>` removed first).
 /// Returns the host end's index and whether the pair is new.
 async fn ensure_container_veth(nl: &Netlink, vif: &Vif) -> Result<(u32, bool), NetworkError> {
     let (tap, ns) = (vif.tap_name(), vif.ns_name());
     let mac = vif.mac()?;
-    let existing = (nl.link(&tap).await?, nl.link(&ns).await?);
-    let fresh = !matches!(existing, (Some(_), Some(_)));
-    let tap_link = match existing {
-        (Some(t), Some(_)) => t,
-        _ => {
-            if nl.delete(&tap).await? {
-                info!(vif = %vif.id, link = %tap, "removed a stale host-side veth");
+    let (tap_link, fresh) = match nl.link(&tap).await? {
+        Some(t) => (t, false),
+        None => {
+            if nl.delete(&ns).await? {
+                info!(vif = %vif.id, link = %ns, "removed a half-made veth");
             }
-            nl.delete(&ns).await?;
             nl.add_veth(&tap, &ns).await?;
             debug!(vif = %vif.id, tap, ns, "created veth pair");
-            nl.link(&tap).await?.ok_or_else(|| NetworkError::Netlink {
+            let t = nl.link(&tap).await?.ok_or_else(|| NetworkError::Netlink {
                 op: format!("create veth {tap}"),
                 reason: "the new link is not there".into(),
-            })?
+            })?;
+            (t, true)
         }
     };
-    let ns_link = nl.link(&ns).await?.ok_or_else(|| NetworkError::Netlink {
-        op: format!("create veth {ns}"),
-        reason: "the new link is not there".into(),
-    })?;
     if let Some(mtu) = vif.mtu() {
-        nl.set_mtu(tap_link.index, &tap, mtu).await?;
-        nl.set_mtu(ns_link.index, &ns, mtu).await?;
+        if tap_link.mtu != Some(mtu) {
+            nl.set_mtu(tap_link.index, &tap, mtu).await?;
+        }
     }
-    if ns_link.mac.as_deref() != Some(&mac[..]) {
-        nl.set_mac(ns_link.index, &ns, &mac).await?;
+    if let Some(ns_link) = nl.link(&ns).await? {
+        if let Some(mtu) = vif.mtu() {
+            nl.set_mtu(ns_link.index, &ns, mtu).await?;
+        }
+        if ns_link.mac.as_deref() != Some(&mac[..]) {
+            nl.set_mac(ns_link.index, &ns, &mac).await?;
+        }
     }
     Ok((tap_link.index, fresh))
 }
@@ -123,9 +126,14 @@ async fn attach_veth<D: VifDriver + ?Sized>(
         debug!(vif = %vif.id, ifname, pid, "already attached; refreshing addresses and routes");
         false
     } else {
-        if nl.link(&vif.ns_name()).await?.is_none() || nl.link(&vif.tap_name()).await?.is_none() {
-            driver.plug(instance_uuid, vif).await?;
+        if nl.link(&vif.ns_name()).await?.is_none() {
+            // the container end is not on the host: if a host end is left, its
+            // peer is in another namespace (an old one still held open), stale
+            if nl.delete(&vif.tap_name()).await? {
+                info!(vif = %vif.id, link = %vif.tap_name(), "removed a stale host-side veth");
+            }
         }
+        driver.plug(instance_uuid, vif).await?;
         let ns_name = vif.ns_name();
         let ns_link = nl.link(&ns_name).await?.ok_or_else(|| NetworkError::Netlink {
             op: format!("find {ns_name} after plugging"),
