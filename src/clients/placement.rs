@@ -260,3 +260,23 @@ impl PlacementClient {
         Ok(v["inventories"].clone())
     }
 }
+
+/// Placement reached through a keystoneauth-style session (`[placement]` options).
+#[async_trait]
+impl Endpoint for super::keystone::Session {
+    async fn url(&self) -> Result<String, String> {
+        self.endpoint(None)
+            .await
+            .map(|u| u.trim_end_matches('/').to_string())
+            .map_err(|e| e.to_string())
+    }
+    async fn token(&self) -> Result<Option<String>, String> {
+        super::keystone::Session::token(self, None, super::keystone::TokenSource::Service)
+            .await
+            .map(|t| t.map(|s| s.expose().to_string()))
+            .map_err(|e| e.to_string())
+    }
+    async fn invalidate(&self) {
+        super::keystone::Session::invalidate(self).await
+    }
+}

@@ -74,3 +74,114 @@ impl NetworkBackend for NoNetwork {
         Ok(())
     }
 }
+
+/// Glance and Docker through [`crate::image::ImageService`].
+#[async_trait]
+impl ImageBackend for crate::image::ImageService {
+    async fn ensure_image(&self, ctx: &RequestContext, image_id: &str) -> Result<String, NovaException> {
+        Ok(crate::image::ImageService::ensure_image(self, ctx, image_id).await?)
+    }
+
+    async fn snapshot(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        image_id: &str,
+        kind: SnapshotKind,
+    ) -> Result<(), NovaException> {
+        let container = crate::virt::container_name(instance.uuid());
+        let props = crate::image::SnapshotProps {
+            instance_uuid: instance.uuid().to_string(),
+            user_id: Some(instance.user_id().to_string()),
+            owner: Some(instance.project_id().to_string()),
+            base_image_ref: instance.image_ref().map(str::to_string),
+            image_type: None,
+            backup_type: None,
+            extra: Default::default(),
+        };
+        match kind {
+            SnapshotKind::Snapshot => {
+                crate::image::ImageService::snapshot(self, ctx, &container, image_id, props).await?;
+            }
+            SnapshotKind::Backup { backup_type, rotation } => {
+                crate::image::ImageService::backup(
+                    self,
+                    ctx,
+                    &container,
+                    image_id,
+                    props,
+                    &backup_type,
+                    rotation as usize,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// VIF drivers through [`crate::network::VifManager`].
+#[async_trait]
+impl NetworkBackend for crate::network::VifManager {
+    async fn plug(&self, instance: &Instance, network_info: &str) -> Result<Option<String>, NovaException> {
+        let vifs = crate::network::parse_network_info(network_info)?;
+        if vifs.is_empty() {
+            return Ok(None);
+        }
+        self.plug_all(instance.uuid(), &vifs).await?;
+        Ok(Some(self.network_mode()))
+    }
+
+    async fn attach(&self, instance: &Instance, network_info: &str, pid: u32) -> Result<(), NovaException> {
+        let vifs = crate::network::parse_network_info(network_info)?;
+        if vifs.is_empty() {
+            return Ok(());
+        }
+        let guest = crate::network::GuestInfo {
+            hostname: instance.hostname().to_string(),
+            domain: None,
+        };
+        self.attach_all(instance.uuid(), pid, &vifs, &guest).await?;
+        Ok(())
+    }
+
+    async fn unplug(&self, instance: &Instance, network_info: &str) -> Result<(), NovaException> {
+        let vifs = crate::network::parse_network_info(network_info)?;
+        if vifs.is_empty() {
+            return Ok(());
+        }
+        self.unplug_all(instance.uuid(), &vifs).await?;
+        Ok(())
+    }
+}
+
+/// user_data decoding and the host policy ([`crate::userdata`]).
+pub struct UserDataOptions {
+    pub policy: crate::userdata::Policy,
+    pub lookup: Box<dyn crate::userdata::ContainerLookup>,
+}
+
+#[async_trait]
+impl OptionsBackend for UserDataOptions {
+    async fn container_options(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+    ) -> Result<Option<ContainerCreateBody>, NovaException> {
+        let uuid = instance.uuid();
+        let Some(opts) = crate::userdata::decode(instance.user_data())
+            .map_err(|e| e.to_build_abort(uuid))?
+        else {
+            return Ok(None);
+        };
+        for w in &opts.warnings {
+            tracing::warn!(instance = uuid, warning = %w, "user_data option ignored");
+        }
+        let pctx = crate::userdata::PolicyContext::from_request(ctx, instance.project_id());
+        self.policy
+            .check(&opts, &pctx, self.lookup.as_ref())
+            .await
+            .map_err(|v| v.to_build_abort(uuid))?;
+        Ok(Some(opts.body))
+    }
+}

@@ -401,15 +401,19 @@ impl GlanceClient {
         filters: &[(&str, &str)],
         sort: Option<&str>,
     ) -> Result<Vec<ImageRecord>, ImageError> {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in filters {
-            q.append_pair(k, v);
-        }
-        if let Some(s) = sort {
-            q.append_pair("sort", s);
-        }
-        q.append_pair("limit", "100");
-        let mut path = format!("/v2/images?{}", q.finish());
+        // the serializer is not Send: build the query before any await
+        let query = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in filters {
+                q.append_pair(k, v);
+            }
+            if let Some(s) = sort {
+                q.append_pair("sort", s);
+            }
+            q.append_pair("limit", "100");
+            q.finish()
+        };
+        let mut path = format!("/v2/images?{query}");
         let mut out = Vec::new();
         for _ in 0..1000 {
             let v = self
