@@ -838,3 +838,50 @@ async fn the_api_version_is_negotiated_with_the_engine() {
         e.driver.api_version()
     );
 }
+
+#[tokio::test]
+#[ignore = "needs Docker; run by devstack/run-tests.sh"]
+async fn destroy_leaves_no_stray_of_an_interrupted_rebuild() {
+    let e = env().await;
+    let d = &e.driver;
+    let docker = raw().await;
+    let (s, _c) = spec(&e);
+    d.spawn(&s).await.unwrap();
+    // what an interrupted rebuild leaves: our labels, another name
+    let stray = format!("{}-rebuild-deadbeef", container_name(&s.uuid));
+    let _c2 = Cleanup(format!("{}-rebuild-deadbeef", s.uuid));
+    let labels = [
+        (LABEL_MANAGED_BY, MANAGED_BY.to_string()),
+        (LABEL_INSTANCE_UUID, s.uuid.clone()),
+        (LABEL_HOST, e.host.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(stray.clone()),
+                ..Default::default()
+            }),
+            ContainerCreateBody {
+                image: Some(common::busybox_image()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        d.list_instances().await.unwrap(),
+        vec![s.uuid.clone()],
+        "one instance, listed once"
+    );
+    d.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
+    assert!(gone(&docker, &s.uuid).await);
+    assert!(
+        gone_id(&docker, &stray).await,
+        "the stray is removed with the instance"
+    );
+    assert!(d.list_instances().await.unwrap().is_empty());
+}

@@ -557,7 +557,9 @@ impl DockerDriver {
             reason,
         };
         match self.inspect(uuid).await {
-            Err(DriverError::NotFound { .. }) => {}
+            Err(DriverError::NotFound { .. }) => {
+                self.remove_strays(uuid, &name).await.map_err(op_err)?;
+            }
             Err(e) => return Err(e),
             Ok(c) => {
                 let st = c.state.unwrap_or_default();
@@ -592,6 +594,7 @@ impl DockerDriver {
                 if !gone {
                     return Err(op_err("the container is still there after removal".into()));
                 }
+                self.remove_strays(uuid, &name).await.map_err(op_err)?;
                 info!(%uuid, "instance destroyed");
             }
         }
@@ -991,7 +994,38 @@ impl DockerDriver {
             .filter_map(|c| c.labels.and_then(|mut l| l.remove(LABEL_INSTANCE_UUID)))
             .collect();
         v.sort();
+        v.dedup();
         Ok(v)
+    }
+
+    /// Containers of ours labelled with `uuid` under another name (left over by an
+    /// interrupted rebuild): removed with the instance, so none is orphaned.
+    async fn remove_strays(&self, uuid: &str, name: &str) -> Result<(), String> {
+        let mut filters = self.our_filters();
+        if let Some(l) = filters.get_mut("label") {
+            l.push(format!("{LABEL_INSTANCE_UUID}={uuid}"));
+        }
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| reason(&e))?;
+        for c in list {
+            let named = c.names.unwrap_or_default();
+            if named.iter().any(|n| n.trim_start_matches('/') == name) {
+                continue;
+            }
+            if let Some(id) = c.id {
+                warn!(%uuid, container = %id, names = ?named, "removing a stray container of the instance");
+                self.remove(&id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Host capacity and what our instances use of it.
