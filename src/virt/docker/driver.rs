@@ -1100,11 +1100,19 @@ impl DockerDriver {
 
     /// Lifecycle events of our containers on this host, as the engine reports them
     /// (start, die, stop, pause, unpause, oom, destroy). The stream ends if the engine
-    /// connection drops; the caller re-subscribes (and re-syncs with list_instances).
-    /// Events from the moment of this call on are delivered, even if the stream is
-    /// first polled later.
+    /// connection drops; the caller re-subscribes with [`Self::events_since`] the last
+    /// event's time (and re-syncs with list_instances). Events from the moment of this
+    /// call on are delivered, even if the stream is first polled later.
     pub fn events(
         &self,
+    ) -> impl Stream<Item = Result<LifecycleEvent, DriverError>> + Send + 'static {
+        self.events_since(std::time::SystemTime::now())
+    }
+
+    /// [`Self::events`] from `since` on (the engine replays what it still keeps).
+    pub fn events_since(
+        &self,
+        since: std::time::SystemTime,
     ) -> impl Stream<Item = Result<LifecycleEvent, DriverError>> + Send + 'static {
         let mut filters = self.our_filters();
         filters.insert("type".into(), vec!["container".into()]);
@@ -1115,9 +1123,9 @@ impl DockerDriver {
                 .map(|s| s.to_string())
                 .collect(),
         );
-        // The request goes out when the stream is first polled: ask for events since
-        // now, so that nothing between this call and the first poll is lost.
-        let now = std::time::SystemTime::now()
+        // The request goes out when the stream is first polled; `since` makes sure
+        // nothing between this call and the first poll is lost.
+        let now = since
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
