@@ -658,10 +658,30 @@ impl VifDriver for GenericDriver {
         vif: &Vif,
         pid: Option<u32>,
     ) -> Result<(), NetworkError> {
-        self.pick(vif)?.detach(instance_uuid, vif, pid).await
+        match self.pick(vif) {
+            Ok(d) => d.detach(instance_uuid, vif, pid).await,
+            // a VIF whose binding failed may still have left an interface behind
+            Err(e) => {
+                warn!(vif = %vif.id, error = %e, "detaching a VIF of an unsupported type: removing its veth");
+                detach_veth(vif, pid).await
+            }
+        }
     }
     async fn unplug(&self, instance_uuid: &str, vif: &Vif) -> Result<(), NetworkError> {
-        self.pick(vif)?.unplug(instance_uuid, vif).await
+        match self.pick(vif) {
+            Ok(d) => d.unplug(instance_uuid, vif).await,
+            // destroy must not fail on a VIF we never plugged (binding_failed,
+            // unbound): remove whatever could carry its name
+            Err(e) => {
+                warn!(vif = %vif.id, error = %e, "unplugging a VIF of an unsupported type: removing its devices");
+                let nl = Netlink::connect()?;
+                remove_container_veth(&nl, vif).await?;
+                for l in [vif.qvo_name(), vif.qvb_name(), vif.qbr_name()] {
+                    nl.delete(&l).await?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 

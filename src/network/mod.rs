@@ -30,7 +30,7 @@ use tracing::{info, warn};
 pub use config::{NetworkConfig, VifDriverKind};
 pub use drivers::{make_driver, VifDriver};
 pub use guest::GuestInfo;
-pub use model::{parse_network_info, FixedIp, Ip, Network, Route, Subnet, Vif};
+pub use model::{parse_network_info, vif_plugged_events, FixedIp, Ip, Network, Route, Subnet, Vif};
 
 use crate::config::{ConfigError, Ini};
 use crate::exception::NovaException;

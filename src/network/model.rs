@@ -387,6 +387,17 @@ pub fn parse_network_info(json: &str) -> Result<Vec<Vif>, NetworkError> {
     Ok(vifs)
 }
 
+/// The Neutron events to wait for before starting an instance with these VIFs:
+/// `("network-vif-plugged", vif id)` for each VIF that is not active yet (as Nova's
+/// libvirt driver computes them; honour `vif_plugging_timeout` and
+/// `vif_plugging_is_fatal` while waiting).
+pub fn vif_plugged_events(vifs: &[Vif]) -> Vec<(String, String)> {
+    vifs.iter()
+        .filter(|v| !v.active)
+        .map(|v| ("network-vif-plugged".to_string(), v.id.clone()))
+        .collect()
+}
+
 /// The interface name of the n-th VIF of network_info inside the container.
 pub fn ifname(index: usize) -> String {
     format!("eth{index}")
@@ -508,6 +519,17 @@ mod tests {
         let v: Vif =
             serde_json::from_str(r#"{"id":"abcdef012345","address":"01:00:5e:00:00:01"}"#).unwrap();
         assert!(v.mac().is_err());
+    }
+
+    #[test]
+    fn plug_events_for_inactive_vifs() {
+        let mut vifs = parse_network_info(&fixture("two_vifs.json")).unwrap();
+        assert!(vif_plugged_events(&vifs).is_empty());
+        vifs[1].active = false;
+        assert_eq!(
+            vif_plugged_events(&vifs),
+            vec![("network-vif-plugged".to_string(), vifs[1].id.clone())]
+        );
     }
 
     #[test]
