@@ -237,6 +237,33 @@ async fn two_vifs_hot_attach_and_detach() {
     assert!(!link_exists(&vifs[1].tap_name()));
     assert!(bridge_members(&br2).is_empty());
 
+    // hot unplug of eth0 then hot plug of a third VIF listed second: eth1 is
+    // still the second VIF's, so the new one takes the free eth0
+    let (_, third) = fixture("bridge_a.json", &[("brq6a8b2c1d-0e", &br1)]);
+    m.attach_interface(&c.uuid, Some(c.pid(&d).await), &vifs[1], &vifs)
+        .await
+        .unwrap();
+    m.detach_interface(&c.uuid, Some(c.pid(&d).await), &vifs[0])
+        .await
+        .unwrap();
+    let now = vec![vifs[1].clone(), third[0].clone()];
+    let name = m
+        .attach_interface(&c.uuid, Some(c.pid(&d).await), &third[0], &now)
+        .await
+        .unwrap();
+    assert_eq!(name, "eth0");
+    let a1 = c.sh(&d, "ip addr show eth1").await;
+    assert!(a1.contains("inet 10.78.0.21/24"), "{a1}");
+    let a0 = c.sh(&d, "ip addr show eth0").await;
+    assert!(
+        a0.contains("inet 10.77.0.11/24") && a0.contains("fa:16:3e:00:77:0b"),
+        "{a0}"
+    );
+    m.detach_interface(&c.uuid, Some(c.pid(&d).await), &third[0])
+        .await
+        .unwrap();
+    assert!(!link_exists(&third[0].tap_name()));
+
     // a start with both VIFs in network_info: eth0 and eth1 with their own addresses
     c.restart(&d).await;
     m.attach_all(&c.uuid, c.pid(&d).await, &vifs, &guest(&c))

@@ -289,14 +289,31 @@ impl VifManager {
             .iter()
             .position(|v| v.id == vif.id)
             .unwrap_or(network_info.len());
-        let ifname = model::ifname(index);
+        let mut ifname = model::ifname(index);
         self.driver.plug(instance_uuid, vif).await.map_err(fail)?;
         if let Some(pid) = pid {
+            // after a hot unplug the running container's names no longer follow
+            // network_info order: never take over another VIF's live interface
+            let mac = vif.mac().map_err(fail)?;
+            let links = netlink::in_netns(pid, |nl| async move { nl.links().await })
+                .await
+                .map_err(fail)?;
+            let taken = |name: &str| {
+                links
+                    .iter()
+                    .any(|l| l.name == name && l.mac.as_deref() != Some(&mac[..]))
+            };
+            if taken(&ifname) {
+                if let Some(free) = (0..).map(model::ifname).find(|n| !taken(n)) {
+                    ifname = free;
+                }
+            }
             self.driver
                 .attach(instance_uuid, vif, &ifname, pid)
                 .await
                 .map_err(fail)?;
         }
+        info!(instance_uuid, vif = %vif.id, ifname, "interface attached");
         Ok(ifname)
     }
 
