@@ -12,13 +12,16 @@
 use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, StartContainerOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions,
+};
 use bollard::Docker;
 use futures_util::future::join_all;
 use nova_docker::virt::docker::{DockerConfig, DockerDriver, InstanceSpec};
 
 fn image() -> String {
-    std::env::var("NOVA_DOCKER_TEST_IMAGE").unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
+    std::env::var("NOVA_DOCKER_TEST_IMAGE")
+        .unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
 }
 
 fn spec(host: &str) -> InstanceSpec {
@@ -42,15 +45,27 @@ async fn raw_boot(docker: &Docker) -> (Duration, String) {
     let name = format!("bench-raw-{}", uuid::Uuid::new_v4().simple());
     let body = ContainerCreateBody {
         image: Some(image()),
-        host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let t = Instant::now();
     docker
-        .create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body)
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
         .await
         .expect("raw create");
-    docker.start_container(&name, None::<StartContainerOptions>).await.expect("raw start");
+    docker
+        .start_container(&name, None::<StartContainerOptions>)
+        .await
+        .expect("raw start");
     (t.elapsed(), name)
 }
 
@@ -63,7 +78,14 @@ async fn ours_boot(driver: &DockerDriver, host: &str) -> (Duration, String) {
 
 async fn rm_raw(docker: &Docker, name: &str) {
     let _ = docker
-        .remove_container(name, Some(RemoveContainerOptions { force: true, v: true, link: false }))
+        .remove_container(
+            name,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                link: false,
+            }),
+        )
         .await;
 }
 
@@ -78,8 +100,14 @@ fn median(v: &[Duration]) -> f64 {
 }
 
 async fn driver(window: Duration, state: &std::path::Path) -> DockerDriver {
-    let cfg = DockerConfig { spawn_confirm_window: window, state_dir: state.to_path_buf(), ..Default::default() };
-    DockerDriver::connect(cfg, "bench-host").await.expect("connect")
+    let cfg = DockerConfig {
+        spawn_confirm_window: window,
+        state_dir: state.to_path_buf(),
+        ..Default::default()
+    };
+    DockerDriver::connect(cfg, "bench-host")
+        .await
+        .expect("connect")
 }
 
 async fn sequential(n: usize, raw: &Docker, work: &DockerDriver, full: &DockerDriver) {
@@ -96,8 +124,16 @@ async fn sequential(n: usize, raw: &Docker, work: &DockerDriver, full: &DockerDr
         full.destroy(&uuid, Duration::ZERO).await.expect("destroy");
     }
     println!("sequential boots, N = {n}");
-    println!("  raw create+start   mean {:7.1} ms  median {:7.1} ms", mean(&r) * 1e3, median(&r) * 1e3);
-    println!("  spawn (work)       mean {:7.1} ms  median {:7.1} ms", mean(&w) * 1e3, median(&w) * 1e3);
+    println!(
+        "  raw create+start   mean {:7.1} ms  median {:7.1} ms",
+        mean(&r) * 1e3,
+        median(&r) * 1e3
+    );
+    println!(
+        "  spawn (work)       mean {:7.1} ms  median {:7.1} ms",
+        mean(&w) * 1e3,
+        median(&w) * 1e3
+    );
     println!(
         "  spawn (default, {:.1}s confirm window) mean {:7.1} ms  median {:7.1} ms",
         full.config().spawn_confirm_window.as_secs_f64(),
@@ -120,14 +156,28 @@ enum Kind {
 }
 
 /// One batch of `c` concurrent boots; returns its wall time (cleanup not counted).
-async fn batch(kind: Kind, c: usize, raw: &Docker, work: &DockerDriver, full: &DockerDriver) -> Duration {
+async fn batch(
+    kind: Kind,
+    c: usize,
+    raw: &Docker,
+    work: &DockerDriver,
+    full: &DockerDriver,
+) -> Duration {
     match kind {
         Kind::Raw | Kind::RawSameBody => {
             let t = Instant::now();
             let names: Vec<String> = if kind == Kind::Raw {
-                join_all((0..c).map(|_| raw_boot(raw))).await.into_iter().map(|x| x.1).collect()
+                join_all((0..c).map(|_| raw_boot(raw)))
+                    .await
+                    .into_iter()
+                    .map(|x| x.1)
+                    .collect()
             } else {
-                join_all((0..c).map(|_| raw_boot_same_body(raw))).await.into_iter().map(|x| x.1).collect()
+                join_all((0..c).map(|_| raw_boot_same_body(raw)))
+                    .await
+                    .into_iter()
+                    .map(|x| x.1)
+                    .collect()
             };
             let el = t.elapsed();
             join_all(names.iter().map(|n| rm_raw(raw, n))).await;
@@ -136,8 +186,11 @@ async fn batch(kind: Kind, c: usize, raw: &Docker, work: &DockerDriver, full: &D
         Kind::Work | Kind::Default => {
             let d = if kind == Kind::Work { work } else { full };
             let t = Instant::now();
-            let uuids: Vec<String> =
-                join_all((0..c).map(|_| ours_boot(d, "bench-host"))).await.into_iter().map(|x| x.1).collect();
+            let uuids: Vec<String> = join_all((0..c).map(|_| ours_boot(d, "bench-host")))
+                .await
+                .into_iter()
+                .map(|x| x.1)
+                .collect();
             let el = t.elapsed();
             join_all(uuids.iter().map(|u| d.destroy(u, Duration::ZERO))).await;
             el
@@ -151,31 +204,58 @@ async fn raw_boot_same_body(docker: &Docker) -> (Duration, String) {
     let s = spec("bench-raw-host");
     let (name, body) = nova_docker::virt::docker::build_create_body(
         &s,
-        nova_docker::virt::docker::Limits { cpu_mode: nova_docker::virt::docker::CpuMode::Quota, pids_limit: None },
+        nova_docker::virt::docker::Limits {
+            cpu_mode: nova_docker::virt::docker::CpuMode::Quota,
+            pids_limit: None,
+        },
     );
     let t = Instant::now();
     docker
-        .create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body)
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
         .await
         .expect("raw create");
-    docker.start_container(&name, None::<StartContainerOptions>).await.expect("raw start");
+    docker
+        .start_container(&name, None::<StartContainerOptions>)
+        .await
+        .expect("raw start");
     (t.elapsed(), name)
 }
 
 async fn concurrent(c: usize, raw: &Docker, work: &DockerDriver, full: &DockerDriver) {
     // ABBA order so that drift of the engine (or of other load on the host) hits both.
     let mut t = std::collections::HashMap::new();
-    for kind in [Kind::Raw, Kind::Work, Kind::Work, Kind::Raw, Kind::RawSameBody, Kind::Default] {
+    for kind in [
+        Kind::Raw,
+        Kind::Work,
+        Kind::Work,
+        Kind::Raw,
+        Kind::RawSameBody,
+        Kind::Default,
+    ] {
         let d = batch(kind, c, raw, work, full).await;
         println!("  batch {kind:?}: {:8.1} ms", d.as_secs_f64() * 1e3);
-        t.entry(format!("{kind:?}")).or_insert_with(Vec::new).push(d);
+        t.entry(format!("{kind:?}"))
+            .or_insert_with(Vec::new)
+            .push(d);
     }
     let m = |k: &str| mean(&t[k]);
     println!("concurrent boots, C = {c} (wall time of a whole batch, mean of batches)");
     println!("  raw create+start              {:8.1} ms", m("Raw") * 1e3);
-    println!("  raw create+start, spawn body  {:8.1} ms", m("RawSameBody") * 1e3);
+    println!(
+        "  raw create+start, spawn body  {:8.1} ms",
+        m("RawSameBody") * 1e3
+    );
     println!("  spawn (work)                  {:8.1} ms", m("Work") * 1e3);
-    println!("  spawn (default)               {:8.1} ms", m("Default") * 1e3);
+    println!(
+        "  spawn (default)               {:8.1} ms",
+        m("Default") * 1e3
+    );
     println!(
         "  ratio spawn(work)/raw {:.3} (target <= 1.2); spawn(work)/raw-same-body {:.3}; spawn(default)/raw {:.3}",
         m("Work") / m("Raw"),
@@ -185,15 +265,26 @@ async fn concurrent(c: usize, raw: &Docker, work: &DockerDriver, full: &DockerDr
 }
 
 fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 #[tokio::main]
 async fn main() {
     let full_run = std::env::args().any(|a| a == "--bench");
-    let (n, c) = if full_run { (env_usize("BOOT_N", 20), env_usize("BOOT_C", 100)) } else { (1, 2) };
+    let (n, c) = if full_run {
+        (env_usize("BOOT_N", 20), env_usize("BOOT_C", 100))
+    } else {
+        (1, 2)
+    };
     let state = tempfile::tempdir().expect("tempdir");
-    let raw = Docker::connect_with_unix_defaults().expect("docker").negotiate_version().await.expect("negotiate");
+    let raw = Docker::connect_with_unix_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("negotiate");
     let work = driver(Duration::ZERO, state.path()).await;
     let full = driver(DockerConfig::default().spawn_confirm_window, state.path()).await;
     println!(
@@ -201,7 +292,11 @@ async fn main() {
         work.engine_version(),
         work.api_version(),
         image(),
-        if full_run { "" } else { " [smoke pass; run with --bench for figures]" }
+        if full_run {
+            ""
+        } else {
+            " [smoke pass; run with --bench for figures]"
+        }
     );
     // warm-up: first create of an image pays one-off costs
     let (_, name) = raw_boot(&raw).await;

@@ -7,14 +7,18 @@ mod common;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, RestartPolicyNameEnum};
-use bollard::query_parameters::{CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions,
+};
 use bollard::Docker;
 use futures_util::StreamExt;
 use nova_docker::exception::NovaException;
-use nova_docker::virt::docker::{DockerConfig, DockerDriver, DriverError, EventKind, InstanceSpec, CONSOLE_CAP};
+use nova_docker::virt::docker::{
+    DockerConfig, DockerDriver, DriverError, EventKind, InstanceSpec, CONSOLE_CAP,
+};
 use nova_docker::virt::{
-    container_name, PowerState, RebootType, LABEL_HOST, LABEL_INSTANCE_UUID, LABEL_MANAGED_BY, LABEL_PROJECT_ID,
-    LABEL_USER_ID, MANAGED_BY,
+    container_name, PowerState, RebootType, LABEL_HOST, LABEL_INSTANCE_UUID, LABEL_MANAGED_BY,
+    LABEL_PROJECT_ID, LABEL_USER_ID, MANAGED_BY,
 };
 
 /// Removes the container on drop, whatever the test did (best effort).
@@ -36,11 +40,20 @@ struct Env {
 
 async fn env_with(f: impl FnOnce(&mut DockerConfig)) -> Env {
     let state = tempfile::tempdir().unwrap();
-    let mut cfg = DockerConfig { state_dir: state.path().to_path_buf(), ..Default::default() };
+    let mut cfg = DockerConfig {
+        state_dir: state.path().to_path_buf(),
+        ..Default::default()
+    };
     f(&mut cfg);
     let host = format!("test-host-{}", uuid::Uuid::new_v4().simple());
-    let driver = DockerDriver::connect(cfg, host.clone()).await.expect("connect to the Docker engine");
-    Env { driver, host, _state: state }
+    let driver = DockerDriver::connect(cfg, host.clone())
+        .await
+        .expect("connect to the Docker engine");
+    Env {
+        driver,
+        host,
+        _state: state,
+    }
 }
 
 async fn env() -> Env {
@@ -73,7 +86,11 @@ fn sh(script: &str) -> Option<Vec<String>> {
 }
 
 async fn raw() -> Docker {
-    Docker::connect_with_unix_defaults().unwrap().negotiate_version().await.unwrap()
+    Docker::connect_with_unix_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
 }
 
 async fn exec(docker: &Docker, name: &str, cmd: &[&str]) -> (i64, String) {
@@ -90,12 +107,19 @@ async fn exec(docker: &Docker, name: &str, cmd: &[&str]) -> (i64, String) {
         .await
         .unwrap();
     let mut out = String::new();
-    if let bollard::exec::StartExecResults::Attached { mut output, .. } = docker.start_exec(&ex.id, None).await.unwrap() {
+    if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&ex.id, None).await.unwrap()
+    {
         while let Some(Ok(chunk)) = output.next().await {
             out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
     }
-    let code = docker.inspect_exec(&ex.id).await.unwrap().exit_code.unwrap_or(-1);
+    let code = docker
+        .inspect_exec(&ex.id)
+        .await
+        .unwrap()
+        .exit_code
+        .unwrap_or(-1);
     (code, out.trim().to_string())
 }
 
@@ -112,8 +136,13 @@ async fn read_first(docker: &Docker, name: &str, paths: &[&str]) -> Option<(Stri
 
 async fn gone(docker: &Docker, uuid: &str) -> bool {
     matches!(
-        docker.inspect_container(&container_name(uuid), None::<InspectContainerOptions>).await,
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+        docker
+            .inspect_container(&container_name(uuid), None::<InspectContainerOptions>)
+            .await,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        })
     )
 }
 
@@ -143,7 +172,10 @@ async fn spawn_applies_limits_env_hostname_labels_and_command() {
     let name = container_name(&s.uuid);
 
     // docker inspect
-    let c = docker.inspect_container(&name, None::<InspectContainerOptions>).await.unwrap();
+    let c = docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     assert_eq!(c.id.as_deref(), Some(info.internal_id.as_str()));
     let hc = c.host_config.unwrap();
     assert_eq!(hc.memory, Some(64 << 20));
@@ -152,7 +184,10 @@ async fn spawn_applies_limits_env_hostname_labels_and_command() {
     assert_eq!(hc.cpu_shares, Some(1024));
     assert_eq!(hc.pids_limit, Some(50));
     assert_eq!(hc.init, Some(true));
-    assert_eq!(hc.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
+    assert_eq!(
+        hc.restart_policy.unwrap().name,
+        Some(RestartPolicyNameEnum::NO)
+    );
     assert_eq!(hc.network_mode.as_deref(), Some("none"));
     let cfg = c.config.unwrap();
     assert_eq!(cfg.hostname.as_deref(), Some(s.hostname.as_str()));
@@ -166,29 +201,72 @@ async fn spawn_applies_limits_env_hostname_labels_and_command() {
     assert_eq!(labels[LABEL_USER_ID], "user-1");
 
     // from inside: the kernel's view of the limits (cgroup v2 first, then v1)
-    let (p, mem) = read_first(&docker, &name, &["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])
-        .await
-        .expect("a memory limit file");
+    let (p, mem) = read_first(
+        &docker,
+        &name,
+        &[
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ],
+    )
+    .await
+    .expect("a memory limit file");
     assert_eq!(mem, (64u64 << 20).to_string(), "{p}");
     if let Some((p, cpu)) = read_first(&docker, &name, &["/sys/fs/cgroup/cpu.max"]).await {
         assert_eq!(cpu, "100000 100000", "{p}");
     } else {
-        let (_, quota) = read_first(&docker, &name, &["/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"])
-            .await
-            .expect("a cpu quota file");
-        let (_, period) = read_first(&docker, &name, &["/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us"])
-            .await
-            .expect("a cpu period file");
-        assert_eq!(quota.parse::<i64>().unwrap() * 1_000_000_000 / period.parse::<i64>().unwrap(), 1_000_000_000);
-        let (_, shares) = read_first(&docker, &name, &["/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu,cpuacct/cpu.shares"])
-            .await
-            .expect("a cpu shares file");
+        let (_, quota) = read_first(
+            &docker,
+            &name,
+            &[
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+            ],
+        )
+        .await
+        .expect("a cpu quota file");
+        let (_, period) = read_first(
+            &docker,
+            &name,
+            &[
+                "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+                "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us",
+            ],
+        )
+        .await
+        .expect("a cpu period file");
+        assert_eq!(
+            quota.parse::<i64>().unwrap() * 1_000_000_000 / period.parse::<i64>().unwrap(),
+            1_000_000_000
+        );
+        let (_, shares) = read_first(
+            &docker,
+            &name,
+            &[
+                "/sys/fs/cgroup/cpu/cpu.shares",
+                "/sys/fs/cgroup/cpu,cpuacct/cpu.shares",
+            ],
+        )
+        .await
+        .expect("a cpu shares file");
         assert_eq!(shares, "1024");
     }
-    let (_, pids) = read_first(&docker, &name, &["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"]).await.expect("pids.max");
+    let (_, pids) = read_first(
+        &docker,
+        &name,
+        &["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"],
+    )
+    .await
+    .expect("pids.max");
     assert_eq!(pids, "50");
-    assert_eq!(exec(&docker, &name, &["/bin/sh", "-c", "echo \"$FOO\""]).await, (0, "bar baz".to_string()));
-    assert_eq!(exec(&docker, &name, &["hostname"]).await, (0, s.hostname.clone()));
+    assert_eq!(
+        exec(&docker, &name, &["/bin/sh", "-c", "echo \"$FOO\""]).await,
+        (0, "bar baz".to_string())
+    );
+    assert_eq!(
+        exec(&docker, &name, &["hostname"]).await,
+        (0, s.hostname.clone())
+    );
 
     // the command ran
     let mut out = String::new();
@@ -200,9 +278,15 @@ async fn spawn_applies_limits_env_hostname_labels_and_command() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(out.contains("custom-cmd-bar baz"), "{out:?}");
-    assert_eq!(e.driver.list_instances().await.unwrap(), vec![s.uuid.clone()]);
+    assert_eq!(
+        e.driver.list_instances().await.unwrap(),
+        vec![s.uuid.clone()]
+    );
 
-    e.driver.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
+    e.driver
+        .destroy(&s.uuid, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(gone(&docker, &s.uuid).await);
     assert!(e.driver.list_instances().await.unwrap().is_empty());
 }
@@ -215,8 +299,14 @@ async fn every_operation_moves_the_container_and_get_info_reports_it() {
     let d = &e.driver;
     let u = s.uuid.as_str();
     let docker = raw().await;
-    let status = |c: bollard::models::ContainerInspectResponse| c.state.unwrap().status.unwrap().to_string();
-    let inspect = || async { docker.inspect_container(&container_name(u), None::<InspectContainerOptions>).await.unwrap() };
+    let status =
+        |c: bollard::models::ContainerInspectResponse| c.state.unwrap().status.unwrap().to_string();
+    let inspect = || async {
+        docker
+            .inspect_container(&container_name(u), None::<InspectContainerOptions>)
+            .await
+            .unwrap()
+    };
 
     let first = d.spawn(&s).await.unwrap();
     assert_eq!(d.get_info(u).await.unwrap().state, PowerState::Running);
@@ -228,7 +318,11 @@ async fn every_operation_moves_the_container_and_get_info_reports_it() {
     assert_eq!(status(inspect().await), "running");
 
     assert_eq!(d.suspend(u).await.unwrap().state, PowerState::Suspended);
-    assert_eq!(status(inspect().await), "paused", "suspend freezes the container");
+    assert_eq!(
+        status(inspect().await),
+        "paused",
+        "suspend freezes the container"
+    );
     assert_eq!(d.get_info(u).await.unwrap().state, PowerState::Suspended);
     assert_eq!(d.resume(u).await.unwrap().state, PowerState::Running);
     assert_eq!(status(inspect().await), "running");
@@ -239,11 +333,20 @@ async fn every_operation_moves_the_container_and_get_info_reports_it() {
     assert_eq!(status(inspect().await), "exited");
     assert_eq!(d.get_info(u).await.unwrap().state, PowerState::Shutdown);
     // powering off twice is fine
-    assert_eq!(d.power_off(u, Duration::from_secs(5)).await.unwrap().state, PowerState::Shutdown);
+    assert_eq!(
+        d.power_off(u, Duration::from_secs(5)).await.unwrap().state,
+        PowerState::Shutdown
+    );
     // a soft reboot needs a running instance
-    assert!(matches!(d.reboot(u, RebootType::Soft).await, Err(DriverError::Reboot { .. })));
+    assert!(matches!(
+        d.reboot(u, RebootType::Soft).await,
+        Err(DriverError::Reboot { .. })
+    ));
     // pausing a stopped instance is refused
-    assert!(matches!(d.pause(u).await, Err(DriverError::InvalidState { .. })));
+    assert!(matches!(
+        d.pause(u).await,
+        Err(DriverError::InvalidState { .. })
+    ));
 
     let on = d.power_on(u).await.unwrap();
     assert_eq!(on.state, PowerState::Running);
@@ -252,17 +355,35 @@ async fn every_operation_moves_the_container_and_get_info_reports_it() {
 
     let soft = d.reboot(u, RebootType::Soft).await.unwrap();
     assert_eq!(soft.state, PowerState::Running);
-    assert_ne!(soft.started_at, on.started_at, "a soft reboot restarts the container");
+    assert_ne!(
+        soft.started_at, on.started_at,
+        "a soft reboot restarts the container"
+    );
     let hard = d.reboot(u, RebootType::Hard).await.unwrap();
     assert_eq!(hard.state, PowerState::Running);
-    assert_ne!(hard.started_at, soft.started_at, "a hard reboot restarts the container");
-    assert_eq!(hard.internal_id, first.internal_id, "same container throughout");
+    assert_ne!(
+        hard.started_at, soft.started_at,
+        "a hard reboot restarts the container"
+    );
+    assert_eq!(
+        hard.internal_id, first.internal_id,
+        "same container throughout"
+    );
 
     // a hard reboot also brings a paused instance back to running
     d.pause(u).await.unwrap();
-    assert_eq!(d.reboot(u, RebootType::Hard).await.unwrap().state, PowerState::Running);
+    assert_eq!(
+        d.reboot(u, RebootType::Hard).await.unwrap().state,
+        PowerState::Running
+    );
 
-    assert_eq!(d.soft_delete(u, Duration::from_secs(5)).await.unwrap().state, PowerState::Shutdown);
+    assert_eq!(
+        d.soft_delete(u, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .state,
+        PowerState::Shutdown
+    );
     assert_eq!(status(inspect().await), "exited");
     assert_eq!(d.restore(u).await.unwrap().state, PowerState::Running);
     assert_eq!(status(inspect().await), "running");
@@ -272,7 +393,11 @@ async fn every_operation_moves_the_container_and_get_info_reports_it() {
     let err = d.get_info(u).await.unwrap_err();
     assert!(matches!(err, DriverError::NotFound { .. }), "{err:?}");
     assert_eq!(NovaException::from(err).class, "InstanceNotFound");
-    for op in [d.power_on(u).await.err(), d.pause(u).await.err(), d.suspend(u).await.err()] {
+    for op in [
+        d.power_on(u).await.err(),
+        d.pause(u).await.err(),
+        d.suspend(u).await.err(),
+    ] {
         assert!(matches!(op, Some(DriverError::NotFound { .. })), "{op:?}");
     }
 }
@@ -288,7 +413,10 @@ async fn crashed_means_oom_killed_or_a_nonzero_exit_nova_did_not_cause() {
     s.memory_mb = 8;
     s.command = sh("echo up; sleep 2; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo never");
     assert_eq!(d.spawn(&s).await.unwrap().state, PowerState::Running);
-    assert_eq!(wait_state(d, &s.uuid, PowerState::Crashed).await, PowerState::Crashed);
+    assert_eq!(
+        wait_state(d, &s.uuid, PowerState::Crashed).await,
+        PowerState::Crashed
+    );
     let info = d.get_info(&s.uuid).await.unwrap();
     assert!(info.oom_killed, "{info:?}");
     assert_eq!(info.pid, None);
@@ -298,11 +426,23 @@ async fn crashed_means_oom_killed_or_a_nonzero_exit_nova_did_not_cause() {
     let (mut s, _c2) = spec(&e);
     s.command = sh("sleep 2; exit 3");
     d.spawn(&s).await.unwrap();
-    assert_eq!(wait_state(d, &s.uuid, PowerState::Crashed).await, PowerState::Crashed);
+    assert_eq!(
+        wait_state(d, &s.uuid, PowerState::Crashed).await,
+        PowerState::Crashed
+    );
     let info = d.get_info(&s.uuid).await.unwrap();
-    assert_eq!((info.exit_code, info.oom_killed, info.status.as_str()), (Some(3), false, "exited"));
+    assert_eq!(
+        (info.exit_code, info.oom_killed, info.status.as_str()),
+        (Some(3), false, "exited")
+    );
     // once Nova has stopped it, it is simply shut down
-    assert_eq!(d.power_off(&s.uuid, Duration::from_secs(1)).await.unwrap().state, PowerState::Shutdown);
+    assert_eq!(
+        d.power_off(&s.uuid, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .state,
+        PowerState::Shutdown
+    );
     d.destroy(&s.uuid, Duration::from_secs(1)).await.unwrap();
 
     // a stop by Nova whose process ignores SIGTERM (killed: 137) is SHUTDOWN, not CRASHED
@@ -328,14 +468,23 @@ async fn destroy_is_idempotent_and_a_second_spawn_is_refused() {
     assert!(matches!(err, DriverError::Exists { .. }), "{err:?}");
     let nova = NovaException::from(err);
     assert_eq!(nova.class, "InstanceExists");
-    assert!(nova.message.contains(&container_name(&s.uuid)), "{}", nova.message);
+    assert!(
+        nova.message.contains(&container_name(&s.uuid)),
+        "{}",
+        nova.message
+    );
     let still = d.get_info(&s.uuid).await.unwrap();
-    assert_eq!((still.state, still.internal_id), (PowerState::Running, first.internal_id));
+    assert_eq!(
+        (still.state, still.internal_id),
+        (PowerState::Running, first.internal_id)
+    );
 
     d.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
     assert!(gone(&docker, &s.uuid).await);
     d.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
-    d.destroy(&uuid::Uuid::new_v4().to_string(), Duration::from_secs(5)).await.unwrap();
+    d.destroy(&uuid::Uuid::new_v4().to_string(), Duration::from_secs(5))
+        .await
+        .unwrap();
 
     // a paused instance is destroyed too, and so is one already stopped
     let (s2, _c2) = spec(&e);
@@ -349,7 +498,10 @@ async fn destroy_is_idempotent_and_a_second_spawn_is_refused() {
     d.destroy(&s3.uuid, Duration::ZERO).await.unwrap();
     assert!(gone(&docker, &s3.uuid).await);
     // and a bad uuid is refused before anything reaches the engine
-    assert!(matches!(d.destroy("../x", Duration::ZERO).await, Err(DriverError::InvalidUuid(_))));
+    assert!(matches!(
+        d.destroy("../x", Duration::ZERO).await,
+        Err(DriverError::InvalidUuid(_))
+    ));
 }
 
 #[tokio::test]
@@ -361,25 +513,44 @@ async fn a_command_that_exits_at_once_is_a_deploy_fault_and_leaves_nothing() {
     s.command = sh("echo first-line; echo boom-line >&2; exit 7");
     let err = e.driver.spawn(&s).await.unwrap_err();
     match &err {
-        DriverError::ExitedImmediately { exit_code, logs, .. } => {
+        DriverError::ExitedImmediately {
+            exit_code, logs, ..
+        } => {
             assert_eq!(*exit_code, 7);
-            assert!(logs.contains("boom-line") && logs.contains("first-line"), "{logs}");
+            assert!(
+                logs.contains("boom-line") && logs.contains("first-line"),
+                "{logs}"
+            );
         }
         other => panic!("{other:?}"),
     }
     let nova = NovaException::from(err);
     assert_eq!(nova.class, "InstanceDeployFailure");
-    assert!(nova.message.contains("the image's command exited immediately (exit code 7): "), "{}", nova.message);
-    assert!(gone(&docker, &s.uuid).await, "the failed container is removed");
+    assert!(
+        nova.message
+            .contains("the image's command exited immediately (exit code 7): "),
+        "{}",
+        nova.message
+    );
+    assert!(
+        gone(&docker, &s.uuid).await,
+        "the failed container is removed"
+    );
 
     // exit code 0 is just as much a failure for an instance
     s.command = sh("true");
-    assert!(matches!(e.driver.spawn(&s).await, Err(DriverError::ExitedImmediately { exit_code: 0, .. })));
+    assert!(matches!(
+        e.driver.spawn(&s).await,
+        Err(DriverError::ExitedImmediately { exit_code: 0, .. })
+    ));
     assert!(gone(&docker, &s.uuid).await);
 
     // an image that is not there
     s.image = "nova-docker-test/not-there:never".into();
-    assert!(matches!(e.driver.spawn(&s).await, Err(DriverError::ImageNotFound { .. })));
+    assert!(matches!(
+        e.driver.spawn(&s).await,
+        Err(DriverError::ImageNotFound { .. })
+    ));
 }
 
 #[tokio::test]
@@ -399,10 +570,16 @@ async fn console_output_honours_tail_length_and_the_cap() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(all.starts_with("err-line\nline-0\n") && all.ends_with("line-299\n"), "{all:?}");
+    assert!(
+        all.starts_with("err-line\nline-0\n") && all.ends_with("line-299\n"),
+        "{all:?}"
+    );
     let tail = d.get_console_output(&s.uuid, Some(5)).await.unwrap();
     let lines: Vec<&str> = tail.lines().collect();
-    assert_eq!(lines, vec!["line-295", "line-296", "line-297", "line-298", "line-299"]);
+    assert_eq!(
+        lines,
+        vec!["line-295", "line-296", "line-297", "line-298", "line-299"]
+    );
     d.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
 
     // 300 KB printed: the last 100 KiB come back
@@ -454,9 +631,16 @@ async fn diagnostics_and_host_resources_are_real_numbers() {
     assert_eq!(r.vcpus, info.ncpu.unwrap());
     assert_eq!(r.memory_mb, info.mem_total.unwrap() >> 20);
     assert!(r.local_gb > 0 && r.disk_available_least <= r.local_gb);
-    assert_eq!((r.vcpus_used, r.memory_mb_used, r.running_vms), (2, 64, 1), "only our instances on our host");
+    assert_eq!(
+        (r.vcpus_used, r.memory_mb_used, r.running_vms),
+        (2, 64, 1),
+        "only our instances on our host"
+    );
     assert_eq!(r.hypervisor_type, "docker");
-    assert_eq!(r.hypervisor_version, nova_docker::virt::docker::hypervisor_version(&version.version.clone().unwrap()));
+    assert_eq!(
+        r.hypervisor_version,
+        nova_docker::virt::docker::hypervisor_version(&version.version.clone().unwrap())
+    );
     assert!(r.hypervisor_version > 1_000_000);
     assert!(!r.hypervisor_hostname.is_empty());
     eprintln!(
@@ -518,17 +702,35 @@ async fn a_container_nova_did_not_make_is_never_ours() {
     let name = container_name(&uuid);
     docker
         .create_container(
-            Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }),
-            ContainerCreateBody { image: Some(common::busybox_image()), ..Default::default() },
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            ContainerCreateBody {
+                image: Some(common::busybox_image()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
-    assert!(matches!(d.get_info(&uuid).await, Err(DriverError::NotFound { .. })));
+    assert!(matches!(
+        d.get_info(&uuid).await,
+        Err(DriverError::NotFound { .. })
+    ));
     assert!(!d.list_instances().await.unwrap().contains(&uuid));
     d.destroy(&uuid, Duration::ZERO).await.unwrap();
-    assert!(!gone(&docker, &uuid).await, "destroy must not touch a foreign container");
+    assert!(
+        !gone(&docker, &uuid).await,
+        "destroy must not touch a foreign container"
+    );
     docker
-        .remove_container(&name, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
         .await
         .unwrap();
 }
@@ -542,7 +744,10 @@ async fn rebuild_replaces_the_container_and_keeps_its_identity() {
     let (mut s, _c) = spec(&e);
     s.user_options = Some(ContainerCreateBody {
         labels: Some([("team".to_string(), "blue".to_string())].into()),
-        host_config: Some(HostConfig { memory: Some(32 << 20), ..Default::default() }),
+        host_config: Some(HostConfig {
+            memory: Some(32 << 20),
+            ..Default::default()
+        }),
         ..Default::default()
     });
     let old = d.spawn(&s).await.unwrap();
@@ -550,12 +755,28 @@ async fn rebuild_replaces_the_container_and_keeps_its_identity() {
     let new = d.rebuild(&s).await.unwrap();
     assert_eq!(new.state, PowerState::Running);
     assert_ne!(new.internal_id, old.internal_id);
-    let c = docker.inspect_container(&container_name(&s.uuid), None::<InspectContainerOptions>).await.unwrap();
+    let c = docker
+        .inspect_container(&container_name(&s.uuid), None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     assert_eq!(c.id.as_deref(), Some(new.internal_id.as_str()));
     let labels = c.config.unwrap().labels.unwrap();
-    assert_eq!((labels[LABEL_INSTANCE_UUID].as_str(), labels["team"].as_str()), (s.uuid.as_str(), "blue"));
-    assert_eq!(c.host_config.unwrap().memory, Some(32 << 20), "a lower user limit is kept");
-    assert!(gone_id(&docker, &old.internal_id).await, "the old container is removed");
+    assert_eq!(
+        (
+            labels[LABEL_INSTANCE_UUID].as_str(),
+            labels["team"].as_str()
+        ),
+        (s.uuid.as_str(), "blue")
+    );
+    assert_eq!(
+        c.host_config.unwrap().memory,
+        Some(32 << 20),
+        "a lower user limit is kept"
+    );
+    assert!(
+        gone_id(&docker, &old.internal_id).await,
+        "the old container is removed"
+    );
     let mut out = String::new();
     for _ in 0..50 {
         out = d.get_console_output(&s.uuid, None).await.unwrap();
@@ -569,16 +790,27 @@ async fn rebuild_replaces_the_container_and_keeps_its_identity() {
     // a rebuild whose new command fails puts the old container back, running
     s.command = sh("exit 9");
     let err = d.rebuild(&s).await.unwrap_err();
-    assert!(matches!(err, DriverError::ExitedImmediately { exit_code: 9, .. }), "{err:?}");
+    assert!(
+        matches!(err, DriverError::ExitedImmediately { exit_code: 9, .. }),
+        "{err:?}"
+    );
     let back = d.get_info(&s.uuid).await.unwrap();
-    assert_eq!((back.state, back.internal_id.as_str()), (PowerState::Running, new.internal_id.as_str()));
+    assert_eq!(
+        (back.state, back.internal_id.as_str()),
+        (PowerState::Running, new.internal_id.as_str())
+    );
     d.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
 }
 
 async fn gone_id(docker: &Docker, id: &str) -> bool {
     matches!(
-        docker.inspect_container(id, None::<InspectContainerOptions>).await,
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+        docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        })
     )
 }
 
@@ -594,8 +826,62 @@ async fn the_api_version_is_negotiated_with_the_engine() {
         (a.parse().unwrap(), b.parse().unwrap())
     };
     let ours = parse(e.driver.api_version());
-    assert!(ours <= parse(&server_api), "client {ours:?} above the engine's {server_api}");
+    assert!(
+        ours <= parse(&server_api),
+        "client {ours:?} above the engine's {server_api}"
+    );
     assert!(ours <= (1, 49));
     assert_eq!(e.driver.engine_version(), v.version.unwrap());
-    eprintln!("engine {} API {server_api}; driver speaks {}", e.driver.engine_version(), e.driver.api_version());
+    eprintln!(
+        "engine {} API {server_api}; driver speaks {}",
+        e.driver.engine_version(),
+        e.driver.api_version()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs Docker; run by devstack/run-tests.sh"]
+async fn destroy_leaves_no_stray_of_an_interrupted_rebuild() {
+    let e = env().await;
+    let d = &e.driver;
+    let docker = raw().await;
+    let (s, _c) = spec(&e);
+    d.spawn(&s).await.unwrap();
+    // what an interrupted rebuild leaves: our labels, another name
+    let stray = format!("{}-rebuild-deadbeef", container_name(&s.uuid));
+    let _c2 = Cleanup(format!("{}-rebuild-deadbeef", s.uuid));
+    let labels = [
+        (LABEL_MANAGED_BY, MANAGED_BY.to_string()),
+        (LABEL_INSTANCE_UUID, s.uuid.clone()),
+        (LABEL_HOST, e.host.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(stray.clone()),
+                ..Default::default()
+            }),
+            ContainerCreateBody {
+                image: Some(common::busybox_image()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        d.list_instances().await.unwrap(),
+        vec![s.uuid.clone()],
+        "one instance, listed once"
+    );
+    d.destroy(&s.uuid, Duration::from_secs(5)).await.unwrap();
+    assert!(gone(&docker, &s.uuid).await);
+    assert!(
+        gone_id(&docker, &stray).await,
+        "the stray is removed with the instance"
+    );
+    assert!(d.list_instances().await.unwrap().is_empty());
 }

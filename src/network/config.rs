@@ -102,9 +102,12 @@ impl NetworkConfig {
         }
         let mut default_nameservers = Vec::new();
         for ns in d.list("default_nameservers", &[])? {
-            let ip = ns
-                .parse()
-                .map_err(|_| d.invalid("default_nameservers", format!("{ns:?} is not an IP address")))?;
+            let ip = ns.parse().map_err(|_| {
+                d.invalid(
+                    "default_nameservers",
+                    format!("{ns:?} is not an IP address"),
+                )
+            })?;
             default_nameservers.push(ip);
         }
         let dhcp_domain = ini
@@ -130,7 +133,12 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 15 {
         return Err(format!("{name:?} is not 1 to 15 characters long"));
     }
-    if name == "." || name == ".." || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
         return Err(format!("{name:?} is not a valid interface name"));
     }
     Ok(())
@@ -165,20 +173,33 @@ mod tests {
         assert_eq!(c.vif_driver, VifDriverKind::Generic);
         assert_eq!(c.ovs_bridge, "br-x");
         assert_eq!(c.default_nameservers.len(), 2);
-        let c = NetworkConfig::from_ini(&ini("[neutron]\novs_bridge = br-n\n[docker]\nvif_driver=docker\n")).unwrap();
+        let c = NetworkConfig::from_ini(&ini(
+            "[neutron]\novs_bridge = br-n\n[docker]\nvif_driver=docker\n",
+        ))
+        .unwrap();
         assert_eq!(c.ovs_bridge, "br-n");
         assert_eq!(c.vif_driver, VifDriverKind::Docker);
-        let c = NetworkConfig::from_ini(&ini("[docker]\novs_bridge = br-a\nintegration_bridge = br-b\n")).unwrap();
+        let c = NetworkConfig::from_ini(&ini(
+            "[docker]\novs_bridge = br-a\nintegration_bridge = br-b\n",
+        ))
+        .unwrap();
         assert_eq!(c.ovs_bridge, "br-a");
     }
 
     #[test]
     fn bad_values_name_the_option() {
-        let e = NetworkConfig::from_ini(&ini("[docker]\nvif_driver = nope\n")).unwrap_err().to_string();
+        let e = NetworkConfig::from_ini(&ini("[docker]\nvif_driver = nope\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("vif_driver") && e.contains("nova.conf"), "{e}");
-        let e = NetworkConfig::from_ini(&ini("[docker]\ndefault_nameservers = x\n")).unwrap_err().to_string();
+        let e = NetworkConfig::from_ini(&ini("[docker]\ndefault_nameservers = x\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("default_nameservers"), "{e}");
         assert!(NetworkConfig::from_ini(&ini("[docker]\novs_bridge = a/b\n")).is_err());
-        assert!(NetworkConfig::from_ini(&ini("[docker]\novs_bridge = averyveryverylongname\n")).is_err());
+        assert!(
+            NetworkConfig::from_ini(&ini("[docker]\novs_bridge = averyveryverylongname\n"))
+                .is_err()
+        );
     }
 }

@@ -30,10 +30,21 @@ pub trait VifDriver: Send + Sync {
 
     /// Container side: give the container of `pid` the interface `ifname` with the
     /// VIF's MAC, MTU, addresses and routes. Idempotent; re-plugs when needed.
-    async fn attach(&self, instance_uuid: &str, vif: &Vif, ifname: &str, pid: u32) -> Result<(), NetworkError>;
+    async fn attach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        ifname: &str,
+        pid: u32,
+    ) -> Result<(), NetworkError>;
 
     /// Take the VIF's interface out of the container (of `pid`, when it runs).
-    async fn detach(&self, instance_uuid: &str, vif: &Vif, pid: Option<u32>) -> Result<(), NetworkError>;
+    async fn detach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NetworkError>;
 
     /// Remove everything `plug` made on the host. Idempotent.
     async fn unplug(&self, instance_uuid: &str, vif: &Vif) -> Result<(), NetworkError>;
@@ -98,14 +109,24 @@ async fn remove_container_veth(nl: &Netlink, vif: &Vif) -> Result<(), NetworkErr
 
 /// Is the VIF's interface already in the container, as `ifname` with its MAC, and
 /// still paired with our host end?
-async fn already_attached(nl_host: &Netlink, vif: &Vif, ifname: &str, pid: u32) -> Result<bool, NetworkError> {
+async fn already_attached(
+    nl_host: &Netlink,
+    vif: &Vif,
+    ifname: &str,
+    pid: u32,
+) -> Result<bool, NetworkError> {
     if nl_host.link(&vif.tap_name()).await?.is_none() {
         return Ok(false);
     }
     let mac = vif.mac()?;
     let name = ifname.to_string();
-    in_netns(pid, move |nl| async move { Ok(nl.link(&name).await?.is_some_and(|l| l.mac.as_deref() == Some(&mac[..]))) })
-        .await
+    in_netns(pid, move |nl| async move {
+        Ok(nl
+            .link(&name)
+            .await?
+            .is_some_and(|l| l.mac.as_deref() == Some(&mac[..])))
+    })
+    .await
 }
 
 /// Move `ns<id>` into the container and configure it; `plug` makes the host side
@@ -117,7 +138,10 @@ async fn attach_veth<D: VifDriver + ?Sized>(
     ifname: &str,
     pid: u32,
 ) -> Result<(), NetworkError> {
-    check_ifname(ifname).map_err(|reason| NetworkError::InvalidVif { vif_id: vif.id.clone(), reason })?;
+    check_ifname(ifname).map_err(|reason| NetworkError::InvalidVif {
+        vif_id: vif.id.clone(),
+        reason,
+    })?;
     let plan = plan_interface(vif, ifname)?;
     // a container that is gone fails here, before anything is made on the host
     let ns = open_netns(pid)?;
@@ -135,10 +159,13 @@ async fn attach_veth<D: VifDriver + ?Sized>(
         }
         driver.plug(instance_uuid, vif).await?;
         let ns_name = vif.ns_name();
-        let ns_link = nl.link(&ns_name).await?.ok_or_else(|| NetworkError::Netlink {
-            op: format!("find {ns_name} after plugging"),
-            reason: "no such device".into(),
-        })?;
+        let ns_link = nl
+            .link(&ns_name)
+            .await?
+            .ok_or_else(|| NetworkError::Netlink {
+                op: format!("find {ns_name} after plugging"),
+                reason: "no such device".into(),
+            })?;
         // a stale ethN of an earlier attach (another VIF order) goes first
         let stale = ifname.to_string();
         in_netns(pid, move |nl| async move {
@@ -160,10 +187,13 @@ async fn attach_veth<D: VifDriver + ?Sized>(
                 nl.set_name(l.index, &ns_name, &plan.ifname).await?;
                 l
             }
-            None => nl.link(&plan.ifname).await?.ok_or_else(|| NetworkError::Netlink {
-                op: format!("find {} in the container", plan.ifname),
-                reason: "no such device".into(),
-            })?,
+            None => nl
+                .link(&plan.ifname)
+                .await?
+                .ok_or_else(|| NetworkError::Netlink {
+                    op: format!("find {} in the container", plan.ifname),
+                    reason: "no such device".into(),
+                })?,
         };
         let ifname = plan.ifname.as_str();
         if link.mac.as_deref() != Some(&plan.mac[..]) {
@@ -191,7 +221,9 @@ async fn attach_veth<D: VifDriver + ?Sized>(
             nl.replace_address(link.index, ifname, *a, *plen).await?;
         }
         for r in &plan.routes {
-            let added = nl.add_route(link.index, ifname, r.dest, r.plen, r.gateway).await?;
+            let added = nl
+                .add_route(link.index, ifname, r.dest, r.plen, r.gateway)
+                .await?;
             if !added {
                 debug!(vif = %vif_id, dest = %r.dest, plen = r.plen, "route already present");
             }
@@ -241,7 +273,10 @@ pub struct BridgeDriver {
 impl BridgeDriver {
     fn bridge_name(vif: &Vif) -> Result<String, NetworkError> {
         let net = vif.network.as_ref();
-        let name = match net.and_then(|n| n.bridge.as_deref()).filter(|b| !b.is_empty()) {
+        let name = match net
+            .and_then(|n| n.bridge.as_deref())
+            .filter(|b| !b.is_empty())
+        {
             Some(b) => b.to_string(),
             None => {
                 let id = net.and_then(|n| n.id.as_deref()).unwrap_or("");
@@ -254,7 +289,10 @@ impl BridgeDriver {
                 format!("brq{}", id.chars().take(11).collect::<String>())
             }
         };
-        check_ifname(&name).map_err(|reason| NetworkError::InvalidVif { vif_id: vif.id.clone(), reason })?;
+        check_ifname(&name).map_err(|reason| NetworkError::InvalidVif {
+            vif_id: vif.id.clone(),
+            reason,
+        })?;
         Ok(name)
     }
 }
@@ -281,7 +319,10 @@ impl VifDriver for BridgeDriver {
                     vif_id: vif.id.clone(),
                     reason: format!("VLAN {vlan} network without a physical interface (set [docker] vlan_interface)"),
                 })?;
-            check_ifname(&phys).map_err(|reason| NetworkError::InvalidVif { vif_id: vif.id.clone(), reason })?;
+            check_ifname(&phys).map_err(|reason| NetworkError::InvalidVif {
+                vif_id: vif.id.clone(),
+                reason,
+            })?;
             let vname = format!("vlan{vlan}");
             let vl = nl.ensure_vlan(&vname, &phys, vlan).await?;
             if vl.master != Some(br.index) {
@@ -301,11 +342,22 @@ impl VifDriver for BridgeDriver {
         Ok(())
     }
 
-    async fn attach(&self, instance_uuid: &str, vif: &Vif, ifname: &str, pid: u32) -> Result<(), NetworkError> {
+    async fn attach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        ifname: &str,
+        pid: u32,
+    ) -> Result<(), NetworkError> {
         attach_veth(self, instance_uuid, vif, ifname, pid).await
     }
 
-    async fn detach(&self, _instance_uuid: &str, vif: &Vif, pid: Option<u32>) -> Result<(), NetworkError> {
+    async fn detach(
+        &self,
+        _instance_uuid: &str,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NetworkError> {
         detach_veth(vif, pid).await
     }
 
@@ -318,12 +370,22 @@ impl VifDriver for BridgeDriver {
 }
 
 fn ovs_bridge(shared: &Shared, vif: &Vif) -> Result<String, NetworkError> {
-    let b = vif.detail_str("bridge_name").unwrap_or(&shared.cfg.ovs_bridge).to_string();
-    check_ifname(&b).map_err(|reason| NetworkError::InvalidVif { vif_id: vif.id.clone(), reason })?;
+    let b = vif
+        .detail_str("bridge_name")
+        .unwrap_or(&shared.cfg.ovs_bridge)
+        .to_string();
+    check_ifname(&b).map_err(|reason| NetworkError::InvalidVif {
+        vif_id: vif.id.clone(),
+        reason,
+    })?;
     Ok(b)
 }
 
-fn external_ids<'a>(instance_uuid: &'a str, vif: &'a Vif, mac: &'a str) -> [(&'static str, &'a str); 4] {
+fn external_ids<'a>(
+    instance_uuid: &'a str,
+    vif: &'a Vif,
+    mac: &'a str,
+) -> [(&'static str, &'a str); 4] {
     [
         ("iface-id", vif.iface_id()),
         ("iface-status", "active"),
@@ -346,23 +408,43 @@ impl VifDriver for OvsDriver {
     async fn plug(&self, instance_uuid: &str, vif: &Vif) -> Result<(), NetworkError> {
         let bridge = ovs_bridge(&self.shared, vif)?;
         let mac = vif.address.clone().unwrap_or_default().to_ascii_lowercase();
-        self.shared.ovs.ensure_bridge(&bridge, &self.shared.cfg.ovs_datapath_type).await?;
+        self.shared
+            .ovs
+            .ensure_bridge(&bridge, &self.shared.cfg.ovs_datapath_type)
+            .await?;
         let nl = Netlink::connect()?;
         let (tap, fresh) = ensure_container_veth(&nl, vif).await?;
         self.shared
             .ovs
-            .replace_port(&bridge, &vif.tap_name(), &external_ids(instance_uuid, vif, &mac), vif.mtu(), fresh)
+            .replace_port(
+                &bridge,
+                &vif.tap_name(),
+                &external_ids(instance_uuid, vif, &mac),
+                vif.mtu(),
+                fresh,
+            )
             .await?;
         nl.set_up(tap, &vif.tap_name()).await?;
         info!(instance_uuid, vif = %vif.id, bridge, "VIF plugged into OVS");
         Ok(())
     }
 
-    async fn attach(&self, instance_uuid: &str, vif: &Vif, ifname: &str, pid: u32) -> Result<(), NetworkError> {
+    async fn attach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        ifname: &str,
+        pid: u32,
+    ) -> Result<(), NetworkError> {
         attach_veth(self, instance_uuid, vif, ifname, pid).await
     }
 
-    async fn detach(&self, _instance_uuid: &str, vif: &Vif, pid: Option<u32>) -> Result<(), NetworkError> {
+    async fn detach(
+        &self,
+        _instance_uuid: &str,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NetworkError> {
         detach_veth(vif, pid).await?;
         self.shared.ovs.del_port(&vif.tap_name()).await
     }
@@ -392,7 +474,10 @@ impl VifDriver for OvsHybridDriver {
         let bridge = ovs_bridge(&self.shared, vif)?;
         let mac = vif.address.clone().unwrap_or_default().to_ascii_lowercase();
         let (qbr, qvb, qvo) = (vif.qbr_name(), vif.qvb_name(), vif.qvo_name());
-        self.shared.ovs.ensure_bridge(&bridge, &self.shared.cfg.ovs_datapath_type).await?;
+        self.shared
+            .ovs
+            .ensure_bridge(&bridge, &self.shared.cfg.ovs_datapath_type)
+            .await?;
         let nl = Netlink::connect()?;
         let br = nl.ensure_bridge(&qbr).await?;
         let qvo_is_new = nl.link(&qvb).await?.is_none() || nl.link(&qvo).await?.is_none();
@@ -416,7 +501,13 @@ impl VifDriver for OvsHybridDriver {
         }
         self.shared
             .ovs
-            .replace_port(&bridge, &qvo, &external_ids(instance_uuid, vif, &mac), vif.mtu(), qvo_is_new)
+            .replace_port(
+                &bridge,
+                &qvo,
+                &external_ids(instance_uuid, vif, &mac),
+                vif.mtu(),
+                qvo_is_new,
+            )
             .await?;
         let (tap, _) = ensure_container_veth(&nl, vif).await?;
         nl.set_master(tap, &vif.tap_name(), br.index).await?;
@@ -425,11 +516,22 @@ impl VifDriver for OvsHybridDriver {
         Ok(())
     }
 
-    async fn attach(&self, instance_uuid: &str, vif: &Vif, ifname: &str, pid: u32) -> Result<(), NetworkError> {
+    async fn attach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        ifname: &str,
+        pid: u32,
+    ) -> Result<(), NetworkError> {
         attach_veth(self, instance_uuid, vif, ifname, pid).await
     }
 
-    async fn detach(&self, _instance_uuid: &str, vif: &Vif, pid: Option<u32>) -> Result<(), NetworkError> {
+    async fn detach(
+        &self,
+        _instance_uuid: &str,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NetworkError> {
         detach_veth(vif, pid).await
     }
 
@@ -539,25 +641,65 @@ impl VifDriver for GenericDriver {
     async fn plug(&self, instance_uuid: &str, vif: &Vif) -> Result<(), NetworkError> {
         self.pick(vif)?.plug(instance_uuid, vif).await
     }
-    async fn attach(&self, instance_uuid: &str, vif: &Vif, ifname: &str, pid: u32) -> Result<(), NetworkError> {
-        self.pick(vif)?.attach(instance_uuid, vif, ifname, pid).await
+    async fn attach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        ifname: &str,
+        pid: u32,
+    ) -> Result<(), NetworkError> {
+        self.pick(vif)?
+            .attach(instance_uuid, vif, ifname, pid)
+            .await
     }
-    async fn detach(&self, instance_uuid: &str, vif: &Vif, pid: Option<u32>) -> Result<(), NetworkError> {
-        self.pick(vif)?.detach(instance_uuid, vif, pid).await
+    async fn detach(
+        &self,
+        instance_uuid: &str,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NetworkError> {
+        match self.pick(vif) {
+            Ok(d) => d.detach(instance_uuid, vif, pid).await,
+            // a VIF whose binding failed may still have left an interface behind
+            Err(e) => {
+                warn!(vif = %vif.id, error = %e, "detaching a VIF of an unsupported type: removing its veth");
+                detach_veth(vif, pid).await
+            }
+        }
     }
     async fn unplug(&self, instance_uuid: &str, vif: &Vif) -> Result<(), NetworkError> {
-        self.pick(vif)?.unplug(instance_uuid, vif).await
+        match self.pick(vif) {
+            Ok(d) => d.unplug(instance_uuid, vif).await,
+            // destroy must not fail on a VIF we never plugged (binding_failed,
+            // unbound): remove whatever could carry its name
+            Err(e) => {
+                warn!(vif = %vif.id, error = %e, "unplugging a VIF of an unsupported type: removing its devices");
+                let nl = Netlink::connect()?;
+                remove_container_veth(&nl, vif).await?;
+                for l in [vif.qvo_name(), vif.qvb_name(), vif.qbr_name()] {
+                    nl.delete(&l).await?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
 /// The driver `[docker] vif_driver` names.
 pub fn make_driver(cfg: &NetworkConfig) -> Arc<dyn VifDriver> {
     use super::config::VifDriverKind as K;
-    let shared = Arc::new(Shared { cfg: cfg.clone(), ovs: Ovs::new(cfg.ovs_vsctl_timeout) });
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        ovs: Ovs::new(cfg.ovs_vsctl_timeout),
+    });
     match cfg.vif_driver {
         K::Generic => Arc::new(GenericDriver {
-            bridge: BridgeDriver { shared: shared.clone() },
-            ovs: OvsDriver { shared: shared.clone() },
+            bridge: BridgeDriver {
+                shared: shared.clone(),
+            },
+            ovs: OvsDriver {
+                shared: shared.clone(),
+            },
             hybrid: OvsHybridDriver { shared },
         }),
         K::Bridge => Arc::new(BridgeDriver { shared }),
@@ -578,10 +720,14 @@ mod tests {
         assert_eq!(driver_for_type(&v).unwrap(), "bridge");
         v.vif_type = Some("ovs".into());
         assert_eq!(driver_for_type(&v).unwrap(), "ovs");
-        v.details.insert("ovs_hybrid_plug".into(), serde_json::Value::Bool(true));
+        v.details
+            .insert("ovs_hybrid_plug".into(), serde_json::Value::Bool(true));
         assert_eq!(driver_for_type(&v).unwrap(), "ovs_hybrid");
         v.vif_type = Some("binding_failed".into());
-        assert!(matches!(driver_for_type(&v), Err(NetworkError::UnsupportedVifType { .. })));
+        assert!(matches!(
+            driver_for_type(&v),
+            Err(NetworkError::UnsupportedVifType { .. })
+        ));
     }
 
     #[test]
@@ -597,9 +743,12 @@ mod tests {
 
     #[test]
     fn bridge_names() {
-        let v: Vif = serde_json::from_str(r#"{"id":"abcdef012345","network":{"id":"0123456789abcdef"}}"#).unwrap();
+        let v: Vif =
+            serde_json::from_str(r#"{"id":"abcdef012345","network":{"id":"0123456789abcdef"}}"#)
+                .unwrap();
         assert_eq!(BridgeDriver::bridge_name(&v).unwrap(), "brq0123456789a");
-        let v: Vif = serde_json::from_str(r#"{"id":"abcdef012345","network":{"bridge":"br/x"}}"#).unwrap();
+        let v: Vif =
+            serde_json::from_str(r#"{"id":"abcdef012345","network":{"bridge":"br/x"}}"#).unwrap();
         assert!(BridgeDriver::bridge_name(&v).is_err());
     }
 }

@@ -61,22 +61,44 @@ pub fn plan_interface(vif: &Vif, ifname: &str) -> Result<InterfacePlan, NetworkE
     plan.addresses = net.fixed_addresses();
     let mut host_routes = Vec::new();
     for s in &net.subnets {
-        let Some((net_addr, _)) = s.prefix() else { continue };
+        let Some((net_addr, _)) = s.prefix() else {
+            continue;
+        };
         let v4 = net_addr.is_ipv4();
         if let Some(gw) = s.gateway_addr().filter(|g| g.is_ipv4() == v4) {
-            let any = if v4 { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
-            let r = RoutePlan { dest: any, plen: 0, gateway: Some(gw) };
-            if !plan.routes.contains(&r) && !plan.routes.iter().any(|x| x.plen == 0 && x.dest == any) {
+            let any = if v4 {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            };
+            let r = RoutePlan {
+                dest: any,
+                plen: 0,
+                gateway: Some(gw),
+            };
+            if !plan.routes.contains(&r)
+                && !plan.routes.iter().any(|x| x.plen == 0 && x.dest == any)
+            {
                 plan.routes.push(r);
             }
         }
         for r in &s.routes {
-            let Some((dest, plen)) = r.cidr.as_deref().and_then(parse_cidr) else { continue };
+            let Some((dest, plen)) = r.cidr.as_deref().and_then(parse_cidr) else {
+                continue;
+            };
             if dest.is_ipv4() != v4 {
                 continue;
             }
-            let gateway = r.gateway.as_ref().and_then(|g| g.addr()).filter(|g| g.is_ipv4() == v4);
-            host_routes.push(RoutePlan { dest, plen, gateway });
+            let gateway = r
+                .gateway
+                .as_ref()
+                .and_then(|g| g.addr())
+                .filter(|g| g.is_ipv4() == v4);
+            host_routes.push(RoutePlan {
+                dest,
+                plen,
+                gateway,
+            });
         }
     }
     plan.routes.extend(host_routes);
@@ -139,7 +161,10 @@ pub fn render_hosts(vifs: &[Vif], hostname: &str, domain: Option<&str>) -> Strin
 /// be resolved against the host's root.
 pub fn write_etc_file(pid: u32, name: &str, content: &str) -> Result<(), NetworkError> {
     let etc_path = format!("/proc/{pid}/root/etc");
-    let err = |path: &str, e: std::io::Error| NetworkError::GuestFile { path: path.to_string(), reason: e.to_string() };
+    let err = |path: &str, e: std::io::Error| NetworkError::GuestFile {
+        path: path.to_string(),
+        reason: e.to_string(),
+    };
     let etc = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
@@ -155,7 +180,8 @@ pub fn write_etc_file(pid: u32, name: &str, content: &str) -> Result<(), Network
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| err(&shown, e))?;
-    f.write_all(content.as_bytes()).map_err(|e| err(&shown, e))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| err(&shown, e))?;
     Ok(())
 }
 
@@ -165,7 +191,9 @@ mod tests {
     use crate::network::model::parse_network_info;
 
     fn fixture(name: &str) -> Vec<Vif> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network").join(name);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/network")
+            .join(name);
         parse_network_info(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
@@ -179,8 +207,16 @@ mod tests {
         assert_eq!(
             p.routes,
             vec![
-                RoutePlan { dest: "0.0.0.0".parse().unwrap(), plen: 0, gateway: Some("10.77.0.1".parse().unwrap()) },
-                RoutePlan { dest: "::".parse().unwrap(), plen: 0, gateway: Some("fd00:77::1".parse().unwrap()) },
+                RoutePlan {
+                    dest: "0.0.0.0".parse().unwrap(),
+                    plen: 0,
+                    gateway: Some("10.77.0.1".parse().unwrap())
+                },
+                RoutePlan {
+                    dest: "::".parse().unwrap(),
+                    plen: 0,
+                    gateway: Some("fd00:77::1".parse().unwrap())
+                },
                 RoutePlan {
                     dest: "192.168.177.0".parse().unwrap(),
                     plen: 24,
@@ -201,9 +237,15 @@ mod tests {
         let ns = nameservers(&vifs, &["8.8.8.8".parse().unwrap()]);
         assert_eq!(ns.len(), 3);
         let r = render_resolv_conf(&ns, Some("novalocal"));
-        assert!(r.contains("nameserver 10.77.0.2\nnameserver 10.77.0.3\nnameserver fd00:77::2\n"), "{r}");
+        assert!(
+            r.contains("nameserver 10.77.0.2\nnameserver 10.77.0.3\nnameserver fd00:77::2\n"),
+            "{r}"
+        );
         assert!(r.contains("search novalocal"));
-        assert_eq!(nameservers(&[], &["8.8.8.8".parse().unwrap()]), vec!["8.8.8.8".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            nameservers(&[], &["8.8.8.8".parse().unwrap()]),
+            vec!["8.8.8.8".parse::<IpAddr>().unwrap()]
+        );
         let h = render_hosts(&vifs, "vm1", Some("novalocal"));
         assert!(h.contains("10.77.0.21\tvm1.novalocal vm1\n"), "{h}");
         assert!(h.contains("fd00:77::15\tvm1.novalocal vm1\n"), "{h}");

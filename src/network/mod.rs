@@ -30,7 +30,7 @@ use tracing::{info, warn};
 pub use config::{NetworkConfig, VifDriverKind};
 pub use drivers::{make_driver, VifDriver};
 pub use guest::GuestInfo;
-pub use model::{parse_network_info, FixedIp, Ip, Network, Route, Subnet, Vif};
+pub use model::{parse_network_info, vif_plugged_events, FixedIp, Ip, Network, Route, Subnet, Vif};
 
 use crate::config::{ConfigError, Ini};
 use crate::exception::NovaException;
@@ -103,7 +103,11 @@ impl From<NetworkError> for NovaException {
                 json!({"reason": message, "code": 500}),
             ),
             NetworkError::Config(_) => NovaException::internal(message),
-            _ => NovaException::nova("VirtualInterfacePlugException", message, json!({"code": 500})),
+            _ => NovaException::nova(
+                "VirtualInterfacePlugException",
+                message,
+                json!({"code": 500}),
+            ),
         }
     }
 }
@@ -117,7 +121,9 @@ pub struct VifManager {
 
 impl std::fmt::Debug for VifManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VifManager").field("driver", &self.driver.name()).finish()
+        f.debug_struct("VifManager")
+            .field("driver", &self.driver.name())
+            .finish()
     }
 }
 
@@ -154,11 +160,14 @@ impl VifManager {
     /// Host side of every VIF, before the container exists.
     pub async fn plug_all(&self, instance_uuid: &str, vifs: &[Vif]) -> Result<(), NetworkError> {
         for vif in vifs {
-            self.driver.plug(instance_uuid, vif).await.map_err(|e| NetworkError::PlugFailed {
-                instance_uuid: instance_uuid.to_string(),
-                vif_id: vif.id.clone(),
-                source: Box::new(e),
-            })?;
+            self.driver
+                .plug(instance_uuid, vif)
+                .await
+                .map_err(|e| NetworkError::PlugFailed {
+                    instance_uuid: instance_uuid.to_string(),
+                    vif_id: vif.id.clone(),
+                    source: Box::new(e),
+                })?;
         }
         Ok(())
     }
@@ -175,35 +184,61 @@ impl VifManager {
     ) -> Result<(), NetworkError> {
         for (i, vif) in vifs.iter().enumerate() {
             let ifname = model::ifname(i);
-            self.driver.attach(instance_uuid, vif, &ifname, pid).await.map_err(|e| NetworkError::PlugFailed {
-                instance_uuid: instance_uuid.to_string(),
-                vif_id: vif.id.clone(),
-                source: Box::new(e),
-            })?;
+            self.driver
+                .attach(instance_uuid, vif, &ifname, pid)
+                .await
+                .map_err(|e| NetworkError::PlugFailed {
+                    instance_uuid: instance_uuid.to_string(),
+                    vif_id: vif.id.clone(),
+                    source: Box::new(e),
+                })?;
         }
         if self.cfg.manage_etc_files && self.driver.manages_guest_files() {
             self.write_guest_files(pid, vifs, guest)?;
         }
-        info!(instance_uuid, pid, vifs = vifs.len(), "instance networking attached");
+        info!(
+            instance_uuid,
+            pid,
+            vifs = vifs.len(),
+            "instance networking attached"
+        );
         Ok(())
     }
 
     /// /etc/resolv.conf, /etc/hosts and /etc/hostname of the container.
-    pub fn write_guest_files(&self, pid: u32, vifs: &[Vif], guest: &GuestInfo) -> Result<(), NetworkError> {
+    pub fn write_guest_files(
+        &self,
+        pid: u32,
+        vifs: &[Vif],
+        guest: &GuestInfo,
+    ) -> Result<(), NetworkError> {
         let domain = guest.domain.as_deref().or(self.cfg.dhcp_domain.as_deref());
         let servers = guest::nameservers(vifs, &self.cfg.default_nameservers);
         if !servers.is_empty() {
-            guest::write_etc_file(pid, "resolv.conf", &guest::render_resolv_conf(&servers, domain))?;
+            guest::write_etc_file(
+                pid,
+                "resolv.conf",
+                &guest::render_resolv_conf(&servers, domain),
+            )?;
         }
         if !guest.hostname.is_empty() {
-            guest::write_etc_file(pid, "hosts", &guest::render_hosts(vifs, &guest.hostname, domain))?;
+            guest::write_etc_file(
+                pid,
+                "hosts",
+                &guest::render_hosts(vifs, &guest.hostname, domain),
+            )?;
             guest::write_etc_file(pid, "hostname", &format!("{}\n", guest.hostname))?;
         }
         Ok(())
     }
 
     /// Take every VIF out of the container (of `pid` when it runs).
-    pub async fn detach_all(&self, instance_uuid: &str, pid: Option<u32>, vifs: &[Vif]) -> Result<(), NetworkError> {
+    pub async fn detach_all(
+        &self,
+        instance_uuid: &str,
+        pid: Option<u32>,
+        vifs: &[Vif],
+    ) -> Result<(), NetworkError> {
         let mut first = None;
         for vif in vifs {
             if let Err(e) = self.driver.detach(instance_uuid, vif, pid).await {
@@ -250,23 +285,54 @@ impl VifManager {
             source: Box::new(e),
         };
         vif.validate().map_err(fail)?;
-        let index = network_info.iter().position(|v| v.id == vif.id).unwrap_or(network_info.len());
-        let ifname = model::ifname(index);
+        let index = network_info
+            .iter()
+            .position(|v| v.id == vif.id)
+            .unwrap_or(network_info.len());
+        let mut ifname = model::ifname(index);
         self.driver.plug(instance_uuid, vif).await.map_err(fail)?;
         if let Some(pid) = pid {
-            self.driver.attach(instance_uuid, vif, &ifname, pid).await.map_err(fail)?;
+            // after a hot unplug the running container's names no longer follow
+            // network_info order: never take over another VIF's live interface
+            let mac = vif.mac().map_err(fail)?;
+            let links = netlink::in_netns(pid, |nl| async move { nl.links().await })
+                .await
+                .map_err(fail)?;
+            let taken = |name: &str| {
+                links
+                    .iter()
+                    .any(|l| l.name == name && l.mac.as_deref() != Some(&mac[..]))
+            };
+            if taken(&ifname) {
+                if let Some(free) = (0..).map(model::ifname).find(|n| !taken(n)) {
+                    ifname = free;
+                }
+            }
+            self.driver
+                .attach(instance_uuid, vif, &ifname, pid)
+                .await
+                .map_err(fail)?;
         }
+        info!(instance_uuid, vif = %vif.id, ifname, "interface attached");
         Ok(ifname)
     }
 
     /// Hot unplug `vif` from the instance (and the running container of `pid`).
-    pub async fn detach_interface(&self, instance_uuid: &str, pid: Option<u32>, vif: &Vif) -> Result<(), NetworkError> {
+    pub async fn detach_interface(
+        &self,
+        instance_uuid: &str,
+        pid: Option<u32>,
+        vif: &Vif,
+    ) -> Result<(), NetworkError> {
         let fail = |e: NetworkError| NetworkError::DetachFailed {
             instance_uuid: instance_uuid.to_string(),
             vif_id: vif.id.clone(),
             source: Box::new(e),
         };
-        self.driver.detach(instance_uuid, vif, pid).await.map_err(fail)?;
+        self.driver
+            .detach(instance_uuid, vif, pid)
+            .await
+            .map_err(fail)?;
         self.driver.unplug(instance_uuid, vif).await.map_err(fail)
     }
 }
@@ -277,7 +343,12 @@ mod tests {
 
     #[test]
     fn errors_become_nova_exceptions() {
-        let inner = || Box::new(NetworkError::Netlink { op: "x".into(), reason: "y".into() });
+        let inner = || {
+            Box::new(NetworkError::Netlink {
+                op: "x".into(),
+                reason: "y".into(),
+            })
+        };
         let e: NovaException = NetworkError::AttachFailed {
             instance_uuid: "u1".into(),
             vif_id: "v".into(),
@@ -315,7 +386,11 @@ mod tests {
     #[test]
     fn from_ini_picks_the_driver() {
         let mut ini = Ini::default();
-        ini.merge_text("[docker]\nvif_driver = noop\n", std::path::Path::new("nova.conf")).unwrap();
+        ini.merge_text(
+            "[docker]\nvif_driver = noop\n",
+            std::path::Path::new("nova.conf"),
+        )
+        .unwrap();
         let m = VifManager::from_ini(&ini).unwrap();
         assert_eq!(m.driver_name(), "noop");
         assert_eq!(m.network_mode(), "none");

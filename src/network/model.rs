@@ -167,7 +167,10 @@ impl Network {
     }
 
     pub fn meta_str(&self, key: &str) -> Option<&str> {
-        self.meta.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+        self.meta
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     pub fn meta_bool(&self, key: &str) -> Option<bool> {
@@ -178,7 +181,9 @@ impl Network {
     pub fn fixed_addresses(&self) -> Vec<(IpAddr, u8)> {
         let mut out = Vec::new();
         for s in &self.subnets {
-            let Some((net, plen)) = s.prefix() else { continue };
+            let Some((net, plen)) = s.prefix() else {
+                continue;
+            };
             for ip in &s.ips {
                 if let Some(a) = ip.addr() {
                     if a.is_ipv4() == net.is_ipv4() {
@@ -231,7 +236,11 @@ impl Vif {
     /// The first 11 characters of the VIF id, the suffix of every device name
     /// built for it (as Nova and os-vif do: `tap` + id, cut to 14 characters).
     pub fn short_id(&self) -> &str {
-        let end = self.id.char_indices().nth(11).map_or(self.id.len(), |(i, _)| i);
+        let end = self
+            .id
+            .char_indices()
+            .nth(11)
+            .map_or(self.id.len(), |(i, _)| i);
         &self.id[..end]
     }
 
@@ -257,7 +266,10 @@ impl Vif {
     }
 
     pub fn detail_str(&self, key: &str) -> Option<&str> {
-        self.details.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+        self.details
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     pub fn detail_bool(&self, key: &str) -> Option<bool> {
@@ -274,7 +286,12 @@ impl Vif {
         self.details
             .get("vlan")
             .and_then(value_u64)
-            .or_else(|| self.network.as_ref().and_then(|n| n.meta.get("vlan")).and_then(value_u64))
+            .or_else(|| {
+                self.network
+                    .as_ref()
+                    .and_then(|n| n.meta.get("vlan"))
+                    .and_then(value_u64)
+            })
             .filter(|v| (1..4095).contains(v))
             .map(|v| v as u16)
     }
@@ -294,17 +311,29 @@ impl Vif {
 
     /// The OVS `iface-id`: `ovs_interfaceid`, else the VIF id (os-vif).
     pub fn iface_id(&self) -> &str {
-        self.ovs_interfaceid.as_deref().filter(|s| !s.is_empty()).unwrap_or(&self.id)
+        self.ovs_interfaceid
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&self.id)
     }
 
     /// Check what the drivers rely on: an id usable in device names.
     pub fn validate(&self) -> Result<(), NetworkError> {
-        let bad = |reason: String| NetworkError::InvalidVif { vif_id: self.id.clone(), reason };
+        let bad = |reason: String| NetworkError::InvalidVif {
+            vif_id: self.id.clone(),
+            reason,
+        };
         if self.short_id().len() < 4 {
             return Err(bad("VIF id is too short to name its devices".into()));
         }
-        if !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(bad("VIF id has characters not allowed in a device name".into()));
+        if !self
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(
+                "VIF id has characters not allowed in a device name".into()
+            ));
         }
         Ok(())
     }
@@ -358,6 +387,17 @@ pub fn parse_network_info(json: &str) -> Result<Vec<Vif>, NetworkError> {
     Ok(vifs)
 }
 
+/// The Neutron events to wait for before starting an instance with these VIFs:
+/// `("network-vif-plugged", vif id)` for each VIF that is not active yet (as Nova's
+/// libvirt driver computes them; honour `vif_plugging_timeout` and
+/// `vif_plugging_is_fatal` while waiting).
+pub fn vif_plugged_events(vifs: &[Vif]) -> Vec<(String, String)> {
+    vifs.iter()
+        .filter(|v| !v.active)
+        .map(|v| ("network-vif-plugged".to_string(), v.id.clone()))
+        .collect()
+}
+
 /// The interface name of the n-th VIF of network_info inside the container.
 pub fn ifname(index: usize) -> String {
     format!("eth{index}")
@@ -376,7 +416,14 @@ mod tests {
 
     #[test]
     fn parses_every_fixture_and_round_trips() {
-        for f in ["bridge_a.json", "bridge_b.json", "two_vifs.json", "vlan.json", "ovs.json", "ovs_hybrid.json"] {
+        for f in [
+            "bridge_a.json",
+            "bridge_b.json",
+            "two_vifs.json",
+            "vlan.json",
+            "ovs.json",
+            "ovs_hybrid.json",
+        ] {
             let text = fixture(f);
             let vifs = parse_network_info(&text).unwrap();
             assert!(!vifs.is_empty(), "{f}");
@@ -398,8 +445,17 @@ mod tests {
         assert_eq!(v.mac().unwrap(), [0xfa, 0x16, 0x3e, 0, 0x77, 0x15]);
         let net = v.network.as_ref().unwrap();
         let addrs = net.fixed_addresses();
-        assert_eq!(addrs, vec![("10.77.0.21".parse().unwrap(), 24), ("fd00:77::15".parse().unwrap(), 64)]);
-        assert_eq!(net.subnets[0].gateway_addr(), Some("10.77.0.1".parse().unwrap()));
+        assert_eq!(
+            addrs,
+            vec![
+                ("10.77.0.21".parse().unwrap(), 24),
+                ("fd00:77::15".parse().unwrap(), 64)
+            ]
+        );
+        assert_eq!(
+            net.subnets[0].gateway_addr(),
+            Some("10.77.0.1".parse().unwrap())
+        );
         // the second network has no gateway: address null
         let n2 = vifs[1].network.as_ref().unwrap();
         assert_eq!(n2.subnets[0].gateway_addr(), None);
@@ -410,7 +466,10 @@ mod tests {
     fn vlan_and_ovs_details() {
         let v = &parse_network_info(&fixture("vlan.json")).unwrap()[0];
         assert_eq!(v.vlan(), Some(3077));
-        assert_eq!(v.network.as_ref().unwrap().meta_str("bridge_interface"), Some("dummy0"));
+        assert_eq!(
+            v.network.as_ref().unwrap().meta_str("bridge_interface"),
+            Some("dummy0")
+        );
         let o = &parse_network_info(&fixture("ovs_hybrid.json")).unwrap()[0];
         assert!(o.ovs_hybrid_plug());
         assert_eq!(o.iface_id(), o.id);
@@ -426,8 +485,14 @@ mod tests {
             "future_field":{"x":1}}]"#;
         let v = parse_network_info(j).unwrap();
         assert!(v[0].details.is_empty());
-        assert_eq!(v[0].extra.get("future_field"), Some(&serde_json::json!({"x":1})));
-        assert_eq!(v[0].network.as_ref().unwrap().extra.get("new_key"), Some(&serde_json::json!([1])));
+        assert_eq!(
+            v[0].extra.get("future_field"),
+            Some(&serde_json::json!({"x":1}))
+        );
+        assert_eq!(
+            v[0].network.as_ref().unwrap().extra.get("new_key"),
+            Some(&serde_json::json!([1]))
+        );
         assert!(parse_network_info("").unwrap().is_empty());
         assert!(parse_network_info("null").unwrap().is_empty());
         assert!(parse_network_info("[]").unwrap().is_empty());
@@ -435,8 +500,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_clear_error() {
-        assert!(matches!(parse_network_info("{"), Err(NetworkError::InvalidNetworkInfo(_))));
-        assert!(matches!(parse_network_info(r#"[{"address":"x"}]"#), Err(NetworkError::InvalidNetworkInfo(_))));
+        assert!(matches!(
+            parse_network_info("{"),
+            Err(NetworkError::InvalidNetworkInfo(_))
+        ));
+        assert!(matches!(
+            parse_network_info(r#"[{"address":"x"}]"#),
+            Err(NetworkError::InvalidNetworkInfo(_))
+        ));
         assert!(matches!(
             parse_network_info(r#"[{"id":"../../etc/x"}]"#),
             Err(NetworkError::InvalidVif { .. })
@@ -445,17 +516,38 @@ mod tests {
             parse_network_info(r#"[{"id":"abcdef012345"},{"id":"abcdef01234z"}]"#),
             Err(NetworkError::InvalidNetworkInfo(_))
         ));
-        let v: Vif = serde_json::from_str(r#"{"id":"abcdef012345","address":"01:00:5e:00:00:01"}"#).unwrap();
+        let v: Vif =
+            serde_json::from_str(r#"{"id":"abcdef012345","address":"01:00:5e:00:00:01"}"#).unwrap();
         assert!(v.mac().is_err());
     }
 
     #[test]
+    fn plug_events_for_inactive_vifs() {
+        let mut vifs = parse_network_info(&fixture("two_vifs.json")).unwrap();
+        assert!(vif_plugged_events(&vifs).is_empty());
+        vifs[1].active = false;
+        assert_eq!(
+            vif_plugged_events(&vifs),
+            vec![("network-vif-plugged".to_string(), vifs[1].id.clone())]
+        );
+    }
+
+    #[test]
     fn cidr_and_mac_parsing() {
-        assert_eq!(parse_cidr("10.0.0.0/8"), Some(("10.0.0.0".parse().unwrap(), 8)));
-        assert_eq!(parse_cidr("fd00::/64"), Some(("fd00::".parse().unwrap(), 64)));
+        assert_eq!(
+            parse_cidr("10.0.0.0/8"),
+            Some(("10.0.0.0".parse().unwrap(), 8))
+        );
+        assert_eq!(
+            parse_cidr("fd00::/64"),
+            Some(("fd00::".parse().unwrap(), 64))
+        );
         assert_eq!(parse_cidr("10.0.0.0/33"), None);
         assert_eq!(parse_cidr("10.0.0.0"), None);
-        assert_eq!(parse_mac("FA-16-3E-00-00-01"), Some([0xfa, 0x16, 0x3e, 0, 0, 1]));
+        assert_eq!(
+            parse_mac("FA-16-3E-00-00-01"),
+            Some([0xfa, 0x16, 0x3e, 0, 0, 1])
+        );
         assert_eq!(parse_mac("fa:16:3e:00:00"), None);
         assert_eq!(parse_mac("00:00:00:00:00:00"), None);
     }

@@ -92,7 +92,12 @@ impl Netlink {
     }
 
     pub async fn link(&self, name: &str) -> Result<Option<Link>, NetworkError> {
-        let mut req = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut req = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match req.try_next().await {
             Ok(Some(m)) => Ok(Some(Link::from_msg(&m))),
             Ok(None) => Ok(None),
@@ -149,7 +154,14 @@ impl Netlink {
     /// Create a Linux bridge unless it exists; returns it.
     pub async fn ensure_bridge(&self, name: &str) -> Result<Link, NetworkError> {
         if self.link(name).await?.is_none() {
-            match self.handle.link().add().bridge(name.to_string()).execute().await {
+            match self
+                .handle
+                .link()
+                .add()
+                .bridge(name.to_string())
+                .execute()
+                .await
+            {
                 Ok(()) => debug!(bridge = name, "created bridge"),
                 Err(e) if errno(&e) == Some(EEXIST) => {}
                 Err(e) => return Err(nl_err(format!("create bridge {name}"))(e)),
@@ -161,13 +173,29 @@ impl Netlink {
     }
 
     /// Create a VLAN interface `name` on `parent` unless it exists.
-    pub async fn ensure_vlan(&self, name: &str, parent: &str, vlan: u16) -> Result<Link, NetworkError> {
+    pub async fn ensure_vlan(
+        &self,
+        name: &str,
+        parent: &str,
+        vlan: u16,
+    ) -> Result<Link, NetworkError> {
         if self.link(name).await?.is_none() {
             let p = self.require(parent).await?;
-            match self.handle.link().add().vlan(name.to_string(), p.index, vlan).execute().await {
+            match self
+                .handle
+                .link()
+                .add()
+                .vlan(name.to_string(), p.index, vlan)
+                .execute()
+                .await
+            {
                 Ok(()) => debug!(link = name, parent, vlan, "created VLAN interface"),
                 Err(e) if errno(&e) == Some(EEXIST) => {}
-                Err(e) => return Err(nl_err(format!("create VLAN {vlan} interface {name} on {parent}"))(e)),
+                Err(e) => {
+                    return Err(nl_err(format!(
+                        "create VLAN {vlan} interface {name} on {parent}"
+                    ))(e))
+                }
             }
         }
         let l = self.require(name).await?;
@@ -205,7 +233,12 @@ impl Netlink {
             .map_err(nl_err(format!("set MTU {mtu} on {name}")))
     }
 
-    pub async fn set_master(&self, index: u32, name: &str, master: u32) -> Result<(), NetworkError> {
+    pub async fn set_master(
+        &self,
+        index: u32,
+        name: &str,
+        master: u32,
+    ) -> Result<(), NetworkError> {
         self.handle
             .link()
             .set(index)
@@ -236,18 +269,31 @@ impl Netlink {
     }
 
     /// Move a link into the network namespace open as `ns`.
-    pub async fn move_to_netns(&self, index: u32, name: &str, ns: &File) -> Result<(), NetworkError> {
+    pub async fn move_to_netns(
+        &self,
+        index: u32,
+        name: &str,
+        ns: &File,
+    ) -> Result<(), NetworkError> {
         self.handle
             .link()
             .set(index)
             .setns_by_fd(ns.as_raw_fd())
             .execute()
             .await
-            .map_err(nl_err(format!("move {name} into the container's network namespace")))
+            .map_err(nl_err(format!(
+                "move {name} into the container's network namespace"
+            )))
     }
 
     /// Add (or refresh) an address.
-    pub async fn replace_address(&self, index: u32, name: &str, addr: IpAddr, plen: u8) -> Result<(), NetworkError> {
+    pub async fn replace_address(
+        &self,
+        index: u32,
+        name: &str,
+        addr: IpAddr,
+        plen: u8,
+    ) -> Result<(), NetworkError> {
         self.handle
             .address()
             .add(index, addr, plen)
@@ -273,22 +319,40 @@ impl Netlink {
         };
         let r = match (dest, gateway) {
             (IpAddr::V4(d), g) => {
-                let mut req = self.handle.route().add().v4().destination_prefix(d, plen).output_interface(index);
+                let mut req = self
+                    .handle
+                    .route()
+                    .add()
+                    .v4()
+                    .destination_prefix(d, plen)
+                    .output_interface(index);
                 match g {
                     Some(IpAddr::V4(g)) => req = req.gateway(g),
                     Some(IpAddr::V6(_)) => {
-                        return Err(NetworkError::Netlink { op: op(), reason: "gateway of another address family".into() })
+                        return Err(NetworkError::Netlink {
+                            op: op(),
+                            reason: "gateway of another address family".into(),
+                        })
                     }
                     None => {}
                 }
                 req.execute().await
             }
             (IpAddr::V6(d), g) => {
-                let mut req = self.handle.route().add().v6().destination_prefix(d, plen).output_interface(index);
+                let mut req = self
+                    .handle
+                    .route()
+                    .add()
+                    .v6()
+                    .destination_prefix(d, plen)
+                    .output_interface(index);
                 match g {
                     Some(IpAddr::V6(g)) => req = req.gateway(g),
                     Some(IpAddr::V4(_)) => {
-                        return Err(NetworkError::Netlink { op: op(), reason: "gateway of another address family".into() })
+                        return Err(NetworkError::Netlink {
+                            op: op(),
+                            reason: "gateway of another address family".into(),
+                        })
                     }
                     None => {}
                 }
@@ -304,7 +368,12 @@ impl Netlink {
 
     /// Indexes of the links enslaved to `master`.
     pub async fn ports_of(&self, master: u32) -> Result<Vec<Link>, NetworkError> {
-        Ok(self.links().await?.into_iter().filter(|l| l.master == Some(master)).collect())
+        Ok(self
+            .links()
+            .await?
+            .into_iter()
+            .filter(|l| l.master == Some(master))
+            .collect())
     }
 }
 
@@ -330,14 +399,19 @@ where
         .name(format!("netns-{pid}"))
         .spawn(move || {
             let run = || -> Result<T, NetworkError> {
-                nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| NetworkError::Netns {
-                    pid,
-                    reason: format!("setns: {e}"),
+                nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    NetworkError::Netns {
+                        pid,
+                        reason: format!("setns: {e}"),
+                    }
                 })?;
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| NetworkError::Netns { pid, reason: format!("runtime: {e}") })?;
+                    .map_err(|e| NetworkError::Netns {
+                        pid,
+                        reason: format!("runtime: {e}"),
+                    })?;
                 rt.block_on(async move {
                     let nl = Netlink::connect()?;
                     f(nl).await
@@ -345,13 +419,21 @@ where
             };
             let _ = tx.send(run());
         });
-    spawned.map_err(|e| NetworkError::Netns { pid, reason: format!("cannot start a thread: {e}") })?;
-    rx.await
-        .map_err(|_| NetworkError::Netns { pid, reason: "the namespace worker thread died".into() })?
+    spawned.map_err(|e| NetworkError::Netns {
+        pid,
+        reason: format!("cannot start a thread: {e}"),
+    })?;
+    rx.await.map_err(|_| NetworkError::Netns {
+        pid,
+        reason: "the namespace worker thread died".into(),
+    })?
 }
 
 /// Write a sysctl of the current thread's network namespace (call inside [`in_netns`]).
 pub fn write_net_sysctl(path: &str, value: &str) -> Result<(), NetworkError> {
     let p = format!("/proc/sys/net/{path}");
-    std::fs::write(&p, value).map_err(|e| NetworkError::Netlink { op: format!("write {p}"), reason: e.to_string() })
+    std::fs::write(&p, value).map_err(|e| NetworkError::Netlink {
+        op: format!("write {p}"),
+        reason: e.to_string(),
+    })
 }

@@ -46,7 +46,11 @@ impl Ovs {
 
     pub async fn bridge_exists(&self, bridge: &str) -> Result<bool, NetworkError> {
         let out = Command::new(&self.vsctl)
-            .args([format!("--timeout={}", self.timeout.as_secs().max(1)), "br-exists".into(), bridge.to_string()])
+            .args([
+                format!("--timeout={}", self.timeout.as_secs().max(1)),
+                "br-exists".into(),
+                bridge.to_string(),
+            ])
             .kill_on_drop(true)
             .output()
             .await
@@ -66,7 +70,11 @@ impl Ovs {
 
     /// Create the integration bridge when it is missing (an existing bridge keeps
     /// its datapath type).
-    pub async fn ensure_bridge(&self, bridge: &str, datapath_type: &str) -> Result<(), NetworkError> {
+    pub async fn ensure_bridge(
+        &self,
+        bridge: &str,
+        datapath_type: &str,
+    ) -> Result<(), NetworkError> {
         if self.bridge_exists(bridge).await? {
             return Ok(());
         }
@@ -122,7 +130,8 @@ impl Ovs {
 
     /// Remove `port` from whatever bridge holds it.
     pub async fn del_port(&self, port: &str) -> Result<(), NetworkError> {
-        self.vsctl(&["--if-exists".into(), "del-port".into(), port.into()]).await?;
+        self.vsctl(&["--if-exists".into(), "del-port".into(), port.into()])
+            .await?;
         Ok(())
     }
 }

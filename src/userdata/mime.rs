@@ -3,10 +3,12 @@
 //! container options.
 //!
 //! A part is chosen in this order: the part named `cfn-userdata` (Heat's
-//! `HEAT_CFNTOOLS` and `SOFTWARE_CONFIG` formats put the template's `user_data`
-//! there), else the first part whose content type says JSON or YAML
-//! (`application/json`, `text/x-yaml`, ...). Other parts (cloud-config, shell
-//! scripts, part handlers) are never container options.
+//! default `HEAT_CFNTOOLS` format puts the template's `user_data` there), else
+//! the first part whose content type says JSON or YAML (`application/json`,
+//! `text/x-yaml`, ...), else the part named `userdata` (Heat's
+//! `SOFTWARE_CONFIG` format, typed `text/x-shellscript` whatever it holds).
+//! Other parts (cloud-config, boothooks, part handlers) are never container
+//! options; a chosen part that turns out to be a script is not either.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -55,10 +57,10 @@ pub(crate) fn leaves(data: &[u8]) -> Result<Vec<Part>, String> {
 
 /// The part that may hold container options, with a label saying which it was.
 pub(crate) fn select(parts: &[Part]) -> Option<&Part> {
-    parts
-        .iter()
-        .find(|p| p.filename.as_deref() == Some("cfn-userdata"))
+    let named = |n: &str| parts.iter().find(|p| p.filename.as_deref() == Some(n));
+    named("cfn-userdata")
         .or_else(|| parts.iter().find(|p| is_options_type(&p.content_type)))
+        .or_else(|| named("userdata"))
 }
 
 fn is_options_type(ct: &str) -> bool {
@@ -313,6 +315,13 @@ mod tests {
         let p = select(&parts).unwrap();
         assert_eq!(p.content_type, "application/json");
         assert_eq!(p.body, b"{\"Cmd\": [\"date\"]}=");
+    }
+
+    #[test]
+    fn heat_software_config_userdata_part() {
+        let doc = "Content-Type: multipart/mixed; boundary=X\n\n--X\nContent-Type: text/cloud-config\nContent-Disposition: attachment; filename=\"cloud-config\"\n\n#cloud-config\n--X\nContent-Type: text/x-shellscript\nContent-Disposition: attachment; filename=\"userdata\"\n\ncommand: [date]\n--X--\n";
+        let parts = leaves(doc.as_bytes()).unwrap();
+        assert_eq!(select(&parts).unwrap().body, b"command: [date]");
     }
 
     #[test]

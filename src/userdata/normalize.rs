@@ -1625,32 +1625,27 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
                 })
             }
             "StopTimeout" => body.stop_timeout = integer(v, k)?,
-            "Healthcheck" => {
-                if !v.is_null() {
-                    let mut h = pascal(
-                        v,
-                        &[
-                            "Test",
-                            "Interval",
-                            "Timeout",
-                            "Retries",
-                            "StartPeriod",
-                            "StartInterval",
-                        ],
-                    );
-                    if let Some(Value::String(s)) = h.get("Test").cloned() {
-                        h["Test"] = json!(["CMD-SHELL", s]);
-                    }
-                    body.healthcheck =
-                        Some(serde_json::from_value(h).map_err(|e| invalid(k, e.to_string()))?);
+            "Healthcheck" if !v.is_null() => {
+                let mut h = pascal(
+                    v,
+                    &[
+                        "Test",
+                        "Interval",
+                        "Timeout",
+                        "Retries",
+                        "StartPeriod",
+                        "StartInterval",
+                    ],
+                );
+                if let Some(Value::String(s)) = h.get("Test").cloned() {
+                    h["Test"] = json!(["CMD-SHELL", s]);
                 }
+                body.healthcheck =
+                    Some(serde_json::from_value(h).map_err(|e| invalid(k, e.to_string()))?);
             }
-            "NetworkingConfig" => {
-                if !v.is_null() {
-                    body.networking_config = Some(
-                        serde_json::from_value(v.clone()).map_err(|e| invalid(k, e.to_string()))?,
-                    );
-                }
+            "NetworkingConfig" if !v.is_null() => {
+                body.networking_config =
+                    Some(serde_json::from_value(v.clone()).map_err(|e| invalid(k, e.to_string()))?);
             }
             "HostConfig" => hc = host_config(v, k, &mut warnings)?,
             "Memory" | "MemorySwap" => {
@@ -1678,12 +1673,10 @@ fn docker_body(map: Map<String, Value>) -> Result<UserOptions, UserDataError> {
                     }
                 }
             }
-            "PortSpecs" => {
-                if !v.is_null() {
-                    warnings.push(
-                        "PortSpecs is obsolete (Docker no longer supports it) and is ignored: use ExposedPorts and HostConfig.PortBindings".into(),
-                    );
-                }
+            "PortSpecs" if !v.is_null() => {
+                warnings.push(
+                    "PortSpecs is obsolete (Docker no longer supports it) and is ignored: use ExposedPorts and HostConfig.PortBindings".into(),
+                );
             }
             _ => {}
         }

@@ -212,6 +212,26 @@ mod tests {
     }
 
     #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_quickly() {
+        let mut bomb = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            bomb.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        }
+        bomb.insert_str(0, "command:\n  ");
+        let bomb = bomb.replace('\n', "\n  ");
+        assert!(parse_text(&bomb).is_err());
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_text(&format!("{{\"Cmd\": {deep}}}")).is_err());
+        let deep = format!("command: {}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_text(&deep).is_err());
+    }
+
+    #[test]
     fn broken_options_are_errors_with_position() {
         let e = parse_text("{\"Cmd\": [\"date\"}").unwrap_err();
         assert!(matches!(e, UserDataError::Json { line: 1, .. }), "{e}");

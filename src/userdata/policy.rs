@@ -15,7 +15,7 @@
 //! | `allowed_capabilities` | (empty) | these `CapAdd` capabilities (`ALL` only when listed) |
 //! | `allow_host_namespaces` | False | `host` network, PID, IPC, UTS, user, cgroup namespaces |
 //! | `allow_container_namespaces` | False | joining another container's namespaces (`container:<x>`); the target is checked like a link |
-//! | `allow_unconfined_security_opts` | False | `SecurityOpt` other than `no-new-privileges` (seccomp/AppArmor/SELinux profiles or `unconfined`, `systempaths=unconfined`), `MaskedPaths`, `ReadonlyPaths` |
+//! | `allow_unconfined_security_opts` | False | `SecurityOpt` other than `no-new-privileges` (seccomp/AppArmor/SELinux profiles or `unconfined`, `systempaths=unconfined`), `MaskedPaths`, `ReadonlyPaths`, `Annotations` (read by some OCI runtimes) |
 //! | `allow_sysctls` | False | `Sysctls` |
 //! | `allow_cross_project_links` | False | `Links`, `VolumesFrom` (and `container:<x>` modes) naming a container that is not an instance of the same project |
 //! | `allow_host_resource_overrides` | False | `CgroupParent`, `OomKillDisable: true`, negative `OomScoreAdj`, `Ulimits`, `PidsLimit` <= 0 (unlimited), real-time CPU (`CpuRealtimePeriod`/`Runtime`) |
@@ -35,6 +35,15 @@
 //! `Init`, `RestartPolicy`, `Blkio*`, `Cpuset*`, memory and CPU values (capped
 //! to the flavor by the driver), `IpcMode` private/shareable/none,
 //! `no-new-privileges`, healthchecks, `StorageOpt`.
+//!
+//! For example, an operator who shares one data directory and lets tenants
+//! add `NET_ADMIN` (which acts inside the container's own network namespace):
+//!
+//! ```ini
+//! [docker]
+//! allowed_host_paths = /srv/shared
+//! allowed_capabilities = NET_ADMIN
+//! ```
 //!
 //! Host paths are resolved on this machine (the Docker engine is local); a
 //! symlink changed between the check and the container's start is not caught.
@@ -712,6 +721,18 @@ impl Checker<'_> {
             self.security_opt("SecurityOpt", o);
         }
         if !p.allow_unconfined_security_opts {
+            if let Some(a) = h.annotations.as_ref().filter(|a| !a.is_empty()) {
+                let mut keys: Vec<&String> = a.keys().collect();
+                keys.sort();
+                for k in keys {
+                    self.refuse_hc(
+                        "Annotations",
+                        k.clone(),
+                        "OCI runtime annotations can change how the runtime confines the container",
+                        Some("allow_unconfined_security_opts"),
+                    );
+                }
+            }
             for (field, v) in [
                 ("MaskedPaths", &h.masked_paths),
                 ("ReadonlyPaths", &h.readonly_paths),
@@ -1178,6 +1199,11 @@ mod tests {
         (
             r#"{"HostConfig": {"ReadonlyPaths": []}}"#,
             "ReadonlyPaths",
+            "allow_unconfined_security_opts",
+        ),
+        (
+            r#"{"HostConfig": {"Annotations": {"run.oci.keep_original_groups": "1"}}}"#,
+            "Annotations run.oci",
             "allow_unconfined_security_opts",
         ),
         (

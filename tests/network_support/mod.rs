@@ -28,7 +28,8 @@ pub fn token() -> String {
 /// A fixture's network_info text with fresh VIF ids (and so fresh device names)
 /// and the given replacements applied; parsed.
 pub fn fixture(name: &str, replace: &[(&str, &str)]) -> (String, Vec<Vif>) {
-    let mut text = std::fs::read_to_string(common::test_file(&format!("fixtures/network/{name}"))).unwrap();
+    let mut text =
+        std::fs::read_to_string(common::test_file(&format!("fixtures/network/{name}"))).unwrap();
     let vifs = parse_network_info(&text).unwrap();
     for v in &vifs {
         let new = uuid::Uuid::new_v4().to_string();
@@ -61,23 +62,32 @@ impl TestContainer {
             }),
             ..Default::default()
         };
-        d.create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
-            .await
-            .expect("create container");
+        d.create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            body,
+        )
+        .await
+        .expect("create container");
         let c = TestContainer {
             name,
             uuid,
             hostname: hostname.to_string(),
         };
-        d.start_container(&c.name, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-            .expect("start container");
+        d.start_container(
+            &c.name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .expect("start container");
         c
     }
 
     pub async fn pid(&self, d: &Docker) -> u32 {
         let i = d
-            .inspect_container(&self.name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &self.name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
             .expect("inspect");
         let pid = i.state.and_then(|s| s.pid).unwrap_or(0);
@@ -86,21 +96,30 @@ impl TestContainer {
     }
 
     pub async fn restart(&self, d: &Docker) {
-        d.restart_container(&self.name, Some(RestartContainerOptionsBuilder::new().t(5).build()))
-            .await
-            .expect("restart");
+        d.restart_container(
+            &self.name,
+            Some(RestartContainerOptionsBuilder::new().t(5).build()),
+        )
+        .await
+        .expect("restart");
     }
 
     pub async fn stop(&self, d: &Docker) {
-        d.stop_container(&self.name, Some(StopContainerOptionsBuilder::new().t(5).build()))
-            .await
-            .expect("stop");
+        d.stop_container(
+            &self.name,
+            Some(StopContainerOptionsBuilder::new().t(5).build()),
+        )
+        .await
+        .expect("stop");
     }
 
     pub async fn start_again(&self, d: &Docker) {
-        d.start_container(&self.name, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-            .expect("start");
+        d.start_container(
+            &self.name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .expect("start");
     }
 
     /// Run a command in the container: (exit code, stdout+stderr).
@@ -118,12 +137,19 @@ impl TestContainer {
             .await
             .expect("create exec");
         let mut out = String::new();
-        if let StartExecResults::Attached { mut output, .. } = d.start_exec(&e.id, None).await.expect("start exec") {
+        if let StartExecResults::Attached { mut output, .. } =
+            d.start_exec(&e.id, None).await.expect("start exec")
+        {
             while let Some(Ok(chunk)) = output.next().await {
                 out.push_str(&chunk.to_string());
             }
         }
-        let code = d.inspect_exec(&e.id).await.expect("inspect exec").exit_code.unwrap_or(-1);
+        let code = d
+            .inspect_exec(&e.id)
+            .await
+            .expect("inspect exec")
+            .exit_code
+            .unwrap_or(-1);
         (code, out)
     }
 
@@ -135,7 +161,10 @@ impl TestContainer {
 
     pub async fn remove(&self, d: &Docker) {
         let _ = d
-            .remove_container(&self.name, Some(RemoveContainerOptionsBuilder::new().force(true).build()))
+            .remove_container(
+                &self.name,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
             .await;
     }
 }
@@ -143,12 +172,17 @@ impl TestContainer {
 impl Drop for TestContainer {
     fn drop(&mut self) {
         // a failed assertion must not leave the container behind
-        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
     }
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -204,7 +238,10 @@ pub fn link_exists(name: &str) -> bool {
 }
 
 pub fn ovs_vsctl(args: &[&str]) -> (bool, String) {
-    let o = Command::new("ovs-vsctl").args(args).output().expect("ovs-vsctl");
+    let o = Command::new("ovs-vsctl")
+        .args(args)
+        .output()
+        .expect("ovs-vsctl");
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).trim().to_string() + &String::from_utf8_lossy(&o.stderr),
@@ -251,12 +288,16 @@ impl Drop for LinkGuard {
 pub fn kernel_has_vlan() -> bool {
     let t = token();
     let (a, b, v) = (format!("ndqa{t}"), format!("ndqb{t}"), format!("ndqv{t}"));
-    let mk = Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]).output();
+    let mk = Command::new("ip")
+        .args(["link", "add", &a, "type", "veth", "peer", "name", &b])
+        .output();
     if !mk.map(|o| o.status.success()).unwrap_or(false) {
         return false;
     }
     let ok = Command::new("ip")
-        .args(["link", "add", "link", &a, "name", &v, "type", "vlan", "id", "5"])
+        .args([
+            "link", "add", "link", &a, "name", &v, "type", "vlan", "id", "5",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -273,7 +314,9 @@ impl ForwardAccept {
     pub fn new(bridge: &str) -> Self {
         for ipt in ["iptables", "ip6tables"] {
             let _ = Command::new(ipt)
-                .args(["-w", "-I", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"])
+                .args([
+                    "-w", "-I", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT",
+                ])
                 .output();
         }
         ForwardAccept(bridge.to_string())
@@ -284,7 +327,9 @@ impl Drop for ForwardAccept {
     fn drop(&mut self) {
         for ipt in ["iptables", "ip6tables"] {
             let _ = Command::new(ipt)
-                .args(["-w", "-D", "FORWARD", "-i", &self.0, "-o", &self.0, "-j", "ACCEPT"])
+                .args([
+                    "-w", "-D", "FORWARD", "-i", &self.0, "-o", &self.0, "-j", "ACCEPT",
+                ])
                 .output();
         }
     }

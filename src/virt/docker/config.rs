@@ -75,13 +75,19 @@ impl DockerConfig {
     pub fn from_ini(ini: &Ini) -> Result<Self, ConfigError> {
         let g = ini.group("docker");
         let d = DockerConfig::default();
-        let cpu_mode = match g.choice("cpu_mode", "quota", &["quota", "shares"])?.as_str() {
+        let cpu_mode = match g
+            .choice("cpu_mode", "quota", &["quota", "shares"])?
+            .as_str()
+        {
             "shares" => CpuMode::Shares,
             _ => CpuMode::Quota,
         };
         let pids_limit = match g.opt_int("pids_limit")? {
             Some(n) if n <= 0 => {
-                return Err(g.invalid("pids_limit", format!("{n} must be a positive number of processes")))
+                return Err(g.invalid(
+                    "pids_limit",
+                    format!("{n} must be a positive number of processes"),
+                ))
             }
             other => other,
         };
@@ -91,7 +97,10 @@ impl DockerConfig {
         }
         let window = g.float("spawn_confirm_window", d.spawn_confirm_window.as_secs_f64())?;
         if !(0.0..=60.0).contains(&window) {
-            return Err(g.invalid("spawn_confirm_window", format!("{window} must be between 0 and 60 seconds")));
+            return Err(g.invalid(
+                "spawn_confirm_window",
+                format!("{window} must be between 0 and 60 seconds"),
+            ));
         }
         let state_path = ini.group("DEFAULT").str("state_path", "/var/lib/nova")?;
         let state_dir = g
@@ -110,7 +119,8 @@ impl DockerConfig {
             spawn_confirm_window: Duration::from_secs_f64(window),
             state_dir,
         };
-        cfg.endpoint().map_err(|reason| g.invalid("host_url", reason))?;
+        cfg.endpoint()
+            .map_err(|reason| g.invalid("host_url", reason))?;
         Ok(cfg)
     }
 
@@ -119,9 +129,9 @@ impl DockerConfig {
     /// did); the certificate is verified unless `api_insecure` is true.
     pub fn endpoint(&self) -> Result<Endpoint, String> {
         let url = self.host_url.trim();
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("{url:?} has no scheme (unix://, tcp://, http:// or https://)"))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("{url:?} has no scheme (unix://, tcp://, http:// or https://)")
+        })?;
         match scheme {
             "unix" => {
                 if rest.is_empty() {
@@ -149,7 +159,9 @@ impl DockerConfig {
                 }
                 let verify = !self.api_insecure;
                 if verify && self.ca_file.is_none() {
-                    return Err("TLS with verification needs ca_file (or set api_insecure = True)".into());
+                    return Err(
+                        "TLS with verification needs ca_file (or set api_insecure = True)".into(),
+                    );
                 }
                 Ok(Endpoint::Tls {
                     addr,
@@ -179,7 +191,10 @@ mod tests {
     fn defaults() {
         let c = cfg("[DEFAULT]\nstate_path = /srv/nova\n").unwrap();
         assert_eq!(c.host_url, "unix:///var/run/docker.sock");
-        assert_eq!(c.endpoint().unwrap(), Endpoint::Unix("/var/run/docker.sock".into()));
+        assert_eq!(
+            c.endpoint().unwrap(),
+            Endpoint::Unix("/var/run/docker.sock".into())
+        );
         assert_eq!(c.cpu_mode, CpuMode::Quota);
         assert_eq!(c.pids_limit, None);
         assert!(!c.api_insecure);
@@ -209,12 +224,18 @@ mod tests {
     #[test]
     fn plain_tcp_without_tls_options() {
         let c = cfg("[docker]\nhost_url = tcp://10.0.0.5:2375\n").unwrap();
-        assert_eq!(c.endpoint().unwrap(), Endpoint::Http("10.0.0.5:2375".into()));
+        assert_eq!(
+            c.endpoint().unwrap(),
+            Endpoint::Http("10.0.0.5:2375".into())
+        );
     }
 
     #[test]
     fn tls_verifies_unless_api_insecure_is_true() {
-        let c = cfg("[docker]\nhost_url = tcp://h:2376\nca_file = /ca\ncert_file = /c\nkey_file = /k\n").unwrap();
+        let c = cfg(
+            "[docker]\nhost_url = tcp://h:2376\nca_file = /ca\ncert_file = /c\nkey_file = /k\n",
+        )
+        .unwrap();
         match c.endpoint().unwrap() {
             Endpoint::Tls { verify, addr, .. } => {
                 assert!(verify, "api_insecure unset must verify");
@@ -222,11 +243,18 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        let c = cfg("[docker]\nhost_url = tcp://h:2376\nca_file = /ca\napi_insecure = False\n").unwrap();
-        assert!(matches!(c.endpoint().unwrap(), Endpoint::Tls { verify: true, .. }));
+        let c = cfg("[docker]\nhost_url = tcp://h:2376\nca_file = /ca\napi_insecure = False\n")
+            .unwrap();
+        assert!(matches!(
+            c.endpoint().unwrap(),
+            Endpoint::Tls { verify: true, .. }
+        ));
         // The old driver passed verify=api_insecure; True must mean "do not verify".
         let c = cfg("[docker]\nhost_url = tcp://h:2376\napi_insecure = True\n").unwrap();
-        assert!(matches!(c.endpoint().unwrap(), Endpoint::Tls { verify: false, .. }));
+        assert!(matches!(
+            c.endpoint().unwrap(),
+            Endpoint::Tls { verify: false, .. }
+        ));
     }
 
     #[test]

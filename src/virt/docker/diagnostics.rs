@@ -94,7 +94,10 @@ pub fn parse_net_dev(text: &str) -> Vec<NicCounters> {
             if name == "lo" {
                 return None;
             }
-            let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if f.len() < 12 {
                 return None;
             }
@@ -147,7 +150,11 @@ fn i(v: u64) -> i64 {
 
 fn blkio_sum(stats: &ContainerStatsResponse, requests: bool, op: &str) -> Option<i64> {
     let b = stats.blkio_stats.as_ref()?;
-    let list = if requests { b.io_serviced_recursive.as_ref()? } else { b.io_service_bytes_recursive.as_ref()? };
+    let list = if requests {
+        b.io_serviced_recursive.as_ref()?
+    } else {
+        b.io_service_bytes_recursive.as_ref()?
+    };
     Some(
         list.iter()
             .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
@@ -163,7 +170,11 @@ pub fn memory_used_bytes(stats: &ContainerStatsResponse) -> Option<u64> {
     let cache = m
         .stats
         .as_ref()
-        .and_then(|s| s.get("total_inactive_file").or_else(|| s.get("inactive_file")).copied())
+        .and_then(|s| {
+            s.get("total_inactive_file")
+                .or_else(|| s.get("inactive_file"))
+                .copied()
+        })
         .unwrap_or(0);
     Some(usage.saturating_sub(cache))
 }
@@ -189,14 +200,22 @@ pub fn diagnostics(stats: &ContainerStatsResponse, ctx: &DiagnosticsContext) -> 
             .iter()
             .enumerate()
             .filter(|(_, t)| **t > 0)
-            .map(|(n, t)| CpuDiagnostics { id: Some(n as i64), time: Some(i(*t)), utilisation: None })
+            .map(|(n, t)| CpuDiagnostics {
+                id: Some(n as i64),
+                time: Some(i(*t)),
+                utilisation: None,
+            })
             .collect()
     } else {
         // cgroup v2 gives only a total: spread it over the flavor's vCPUs.
         let total = cpu.and_then(|c| c.total_usage).unwrap_or(0);
         let n = u64::from(ctx.vcpus.max(1));
         (0..n)
-            .map(|k| CpuDiagnostics { id: Some(k as i64), time: Some(i(total / n)), utilisation: None })
+            .map(|k| CpuDiagnostics {
+                id: Some(k as i64),
+                time: Some(i(total / n)),
+                utilisation: None,
+            })
             .collect()
     };
     let limit = stats.memory_stats.as_ref().and_then(|m| m.limit);
@@ -247,10 +266,17 @@ pub fn diagnostics(stats: &ContainerStatsResponse, ctx: &DiagnosticsContext) -> 
 
 /// The flat dict of the legacy `get_diagnostics` (libvirt's key names: `cpuN_time` in
 /// ns, `memory`/`memory-actual`/`memory-rss` in KiB, `<nic>_rx` ..., `root_read` ...).
-pub fn legacy_diagnostics(d: &Diagnostics, stats: &ContainerStatsResponse, nics: &[NicCounters]) -> BTreeMap<String, Value> {
+pub fn legacy_diagnostics(
+    d: &Diagnostics,
+    stats: &ContainerStatsResponse,
+    nics: &[NicCounters],
+) -> BTreeMap<String, Value> {
     let mut m = BTreeMap::new();
     for c in &d.cpu_details {
-        m.insert(format!("cpu{}_time", c.id.unwrap_or(0)), json!(c.time.unwrap_or(0)));
+        m.insert(
+            format!("cpu{}_time", c.id.unwrap_or(0)),
+            json!(c.time.unwrap_or(0)),
+        );
     }
     if let Some(limit) = stats.memory_stats.as_ref().and_then(|s| s.limit) {
         m.insert("memory".into(), json!(limit >> 10));
@@ -271,9 +297,15 @@ pub fn legacy_diagnostics(d: &Diagnostics, stats: &ContainerStatsResponse, nics:
     }
     if let Some(disk) = d.disk_details.first() {
         m.insert("root_read".into(), json!(disk.read_bytes.unwrap_or(0)));
-        m.insert("root_read_req".into(), json!(disk.read_requests.unwrap_or(0)));
+        m.insert(
+            "root_read_req".into(),
+            json!(disk.read_requests.unwrap_or(0)),
+        );
         m.insert("root_write".into(), json!(disk.write_bytes.unwrap_or(0)));
-        m.insert("root_write_req".into(), json!(disk.write_requests.unwrap_or(0)));
+        m.insert(
+            "root_write_req".into(),
+            json!(disk.write_requests.unwrap_or(0)),
+        );
         m.insert("root_errors".into(), json!(-1));
     }
     m
@@ -290,15 +322,35 @@ mod tests {
         let v = parse_net_dev(t);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].name, "eth0");
-        assert_eq!((v[0].rx_bytes, v[0].rx_packets, v[0].rx_errors, v[0].rx_dropped), (1500, 10, 1, 2));
-        assert_eq!((v[0].tx_bytes, v[0].tx_packets, v[0].tx_errors, v[0].tx_dropped), (700, 5, 3, 4));
+        assert_eq!(
+            (
+                v[0].rx_bytes,
+                v[0].rx_packets,
+                v[0].rx_errors,
+                v[0].rx_dropped
+            ),
+            (1500, 10, 1, 2)
+        );
+        assert_eq!(
+            (
+                v[0].tx_bytes,
+                v[0].tx_packets,
+                v[0].tx_errors,
+                v[0].tx_dropped
+            ),
+            (700, 5, 3, 4)
+        );
     }
 
     #[test]
     fn shape_matches_nova_objects() {
         let stats = ContainerStatsResponse {
             cpu_stats: Some(ContainerCpuStats {
-                cpu_usage: Some(ContainerCpuUsage { total_usage: Some(3000), percpu_usage: None, ..Default::default() }),
+                cpu_usage: Some(ContainerCpuUsage {
+                    total_usage: Some(3000),
+                    percpu_usage: None,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             memory_stats: Some(ContainerMemoryStats {
@@ -308,19 +360,41 @@ mod tests {
             }),
             ..Default::default()
         };
-        let ctx = DiagnosticsContext { state: "running".into(), uptime: Some(5), vcpus: 2, ..Default::default() };
+        let ctx = DiagnosticsContext {
+            state: "running".into(),
+            uptime: Some(5),
+            vcpus: 2,
+            ..Default::default()
+        };
         let d = diagnostics(&stats, &ctx);
         assert_eq!(d.num_cpus, 2);
         assert_eq!(d.cpu_details[1].time, Some(1500));
-        assert_eq!(d.memory_details, MemoryDiagnostics { maximum: Some(64), used: Some(10) });
+        assert_eq!(
+            d.memory_details,
+            MemoryDiagnostics {
+                maximum: Some(64),
+                used: Some(10)
+            }
+        );
         let v = serde_json::to_value(&d).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|s| s.as_str()).collect();
         keys.sort();
         assert_eq!(
             keys,
             vec![
-                "config_drive", "cpu_details", "disk_details", "driver", "hypervisor", "hypervisor_os",
-                "memory_details", "nic_details", "num_cpus", "num_disks", "num_nics", "state", "uptime"
+                "config_drive",
+                "cpu_details",
+                "disk_details",
+                "driver",
+                "hypervisor",
+                "hypervisor_os",
+                "memory_details",
+                "nic_details",
+                "num_cpus",
+                "num_disks",
+                "num_nics",
+                "state",
+                "uptime"
             ]
         );
         let legacy = legacy_diagnostics(&d, &stats, &[]);

@@ -8,9 +8,9 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, EventMessage};
 use bollard::query_parameters::{
-    CreateContainerOptions, EventsOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, RenameContainerOptions, StartContainerOptions, StatsOptions,
-    StopContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, EventsOptions, InspectContainerOptions, KillContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions,
+    StartContainerOptions, StatsOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -110,6 +110,21 @@ fn status_of(e: &BollardError) -> Option<u16> {
     }
 }
 
+/// An error with its causes ("client error (connect): invalid peer certificate: ...").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}
+
 /// The engine's own words for a failure.
 fn reason(e: &BollardError) -> String {
     match e {
@@ -173,11 +188,14 @@ impl DockerDriver {
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| DriverError::Connect { url: url.clone(), reason: e.to_string() })?;
-        let version = docker
-            .version()
-            .await
-            .map_err(|e| DriverError::Connect { url: url.clone(), reason: e.to_string() })?;
+            .map_err(|e| DriverError::Connect {
+                url: url.clone(),
+                reason: error_chain(&e),
+            })?;
+        let version = docker.version().await.map_err(|e| DriverError::Connect {
+            url: url.clone(),
+            reason: error_chain(&e),
+        })?;
         let markers = Markers::new(&cfg.state_dir).map_err(|source| DriverError::StateDir {
             path: cfg.state_dir.display().to_string(),
             source,
@@ -235,7 +253,10 @@ impl DockerDriver {
     }
 
     fn marker_err(&self, e: std::io::Error) -> DriverError {
-        DriverError::StateDir { path: self.markers().root().display().to_string(), source: e }
+        DriverError::StateDir {
+            path: self.markers().root().display().to_string(),
+            source: e,
+        }
     }
 
     fn set_marker(&self, m: Marker, uuid: &str) -> Result<(), DriverError> {
@@ -243,21 +264,34 @@ impl DockerDriver {
     }
 
     fn clear_marker(&self, m: Marker, uuid: &str) -> Result<(), DriverError> {
-        self.markers().clear(m, uuid).map_err(|e| self.marker_err(e))
+        self.markers()
+            .clear(m, uuid)
+            .map_err(|e| self.marker_err(e))
     }
 
     /// Inspect our container of `uuid`; a missing container, or one Nova did not make,
     /// is `NotFound`.
     async fn inspect(&self, uuid: &str) -> Result<ContainerInspectResponse, DriverError> {
         let name = Self::name(uuid)?;
-        match self.docker.inspect_container(&name, None::<InspectContainerOptions>).await {
+        match self
+            .docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+        {
             Ok(c) if is_ours(&c) => Ok(c),
             Ok(_) => {
                 warn!(container = %name, "container has our name but not our label: not ours");
-                Err(DriverError::NotFound { uuid: uuid.to_string() })
+                Err(DriverError::NotFound {
+                    uuid: uuid.to_string(),
+                })
             }
-            Err(e) if status_of(&e) == Some(404) => Err(DriverError::NotFound { uuid: uuid.to_string() }),
-            Err(source) => Err(DriverError::Docker { op: "inspect", source }),
+            Err(e) if status_of(&e) == Some(404) => Err(DriverError::NotFound {
+                uuid: uuid.to_string(),
+            }),
+            Err(source) => Err(DriverError::Docker {
+                op: "inspect",
+                source,
+            }),
         }
     }
 
@@ -272,12 +306,19 @@ impl DockerDriver {
         InstanceInfo {
             state,
             internal_id: c.id.clone().unwrap_or_default(),
-            pid: st.pid.filter(|p| running && *p > 0).and_then(|p| u32::try_from(p).ok()),
+            pid: st
+                .pid
+                .filter(|p| running && *p > 0)
+                .and_then(|p| u32::try_from(p).ok()),
             status: st.status.map(|s| s.to_string()).unwrap_or_default(),
             exit_code: if running { None } else { st.exit_code },
             oom_killed: st.oom_killed == Some(true),
             started_at: st.started_at.clone(),
-            finished_at: if running { None } else { st.finished_at.clone() },
+            finished_at: if running {
+                None
+            } else {
+                st.finished_at.clone()
+            },
         }
     }
 
@@ -307,7 +348,13 @@ impl DockerDriver {
             .clone()
             .with_timeout(self.inner.cfg.api_timeout + timeout + Duration::from_secs(5));
         match client
-            .stop_container(name, Some(StopContainerOptions { t: Some(secs), signal: None }))
+            .stop_container(
+                name,
+                Some(StopContainerOptions {
+                    t: Some(secs),
+                    signal: None,
+                }),
+            )
             .await
         {
             Ok(()) => Ok(()),
@@ -319,7 +366,12 @@ impl DockerDriver {
     async fn kill(&self, name: &str) -> Result<(), String> {
         match self
             .docker
-            .kill_container(name, Some(KillContainerOptions { signal: "SIGKILL".into() }))
+            .kill_container(
+                name,
+                Some(KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                }),
+            )
             .await
         {
             Ok(()) => {}
@@ -327,7 +379,8 @@ impl DockerDriver {
             Err(e) if status_of(&e) == Some(409) => {}
             Err(e) => return Err(reason(&e)),
         }
-        self.wait_not_running(name, self.inner.cfg.api_timeout).await;
+        self.wait_not_running(name, self.inner.cfg.api_timeout)
+            .await;
         Ok(())
     }
 
@@ -341,14 +394,19 @@ impl DockerDriver {
 
     /// Returns when the container is not running, or after `limit`.
     async fn wait_not_running(&self, name: &str, limit: Duration) -> bool {
-        let opts = WaitContainerOptions { condition: "not-running".into() };
+        let opts = WaitContainerOptions {
+            condition: "not-running".into(),
+        };
         let mut s = Box::pin(self.docker.wait_container(name, Some(opts)));
         tokio::time::timeout(limit, s.next()).await.is_ok()
     }
 
     /// The last lines the container printed, for a fault message.
     async fn log_tail(&self, name: &str) -> String {
-        let out = self.logs(name, Some(FAULT_LOG_LINES), FAULT_LOG_BYTES).await.unwrap_or_default();
+        let out = self
+            .logs(name, Some(FAULT_LOG_LINES), FAULT_LOG_BYTES)
+            .await
+            .unwrap_or_default();
         let t = out.trim();
         if t.is_empty() {
             "(no output)".into()
@@ -357,7 +415,12 @@ impl DockerDriver {
         }
     }
 
-    async fn logs(&self, name: &str, tail: Option<usize>, cap: usize) -> Result<String, BollardError> {
+    async fn logs(
+        &self,
+        name: &str,
+        tail: Option<usize>,
+        cap: usize,
+    ) -> Result<String, BollardError> {
         let opts = LogsOptions {
             stdout: true,
             stderr: true,
@@ -376,7 +439,11 @@ impl DockerDriver {
     }
 
     async fn remove(&self, name: &str) -> Result<(), String> {
-        let opts = RemoveContainerOptions { force: true, v: true, link: false };
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
@@ -395,15 +462,32 @@ impl DockerDriver {
         let uuid = spec.uuid.as_str();
         let name = Self::name(uuid)?;
         let cfg = &self.inner.cfg;
-        let (_, body) = build_create_body(spec, Limits { cpu_mode: cfg.cpu_mode, pids_limit: cfg.pids_limit });
-        let opts = CreateContainerOptions { name: Some(name.clone()), platform: String::new() };
+        let (_, body) = build_create_body(
+            spec,
+            Limits {
+                cpu_mode: cfg.cpu_mode,
+                pids_limit: cfg.pids_limit,
+            },
+        );
+        let opts = CreateContainerOptions {
+            name: Some(name.clone()),
+            platform: String::new(),
+        };
         match self.docker.create_container(Some(opts), body).await {
             Ok(r) => debug!(%uuid, id = %r.id, "container created"),
             Err(e) => {
                 return Err(match status_of(&e) {
-                    Some(409) => DriverError::Exists { uuid: uuid.into(), name },
-                    Some(404) => DriverError::ImageNotFound { image: spec.image.clone() },
-                    _ => DriverError::Deploy { uuid: uuid.into(), reason: reason(&e) },
+                    Some(409) => DriverError::Exists {
+                        uuid: uuid.into(),
+                        name,
+                    },
+                    Some(404) => DriverError::ImageNotFound {
+                        image: spec.image.clone(),
+                    },
+                    _ => DriverError::Deploy {
+                        uuid: uuid.into(),
+                        reason: reason(&e),
+                    },
                 })
             }
         }
@@ -414,17 +498,27 @@ impl DockerDriver {
         }
         if let Err(r) = self.start(&name).await {
             let _ = self.remove(&name).await;
-            return Err(DriverError::Deploy { uuid: uuid.into(), reason: format!("start failed: {r}") });
+            return Err(DriverError::Deploy {
+                uuid: uuid.into(),
+                reason: format!("start failed: {r}"),
+            });
         }
         let window = cfg.spawn_confirm_window;
         if !window.is_zero() {
             self.wait_not_running(&name, window).await;
         }
-        let c = match self.docker.inspect_container(&name, None::<InspectContainerOptions>).await {
+        let c = match self
+            .docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let _ = self.remove(&name).await;
-                return Err(DriverError::Deploy { uuid: uuid.into(), reason: format!("inspect after start: {}", reason(&e)) });
+                return Err(DriverError::Deploy {
+                    uuid: uuid.into(),
+                    reason: format!("inspect after start: {}", reason(&e)),
+                });
             }
         };
         let st = c.state.clone().unwrap_or_default();
@@ -436,23 +530,36 @@ impl DockerDriver {
         let exit_code = st.exit_code.unwrap_or(-1);
         let mut logs = self.log_tail(&name).await;
         if st.oom_killed == Some(true) {
-            logs = format!("killed by the kernel OOM killer (memory limit {} MiB); {logs}", spec.memory_mb);
+            logs = format!(
+                "killed by the kernel OOM killer (memory limit {} MiB); {logs}",
+                spec.memory_mb
+            );
         }
         if let Some(err) = st.error.filter(|e| !e.is_empty()) {
             logs = format!("{err}; {logs}");
         }
         let _ = self.remove(&name).await;
         warn!(%uuid, exit_code, "the image's command exited immediately");
-        Err(DriverError::ExitedImmediately { uuid: uuid.into(), exit_code, logs })
+        Err(DriverError::ExitedImmediately {
+            uuid: uuid.into(),
+            exit_code,
+            logs,
+        })
     }
 
     /// Stop (gracefully, within `timeout`) and remove the container with its volumes.
     /// Idempotent: an instance already gone is not an error.
     pub async fn destroy(&self, uuid: &str, timeout: Duration) -> Result<(), DriverError> {
         let name = Self::name(uuid)?;
-        let op_err = |reason: String| DriverError::Operation { op: "destroy", uuid: uuid.into(), reason };
+        let op_err = |reason: String| DriverError::Operation {
+            op: "destroy",
+            uuid: uuid.into(),
+            reason,
+        };
         match self.inspect(uuid).await {
-            Err(DriverError::NotFound { .. }) => {}
+            Err(DriverError::NotFound { .. }) => {
+                self.remove_strays(uuid, &name).await.map_err(op_err)?;
+            }
             Err(e) => return Err(e),
             Ok(c) => {
                 let st = c.state.unwrap_or_default();
@@ -468,7 +575,11 @@ impl DockerDriver {
                 // confirm: gone (a removal in progress settles within moments)
                 let mut gone = false;
                 for _ in 0..50 {
-                    match self.docker.inspect_container(&name, None::<InspectContainerOptions>).await {
+                    match self
+                        .docker
+                        .inspect_container(&name, None::<InspectContainerOptions>)
+                        .await
+                    {
                         Err(e) if status_of(&e) == Some(404) => {
                             gone = true;
                             break;
@@ -483,16 +594,26 @@ impl DockerDriver {
                 if !gone {
                     return Err(op_err("the container is still there after removal".into()));
                 }
+                self.remove_strays(uuid, &name).await.map_err(op_err)?;
                 info!(%uuid, "instance destroyed");
             }
         }
-        self.markers().clear_all(uuid).map_err(|e| self.marker_err(e))
+        self.markers()
+            .clear_all(uuid)
+            .map_err(|e| self.marker_err(e))
     }
 
     /// Graceful stop within `timeout` (then SIGKILL). Already stopped is fine.
-    pub async fn power_off(&self, uuid: &str, timeout: Duration) -> Result<InstanceInfo, DriverError> {
+    pub async fn power_off(
+        &self,
+        uuid: &str,
+        timeout: Duration,
+    ) -> Result<InstanceInfo, DriverError> {
         let name = Self::name(uuid)?;
-        let fail = |reason: String| DriverError::PowerOff { uuid: uuid.into(), reason };
+        let fail = |reason: String| DriverError::PowerOff {
+            uuid: uuid.into(),
+            reason,
+        };
         let c = self.inspect(uuid).await?;
         let st = c.state.unwrap_or_default();
         self.set_marker(Marker::Stopped, uuid)?;
@@ -539,18 +660,27 @@ impl DockerDriver {
         self.inspect(uuid).await?;
         self.start_confirmed(uuid)
             .await
-            .map_err(|reason| DriverError::PowerOn { uuid: uuid.into(), reason })
+            .map_err(|reason| DriverError::PowerOn {
+                uuid: uuid.into(),
+                reason,
+            })
     }
 
     /// Soft: graceful stop (the container's own stop timeout) then start. Hard: SIGKILL
     /// then start; a hard reboot also brings up a stopped or crashed instance.
     pub async fn reboot(&self, uuid: &str, kind: RebootType) -> Result<InstanceInfo, DriverError> {
         let name = Self::name(uuid)?;
-        let fail = |reason: String| DriverError::Reboot { uuid: uuid.into(), reason };
+        let fail = |reason: String| DriverError::Reboot {
+            uuid: uuid.into(),
+            reason,
+        };
         let c = self.inspect(uuid).await?;
         let st = c.state.clone().unwrap_or_default();
         if kind == RebootType::Soft && st.running != Some(true) {
-            return Err(fail(format!("a soft reboot needs a running instance; it is {}", self.info_of(uuid, &c).state.name())));
+            return Err(fail(format!(
+                "a soft reboot needs a running instance; it is {}",
+                self.info_of(uuid, &c).state.name()
+            )));
         }
         self.set_marker(Marker::Stopped, uuid)?;
         if st.paused == Some(true) {
@@ -565,7 +695,9 @@ impl DockerDriver {
                         .and_then(|c| c.stop_timeout)
                         .and_then(|s| u64::try_from(s).ok())
                         .unwrap_or(DEFAULT_STOP_SECS);
-                    self.stop(&name, Duration::from_secs(secs)).await.map_err(fail)?;
+                    self.stop(&name, Duration::from_secs(secs))
+                        .await
+                        .map_err(fail)?;
                 }
                 RebootType::Hard => self.kill(&name).await.map_err(fail)?,
             }
@@ -578,13 +710,26 @@ impl DockerDriver {
         let name = Self::name(uuid)?;
         let c = self.inspect(uuid).await?;
         let info = self.info_of(uuid, &c);
-        let fail = |reason: String| DriverError::Operation { op: "pause", uuid: uuid.into(), reason };
+        let fail = |reason: String| DriverError::Operation {
+            op: "pause",
+            uuid: uuid.into(),
+            reason,
+        };
         match info.state {
             PowerState::Running => {
-                self.docker.pause_container(&name).await.map_err(|e| fail(reason(&e)))?;
+                self.docker
+                    .pause_container(&name)
+                    .await
+                    .map_err(|e| fail(reason(&e)))?;
             }
             PowerState::Paused | PowerState::Suspended => {}
-            s => return Err(DriverError::InvalidState { uuid: uuid.into(), state: s.name(), op: "pause" }),
+            s => {
+                return Err(DriverError::InvalidState {
+                    uuid: uuid.into(),
+                    state: s.name(),
+                    op: "pause",
+                })
+            }
         }
         self.clear_marker(Marker::Suspended, uuid)?;
         let info = self.confirm(uuid).await?;
@@ -598,11 +743,23 @@ impl DockerDriver {
         let name = Self::name(uuid)?;
         let c = self.inspect(uuid).await?;
         let info = self.info_of(uuid, &c);
-        let fail = |reason: String| DriverError::Operation { op: "unpause", uuid: uuid.into(), reason };
+        let fail = |reason: String| DriverError::Operation {
+            op: "unpause",
+            uuid: uuid.into(),
+            reason,
+        };
         match info.state {
-            PowerState::Paused | PowerState::Suspended => self.unfreeze(&name).await.map_err(fail)?,
+            PowerState::Paused | PowerState::Suspended => {
+                self.unfreeze(&name).await.map_err(fail)?
+            }
             PowerState::Running => {}
-            s => return Err(DriverError::InvalidState { uuid: uuid.into(), state: s.name(), op: "unpause" }),
+            s => {
+                return Err(DriverError::InvalidState {
+                    uuid: uuid.into(),
+                    state: s.name(),
+                    op: "unpause",
+                })
+            }
         }
         self.clear_marker(Marker::Suspended, uuid)?;
         let info = self.confirm(uuid).await?;
@@ -618,7 +775,10 @@ impl DockerDriver {
         let name = Self::name(uuid)?;
         let c = self.inspect(uuid).await?;
         let info = self.info_of(uuid, &c);
-        let fail = |reason: String| DriverError::Suspend { uuid: uuid.into(), reason };
+        let fail = |reason: String| DriverError::Suspend {
+            uuid: uuid.into(),
+            reason,
+        };
         match info.state {
             PowerState::Running => {
                 self.set_marker(Marker::Suspended, uuid)?;
@@ -627,8 +787,16 @@ impl DockerDriver {
                     return Err(fail(reason(&e)));
                 }
             }
-            PowerState::Paused | PowerState::Suspended => self.set_marker(Marker::Suspended, uuid)?,
-            s => return Err(DriverError::InvalidState { uuid: uuid.into(), state: s.name(), op: "suspend" }),
+            PowerState::Paused | PowerState::Suspended => {
+                self.set_marker(Marker::Suspended, uuid)?
+            }
+            s => {
+                return Err(DriverError::InvalidState {
+                    uuid: uuid.into(),
+                    state: s.name(),
+                    op: "suspend",
+                })
+            }
         }
         let info = self.confirm(uuid).await?;
         if info.state != PowerState::Suspended {
@@ -643,11 +811,18 @@ impl DockerDriver {
         self.inspect(uuid).await?;
         self.start_confirmed(uuid)
             .await
-            .map_err(|reason| DriverError::Resume { uuid: uuid.into(), reason })
+            .map_err(|reason| DriverError::Resume {
+                uuid: uuid.into(),
+                reason,
+            })
     }
 
     /// Nova's soft delete: the instance is stopped, kept for a later restore.
-    pub async fn soft_delete(&self, uuid: &str, timeout: Duration) -> Result<InstanceInfo, DriverError> {
+    pub async fn soft_delete(
+        &self,
+        uuid: &str,
+        timeout: Duration,
+    ) -> Result<InstanceInfo, DriverError> {
         self.power_off(uuid, timeout).await
     }
 
@@ -661,7 +836,10 @@ impl DockerDriver {
     pub async fn rebuild(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
         let uuid = spec.uuid.as_str();
         let name = Self::name(uuid)?;
-        let fail = |reason: String| DriverError::Deploy { uuid: uuid.into(), reason };
+        let fail = |reason: String| DriverError::Deploy {
+            uuid: uuid.into(),
+            reason,
+        };
         let old = self.inspect(uuid).await?;
         let old_id = old.id.clone().unwrap_or_default();
         let st = old.state.unwrap_or_default();
@@ -672,9 +850,17 @@ impl DockerDriver {
         if was_running {
             self.stop(&old_id, spec.stop_timeout).await.map_err(fail)?;
         }
-        let aside = format!("{name}-rebuild-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let aside = format!(
+            "{name}-rebuild-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         self.docker
-            .rename_container(&old_id, RenameContainerOptions { name: aside.clone() })
+            .rename_container(
+                &old_id,
+                RenameContainerOptions {
+                    name: aside.clone(),
+                },
+            )
             .await
             .map_err(|e| fail(format!("rename of the old container: {}", reason(&e))))?;
         match self.spawn(spec).await {
@@ -702,7 +888,11 @@ impl DockerDriver {
 
     /// What the container printed (stdout and stderr), the last `tail_length` lines if
     /// given, at most [`CONSOLE_CAP`] bytes (the end is kept).
-    pub async fn get_console_output(&self, uuid: &str, tail_length: Option<usize>) -> Result<String, DriverError> {
+    pub async fn get_console_output(
+        &self,
+        uuid: &str,
+        tail_length: Option<usize>,
+    ) -> Result<String, DriverError> {
         let name = Self::name(uuid)?;
         self.inspect(uuid).await?;
         self.logs(&name, tail_length, CONSOLE_CAP)
@@ -710,15 +900,26 @@ impl DockerDriver {
             .map_err(|source| DriverError::Docker { op: "logs", source })
     }
 
-    async fn sample(&self, uuid: &str) -> Result<(Diagnostics, ContainerStatsResponse, Vec<NicCounters>), DriverError> {
+    async fn sample(
+        &self,
+        uuid: &str,
+    ) -> Result<(Diagnostics, ContainerStatsResponse, Vec<NicCounters>), DriverError> {
         let name = Self::name(uuid)?;
         let c = self.inspect(uuid).await?;
         let info = self.info_of(uuid, &c);
-        let opts = StatsOptions { stream: false, one_shot: true };
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
         let mut s = Box::pin(self.docker.stats(&name, Some(opts)));
         let stats = match s.next().await {
             Some(Ok(st)) => st,
-            Some(Err(source)) => return Err(DriverError::Docker { op: "stats", source }),
+            Some(Err(source)) => {
+                return Err(DriverError::Docker {
+                    op: "stats",
+                    source,
+                })
+            }
             None => ContainerStatsResponse::default(),
         };
         let nics = diagnostics::nics_of(&stats, info.pid.map(local_nics).unwrap_or_default());
@@ -726,7 +927,11 @@ impl DockerDriver {
             info.started_at
                 .as_deref()
                 .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0))
+                .map(|t| {
+                    (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                        .num_seconds()
+                        .max(0)
+                })
         } else {
             None
         };
@@ -753,7 +958,10 @@ impl DockerDriver {
     }
 
     /// The legacy `get_diagnostics` flat dict.
-    pub async fn get_legacy_diagnostics(&self, uuid: &str) -> Result<std::collections::BTreeMap<String, serde_json::Value>, DriverError> {
+    pub async fn get_legacy_diagnostics(
+        &self,
+        uuid: &str,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, DriverError> {
         let (d, stats, nics) = self.sample(uuid).await?;
         Ok(diagnostics::legacy_diagnostics(&d, &stats, &nics))
     }
@@ -768,18 +976,56 @@ impl DockerDriver {
 
     /// The uuids of our instances on this host (by label; other containers are not ours).
     pub async fn list_instances(&self) -> Result<Vec<String>, DriverError> {
-        let opts = ListContainersOptions { all: true, filters: Some(self.our_filters()), ..Default::default() };
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(self.our_filters()),
+            ..Default::default()
+        };
         let list = self
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|source| DriverError::Docker { op: "list containers", source })?;
+            .map_err(|source| DriverError::Docker {
+                op: "list containers",
+                source,
+            })?;
         let mut v: Vec<String> = list
             .into_iter()
             .filter_map(|c| c.labels.and_then(|mut l| l.remove(LABEL_INSTANCE_UUID)))
             .collect();
         v.sort();
+        v.dedup();
         Ok(v)
+    }
+
+    /// Containers of ours labelled with `uuid` under another name (left over by an
+    /// interrupted rebuild): removed with the instance, so none is orphaned.
+    async fn remove_strays(&self, uuid: &str, name: &str) -> Result<(), String> {
+        let mut filters = self.our_filters();
+        if let Some(l) = filters.get_mut("label") {
+            l.push(format!("{LABEL_INSTANCE_UUID}={uuid}"));
+        }
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| reason(&e))?;
+        for c in list {
+            let named = c.names.unwrap_or_default();
+            if named.iter().any(|n| n.trim_start_matches('/') == name) {
+                continue;
+            }
+            if let Some(id) = c.id {
+                warn!(%uuid, container = %id, names = ?named, "removing a stray container of the instance");
+                self.remove(&id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Host capacity and what our instances use of it.
@@ -789,15 +1035,29 @@ impl DockerDriver {
             .info()
             .await
             .map_err(|source| DriverError::Docker { op: "info", source })?;
-        let opts = ListContainersOptions { all: true, size: true, filters: Some(self.our_filters()), ..Default::default() };
+        let opts = ListContainersOptions {
+            all: true,
+            size: true,
+            filters: Some(self.our_filters()),
+            ..Default::default()
+        };
         let list = self
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|source| DriverError::Docker { op: "list containers", source })?;
+            .map_err(|source| DriverError::Docker {
+                op: "list containers",
+                source,
+            })?;
         let (mut vcpus_used, mut mem_used, mut disk_used, mut running) = (0i64, 0i64, 0i64, 0i64);
         for c in &list {
-            let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            let label = |k: &str| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
             vcpus_used += label(LABEL_VCPUS);
             mem_used += label(LABEL_MEMORY_MB);
             disk_used += c.size_rw.unwrap_or(0).max(0);
@@ -805,8 +1065,13 @@ impl DockerDriver {
                 running += 1;
             }
         }
-        let root = info.docker_root_dir.clone().unwrap_or_else(|| "/var/lib/docker".into());
+        let root = info
+            .docker_root_dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/docker".into());
         let (total, avail) = match nix::sys::statvfs::statvfs(root.as_str()) {
+            // the statvfs field types differ between platforms
+            #[allow(clippy::unnecessary_cast)]
             Ok(s) => {
                 let f = s.fragment_size() as u64;
                 (s.blocks() as u64 * f, s.blocks_available() as u64 * f)
@@ -835,29 +1100,51 @@ impl DockerDriver {
 
     /// Lifecycle events of our containers on this host, as the engine reports them
     /// (start, die, stop, pause, unpause, oom, destroy). The stream ends if the engine
-    /// connection drops; the caller re-subscribes (and re-syncs with list_instances).
-    /// Events from the moment of this call on are delivered, even if the stream is
-    /// first polled later.
-    pub fn events(&self) -> impl Stream<Item = Result<LifecycleEvent, DriverError>> + Send + 'static {
+    /// connection drops; the caller re-subscribes with [`Self::events_since`] the last
+    /// event's time (and re-syncs with list_instances). Events from the moment of this
+    /// call on are delivered, even if the stream is first polled later.
+    pub fn events(
+        &self,
+    ) -> impl Stream<Item = Result<LifecycleEvent, DriverError>> + Send + 'static {
+        self.events_since(std::time::SystemTime::now())
+    }
+
+    /// [`Self::events`] from `since` on (the engine replays what it still keeps).
+    pub fn events_since(
+        &self,
+        since: std::time::SystemTime,
+    ) -> impl Stream<Item = Result<LifecycleEvent, DriverError>> + Send + 'static {
         let mut filters = self.our_filters();
         filters.insert("type".into(), vec!["container".into()]);
         filters.insert(
             "event".into(),
-            ["start", "die", "stop", "pause", "unpause", "oom", "destroy"].iter().map(|s| s.to_string()).collect(),
+            ["start", "die", "stop", "pause", "unpause", "oom", "destroy"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         );
-        // The request goes out when the stream is first polled: ask for events since
-        // now, so that nothing between this call and the first poll is lost.
-        let now = std::time::SystemTime::now()
+        // The request goes out when the stream is first polled; `since` makes sure
+        // nothing between this call and the first poll is lost.
+        let now = since
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
-        let opts = EventsOptions { filters: Some(filters), since: Some(since), until: None };
-        self.docker_unbounded().events(Some(opts)).filter_map(|r| async move {
-            match r {
-                Ok(m) => lifecycle_event(m).map(Ok),
-                Err(source) => Some(Err(DriverError::Docker { op: "events", source })),
-            }
-        })
+        let opts = EventsOptions {
+            filters: Some(filters),
+            since: Some(since),
+            until: None,
+        };
+        self.docker_unbounded()
+            .events(Some(opts))
+            .filter_map(|r| async move {
+                match r {
+                    Ok(m) => lifecycle_event(m).map(Ok),
+                    Err(source) => Some(Err(DriverError::Docker {
+                        op: "events",
+                        source,
+                    })),
+                }
+            })
     }
 }
 
@@ -873,7 +1160,9 @@ fn lifecycle_event(m: EventMessage) -> Option<LifecycleEvent> {
         container_id: actor.id.unwrap_or_default(),
         kind,
         exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
-        time_nano: m.time_nano.unwrap_or_else(|| m.time.unwrap_or(0).saturating_mul(1_000_000_000)),
+        time_nano: m
+            .time_nano
+            .unwrap_or_else(|| m.time.unwrap_or(0).saturating_mul(1_000_000_000)),
     })
 }
 
@@ -885,10 +1174,11 @@ fn local_nics(pid: u32) -> Vec<NicCounters> {
     };
     let mut v = parse_net_dev(&text);
     for n in &mut v {
-        n.mac_address = std::fs::read_to_string(format!("/proc/{pid}/root/sys/class/net/{}/address", n.name))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+        n.mac_address =
+            std::fs::read_to_string(format!("/proc/{pid}/root/sys/class/net/{}/address", n.name))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
     }
     v
 }
@@ -921,7 +1211,10 @@ mod tests {
             actor: Some(EventActor {
                 id: Some("cid".into()),
                 attributes: Some(HashMap::from([
-                    (LABEL_MANAGED_BY.to_string(), if ours { MANAGED_BY } else { "x" }.to_string()),
+                    (
+                        LABEL_MANAGED_BY.to_string(),
+                        if ours { MANAGED_BY } else { "x" }.to_string(),
+                    ),
                     (LABEL_INSTANCE_UUID.to_string(), "u1".to_string()),
                     ("exitCode".to_string(), "3".to_string()),
                 ])),
@@ -930,9 +1223,15 @@ mod tests {
             ..Default::default()
         };
         let e = lifecycle_event(ev("die", true)).unwrap();
-        assert_eq!((e.kind, e.uuid.as_str(), e.exit_code, e.time_nano), (EventKind::Died, "u1", Some(3), 2_000_000_000));
+        assert_eq!(
+            (e.kind, e.uuid.as_str(), e.exit_code, e.time_nano),
+            (EventKind::Died, "u1", Some(3), 2_000_000_000)
+        );
         assert!(lifecycle_event(ev("die", false)).is_none());
         assert!(lifecycle_event(ev("exec_start: sh", true)).is_none());
-        assert_eq!(lifecycle_event(ev("oom", true)).unwrap().kind, EventKind::Oom);
+        assert_eq!(
+            lifecycle_event(ev("oom", true)).unwrap().kind,
+            EventKind::Oom
+        );
     }
 }

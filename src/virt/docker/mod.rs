@@ -16,7 +16,9 @@ mod tls;
 
 pub use config::{CpuMode, DockerConfig, Endpoint};
 pub use diagnostics::{Diagnostics, DiagnosticsContext};
-pub use driver::{hypervisor_version, DockerDriver, EventKind, HostResources, LifecycleEvent, CONSOLE_CAP};
+pub use driver::{
+    hypervisor_version, DockerDriver, EventKind, HostResources, LifecycleEvent, CONSOLE_CAP,
+};
 pub use spec::{build_create_body, split_command_line, InstanceSpec, Limits};
 
 use serde_json::json;
@@ -35,7 +37,11 @@ pub enum DriverError {
     #[error("image {image} is not present in the Docker engine")]
     ImageNotFound { image: String },
     #[error("the image's command exited immediately (exit code {exit_code}): {logs}")]
-    ExitedImmediately { uuid: String, exit_code: i64, logs: String },
+    ExitedImmediately {
+        uuid: String,
+        exit_code: i64,
+        logs: String,
+    },
     #[error("deploy of instance {uuid} failed: {reason}")]
     Deploy { uuid: String, reason: String },
     #[error("power on of instance {uuid} failed: {reason}")]
@@ -49,9 +55,17 @@ pub enum DriverError {
     #[error("resume of instance {uuid} failed: {reason}")]
     Resume { uuid: String, reason: String },
     #[error("{op} of instance {uuid} failed: {reason}")]
-    Operation { op: &'static str, uuid: String, reason: String },
+    Operation {
+        op: &'static str,
+        uuid: String,
+        reason: String,
+    },
     #[error("instance {uuid} is {state}: cannot {op}")]
-    InvalidState { uuid: String, state: &'static str, op: &'static str },
+    InvalidState {
+        uuid: String,
+        state: &'static str,
+        op: &'static str,
+    },
     #[error("docker configuration: {0}")]
     Config(String),
     #[error("cannot reach the Docker engine at {url}: {reason}")]
@@ -134,17 +148,68 @@ mod tests {
     fn nova_classes() {
         let u = "u1".to_string();
         let c = |e: DriverError| NovaException::from(e).class;
-        assert_eq!(c(DriverError::NotFound { uuid: u.clone() }), "InstanceNotFound");
-        assert_eq!(c(DriverError::Exists { uuid: u.clone(), name: "nova-u1".into() }), "InstanceExists");
-        assert_eq!(c(DriverError::PowerOn { uuid: u.clone(), reason: "x".into() }), "InstancePowerOnFailure");
-        assert_eq!(c(DriverError::PowerOff { uuid: u.clone(), reason: "x".into() }), "InstancePowerOffFailure");
-        assert_eq!(c(DriverError::Reboot { uuid: u.clone(), reason: "x".into() }), "InstanceRebootFailure");
-        assert_eq!(c(DriverError::Suspend { uuid: u.clone(), reason: "x".into() }), "InstanceSuspendFailure");
-        assert_eq!(c(DriverError::Resume { uuid: u.clone(), reason: "x".into() }), "InstanceResumeFailure");
-        assert_eq!(c(DriverError::ImageNotFound { image: "i".into() }), "ImageNotFound");
-        let e = NovaException::from(DriverError::ExitedImmediately { uuid: u, exit_code: 3, logs: "boom".into() });
+        assert_eq!(
+            c(DriverError::NotFound { uuid: u.clone() }),
+            "InstanceNotFound"
+        );
+        assert_eq!(
+            c(DriverError::Exists {
+                uuid: u.clone(),
+                name: "nova-u1".into()
+            }),
+            "InstanceExists"
+        );
+        assert_eq!(
+            c(DriverError::PowerOn {
+                uuid: u.clone(),
+                reason: "x".into()
+            }),
+            "InstancePowerOnFailure"
+        );
+        assert_eq!(
+            c(DriverError::PowerOff {
+                uuid: u.clone(),
+                reason: "x".into()
+            }),
+            "InstancePowerOffFailure"
+        );
+        assert_eq!(
+            c(DriverError::Reboot {
+                uuid: u.clone(),
+                reason: "x".into()
+            }),
+            "InstanceRebootFailure"
+        );
+        assert_eq!(
+            c(DriverError::Suspend {
+                uuid: u.clone(),
+                reason: "x".into()
+            }),
+            "InstanceSuspendFailure"
+        );
+        assert_eq!(
+            c(DriverError::Resume {
+                uuid: u.clone(),
+                reason: "x".into()
+            }),
+            "InstanceResumeFailure"
+        );
+        assert_eq!(
+            c(DriverError::ImageNotFound { image: "i".into() }),
+            "ImageNotFound"
+        );
+        let e = NovaException::from(DriverError::ExitedImmediately {
+            uuid: u,
+            exit_code: 3,
+            logs: "boom".into(),
+        });
         assert_eq!(e.class, "InstanceDeployFailure");
-        assert!(e.message.contains("the image's command exited immediately (exit code 3): boom"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("the image's command exited immediately (exit code 3): boom"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.module, "nova.exception");
     }
 }

@@ -132,11 +132,14 @@ pub fn build_create_body(spec: &InstanceSpec, limits: Limits) -> (String, Contai
     let vcpus = i64::from(spec.vcpus.max(1));
     let flavor_nano = vcpus * 1_000_000_000;
     // A user cap given as quota/period counts like NanoCpus (the engine refuses both at once).
-    let user_nano = hc.nano_cpus.filter(|n| *n > 0).or_else(|| match (hc.cpu_quota, hc.cpu_period) {
-        (Some(q), Some(p)) if q > 0 && p > 0 => Some(q.saturating_mul(1_000_000_000) / p),
-        (Some(q), None) if q > 0 => Some(q.saturating_mul(10_000)), // default period 100ms
-        _ => None,
-    });
+    let user_nano =
+        hc.nano_cpus
+            .filter(|n| *n > 0)
+            .or_else(|| match (hc.cpu_quota, hc.cpu_period) {
+                (Some(q), Some(p)) if q > 0 && p > 0 => Some(q.saturating_mul(1_000_000_000) / p),
+                (Some(q), None) if q > 0 => Some(q.saturating_mul(10_000)), // default period 100ms
+                _ => None,
+            });
     hc.cpu_quota = None;
     hc.cpu_period = None;
     hc.cpu_count = None;
@@ -155,7 +158,11 @@ pub fn build_create_body(spec: &InstanceSpec, limits: Limits) -> (String, Contai
         name: Some(RestartPolicyNameEnum::NO),
         maximum_retry_count: None,
     });
-    hc.network_mode = Some(spec.network_mode.clone().unwrap_or_else(|| "none".to_string()));
+    hc.network_mode = Some(
+        spec.network_mode
+            .clone()
+            .unwrap_or_else(|| "none".to_string()),
+    );
     body.host_config = Some(hc);
 
     (container_name(&spec.uuid), body)
@@ -184,7 +191,10 @@ mod tests {
         }
     }
 
-    const Q: Limits = Limits { cpu_mode: CpuMode::Quota, pids_limit: Some(100) };
+    const Q: Limits = Limits {
+        cpu_mode: CpuMode::Quota,
+        pids_limit: Some(100),
+    };
 
     #[test]
     fn nova_settings_without_user_options() {
@@ -197,7 +207,10 @@ mod tests {
         assert_eq!(b.stop_timeout, Some(7));
         let l = b.labels.unwrap();
         assert_eq!(l[LABEL_MANAGED_BY], MANAGED_BY);
-        assert_eq!(l[LABEL_INSTANCE_UUID], "0b3c6c36-6f57-4a57-8d55-6a2f2a4f7d10");
+        assert_eq!(
+            l[LABEL_INSTANCE_UUID],
+            "0b3c6c36-6f57-4a57-8d55-6a2f2a4f7d10"
+        );
         assert_eq!(l[LABEL_HOST], "cmp1");
         assert_eq!(l[LABEL_PROJECT_ID], "p");
         assert_eq!(l[LABEL_USER_ID], "u");
@@ -208,13 +221,22 @@ mod tests {
         assert_eq!(hc.cpu_shares, Some(2048));
         assert_eq!(hc.pids_limit, Some(100));
         assert_eq!(hc.init, Some(true));
-        assert_eq!(hc.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
+        assert_eq!(
+            hc.restart_policy.unwrap().name,
+            Some(RestartPolicyNameEnum::NO)
+        );
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
     }
 
     #[test]
     fn shares_mode_sets_no_cap() {
-        let (_, b) = build_create_body(&spec(), Limits { cpu_mode: CpuMode::Shares, pids_limit: None });
+        let (_, b) = build_create_body(
+            &spec(),
+            Limits {
+                cpu_mode: CpuMode::Shares,
+                pids_limit: None,
+            },
+        );
         let hc = b.host_config.unwrap();
         assert_eq!(hc.nano_cpus, None);
         assert_eq!(hc.cpu_shares, Some(2048));
@@ -257,7 +279,11 @@ mod tests {
         assert_eq!(b.image.as_deref(), Some("img:1"));
         assert_eq!(b.hostname.as_deref(), Some("vm1"));
         assert_eq!(b.working_dir.as_deref(), Some("/srv"), "user option kept");
-        assert_eq!(b.cmd, Some(vec!["top".to_string()]), "user Cmd kept over os_command_line");
+        assert_eq!(
+            b.cmd,
+            Some(vec!["top".to_string()]),
+            "user Cmd kept over os_command_line"
+        );
         assert_eq!(b.env, Some(vec!["B=2".to_string(), "A=1".to_string()]));
         let l = b.labels.unwrap();
         assert_eq!(l["team"], "x");
@@ -270,7 +296,10 @@ mod tests {
         assert_eq!(hc.cpu_shares, Some(2048));
         assert_eq!(hc.pids_limit, Some(100));
         assert_eq!(hc.init, Some(true));
-        assert_eq!(hc.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));
+        assert_eq!(
+            hc.restart_policy.unwrap().name,
+            Some(RestartPolicyNameEnum::NO)
+        );
         assert_eq!(hc.network_mode.as_deref(), Some("bridge"));
         assert_eq!(hc.cap_add, Some(vec!["NET_ADMIN".to_string()]));
     }
@@ -300,7 +329,13 @@ mod tests {
         assert_eq!(hc.cpu_shares, Some(512));
         assert_eq!(hc.pids_limit, Some(10));
         // shares mode keeps a lower user cap but never adds one
-        let (_, b) = build_create_body(&s, Limits { cpu_mode: CpuMode::Shares, pids_limit: None });
+        let (_, b) = build_create_body(
+            &s,
+            Limits {
+                cpu_mode: CpuMode::Shares,
+                pids_limit: None,
+            },
+        );
         assert_eq!(b.host_config.unwrap().nano_cpus, Some(500_000_000));
     }
 
@@ -308,7 +343,11 @@ mod tests {
     fn zero_or_negative_user_limits_mean_the_flavor() {
         let mut s = spec();
         s.user_options = Some(ContainerCreateBody {
-            host_config: Some(HostConfig { memory: Some(0), nano_cpus: Some(-1), ..Default::default() }),
+            host_config: Some(HostConfig {
+                memory: Some(0),
+                nano_cpus: Some(-1),
+                ..Default::default()
+            }),
             ..Default::default()
         });
         let hc = build_create_body(&s, Q).1.host_config.unwrap();

@@ -23,14 +23,17 @@ pub fn power_state(state: &ContainerState, suspended: bool, stopped_by_nova: boo
         return PowerState::Crashed;
     }
     if status == S::PAUSED || state.paused == Some(true) {
-        return if suspended { PowerState::Suspended } else { PowerState::Paused };
+        return if suspended {
+            PowerState::Suspended
+        } else {
+            PowerState::Paused
+        };
     }
     match status {
         S::RUNNING | S::RESTARTING => PowerState::Running,
         S::EXITED => {
-            if state.oom_killed == Some(true) {
-                PowerState::Crashed
-            } else if state.exit_code.unwrap_or(0) != 0 && !stopped_by_nova {
+            let crashed_exit = state.exit_code.unwrap_or(0) != 0 && !stopped_by_nova;
+            if state.oom_killed == Some(true) || crashed_exit {
                 PowerState::Crashed
             } else {
                 PowerState::Shutdown
@@ -75,7 +78,9 @@ impl Markers {
         for m in [Marker::Suspended, Marker::Stopped] {
             std::fs::create_dir_all(root.join(m.dir()))?;
         }
-        Ok(Markers { root: root.to_path_buf() })
+        Ok(Markers {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -112,7 +117,10 @@ pub fn valid_uuid(uuid: &str) -> bool {
     !uuid.is_empty()
         && uuid.len() <= 64
         && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && uuid.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && uuid
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -134,18 +142,51 @@ mod tests {
 
     #[test]
     fn full_map() {
-        assert_eq!(power_state(&st(S::RUNNING, 0, false), false, false), PowerState::Running);
-        assert_eq!(power_state(&st(S::PAUSED, 0, false), false, false), PowerState::Paused);
-        assert_eq!(power_state(&st(S::PAUSED, 0, false), true, false), PowerState::Suspended);
-        assert_eq!(power_state(&st(S::EXITED, 0, false), false, false), PowerState::Shutdown);
-        assert_eq!(power_state(&st(S::CREATED, 0, false), false, false), PowerState::Shutdown);
-        assert_eq!(power_state(&st(S::DEAD, 0, false), false, false), PowerState::Crashed);
-        assert_eq!(power_state(&st(S::EXITED, 137, true), false, true), PowerState::Crashed);
-        assert_eq!(power_state(&st(S::EXITED, 3, false), false, false), PowerState::Crashed);
-        assert_eq!(power_state(&st(S::EXITED, 137, false), false, true), PowerState::Shutdown);
+        assert_eq!(
+            power_state(&st(S::RUNNING, 0, false), false, false),
+            PowerState::Running
+        );
+        assert_eq!(
+            power_state(&st(S::PAUSED, 0, false), false, false),
+            PowerState::Paused
+        );
+        assert_eq!(
+            power_state(&st(S::PAUSED, 0, false), true, false),
+            PowerState::Suspended
+        );
+        assert_eq!(
+            power_state(&st(S::EXITED, 0, false), false, false),
+            PowerState::Shutdown
+        );
+        assert_eq!(
+            power_state(&st(S::CREATED, 0, false), false, false),
+            PowerState::Shutdown
+        );
+        assert_eq!(
+            power_state(&st(S::DEAD, 0, false), false, false),
+            PowerState::Crashed
+        );
+        assert_eq!(
+            power_state(&st(S::EXITED, 137, true), false, true),
+            PowerState::Crashed
+        );
+        assert_eq!(
+            power_state(&st(S::EXITED, 3, false), false, false),
+            PowerState::Crashed
+        );
+        assert_eq!(
+            power_state(&st(S::EXITED, 137, false), false, true),
+            PowerState::Shutdown
+        );
         // a stale suspended marker does not make a running container suspended
-        assert_eq!(power_state(&st(S::RUNNING, 0, false), true, false), PowerState::Running);
-        assert_eq!(power_state(&ContainerState::default(), false, false), PowerState::NoState);
+        assert_eq!(
+            power_state(&st(S::RUNNING, 0, false), true, false),
+            PowerState::Running
+        );
+        assert_eq!(
+            power_state(&ContainerState::default(), false, false),
+            PowerState::NoState
+        );
     }
 
     #[test]

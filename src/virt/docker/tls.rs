@@ -23,16 +23,32 @@ use super::DriverError;
 
 /// A client for `endpoint` whose calls time out after `timeout_secs` (not yet negotiated).
 pub(crate) fn connect(endpoint: &Endpoint, timeout_secs: u64) -> Result<Docker, DriverError> {
-    let fail = |url: &str, e: String| DriverError::Connect { url: url.to_string(), reason: e };
+    let fail = |url: &str, e: String| DriverError::Connect {
+        url: url.to_string(),
+        reason: e,
+    };
     match endpoint {
         Endpoint::Unix(path) => Docker::connect_with_unix(path, timeout_secs, API_DEFAULT_VERSION)
             .map_err(|e| fail(&format!("unix://{path}"), e.to_string())),
-        Endpoint::Http(addr) => Docker::connect_with_http(&format!("http://{addr}"), timeout_secs, API_DEFAULT_VERSION)
-            .map_err(|e| fail(&format!("tcp://{addr}"), e.to_string())),
-        Endpoint::Tls { addr, ca_file, cert_file, key_file, verify } => {
+        Endpoint::Http(addr) => {
+            Docker::connect_with_http(&format!("http://{addr}"), timeout_secs, API_DEFAULT_VERSION)
+                .map_err(|e| fail(&format!("tcp://{addr}"), e.to_string()))
+        }
+        Endpoint::Tls {
+            addr,
+            ca_file,
+            cert_file,
+            key_file,
+            verify,
+        } => {
             let url = format!("https://{addr}");
-            let config = client_config(ca_file.as_deref(), cert_file.as_deref(), key_file.as_deref(), *verify)
-                .map_err(|e| fail(&url, e))?;
+            let config = client_config(
+                ca_file.as_deref(),
+                cert_file.as_deref(),
+                key_file.as_deref(),
+                *verify,
+            )
+            .map_err(|e| fail(&url, e))?;
             let mut http = HttpConnector::new();
             http.enforce_http(false);
             let https = hyper_rustls::HttpsConnector::from((http, config));
@@ -41,8 +57,13 @@ pub(crate) fn connect(endpoint: &Endpoint, timeout_secs: u64) -> Result<Docker, 
                 let client = client.clone();
                 async move { Ok(client.request(req).await?) }
             };
-            Docker::connect_with_custom_transport(transport, Some(url.clone()), timeout_secs, API_DEFAULT_VERSION)
-                .map_err(|e| fail(&url, e.to_string()))
+            Docker::connect_with_custom_transport(
+                transport,
+                Some(url.clone()),
+                timeout_secs,
+                API_DEFAULT_VERSION,
+            )
+            .map_err(|e| fail(&url, e.to_string()))
         }
     }
 }
@@ -69,7 +90,10 @@ fn client_config(
             .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err(format!("ca_file {} holds no usable certificate", ca.display()));
+            return Err(format!(
+                "ca_file {} holds no usable certificate",
+                ca.display()
+            ));
         }
         builder.with_root_certificates(roots)
     } else {
@@ -83,8 +107,11 @@ fn client_config(
                 .map_err(|e| format!("cert_file {}: {e}", cert.display()))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("cert_file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("key_file {}: {e}", key.display()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())
         }
         (None, None) => Ok(builder.with_no_client_auth()),
         _ => Err("cert_file and key_file must be given together".into()),
@@ -114,7 +141,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -123,7 +155,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -139,7 +176,8 @@ mod tests {
     fn insecure_needs_no_files_and_verify_needs_a_ca() {
         assert!(client_config(None, None, None, false).is_ok());
         assert!(client_config(None, None, None, true).is_err());
-        let e = client_config(Some(Path::new("/nonexistent/ca.pem")), None, None, true).unwrap_err();
+        let e =
+            client_config(Some(Path::new("/nonexistent/ca.pem")), None, None, true).unwrap_err();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }
