@@ -385,6 +385,11 @@ pub fn diagnostics_primitive(d: &crate::virt::docker::Diagnostics) -> Value {
     };
     let v = serde_json::to_value(d).unwrap_or(Value::Null);
     let mut data = v.as_object().cloned().unwrap_or_default();
+    // Nova's HypervisorDriverField accepts only libvirt, xenapi, vmwareapi, ironic and
+    // hyperv; any other value makes nova-api fail to read the reply. Docker is named in
+    // `hypervisor` instead, which is a free string.
+    data.insert("driver".into(), json!("libvirt"));
+    data.insert("hypervisor".into(), json!("docker"));
     data.insert("memory_details".into(), obj("MemoryDiagnostics", v["memory_details"].clone()));
     data.insert("cpu_details".into(), list("CpuDiagnostics", v["cpu_details"].clone()));
     data.insert("nic_details".into(), list("NicDiagnostics", v["nic_details"].clone()));
