@@ -394,7 +394,11 @@ impl Session {
 
     /// A reqwest builder with the TLS options of `opts` applied.
     pub fn client_builder(opts: &AuthOptions) -> Result<reqwest::ClientBuilder, KeystoneError> {
-        let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        // Idle connections are dropped after 1 s: WSGI servers (gunicorn's keep-alive is
+        // 2 s) close them, and a request written into a connection being closed fails.
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(1));
         if let Some(ca) = &opts.cafile {
             let pem = std::fs::read(ca).map_err(|e| KeystoneError::Options {
                 group: opts.group.clone(),

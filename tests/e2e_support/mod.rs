@@ -34,6 +34,7 @@ impl Stack {
             venv: PathBuf::from(env("NOVA_DOCKER_E2E_VENV", "/opt/nova-docker-venv")),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
         }
