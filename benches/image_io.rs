@@ -16,7 +16,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions,
+};
 use bollard::Docker;
 use nova_docker::config::Ini;
 use nova_docker::context::RequestContext;

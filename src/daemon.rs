@@ -24,14 +24,20 @@ use crate::network::VifManager;
 use crate::rpc::{Dispatcher, RabbitConfig, RpcClient, RpcServer};
 use crate::virt::docker::{DockerConfig, DockerDriver};
 
+impl From<crate::rpc::RpcError> for DaemonError {
+    fn from(e: crate::rpc::RpcError) -> Self {
+        DaemonError::Rpc(Box::new(e))
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    #[error("configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0}")]
     Setup(String),
     #[error("messaging: {0}")]
-    Rpc(#[from] crate::rpc::RpcError),
+    Rpc(Box<crate::rpc::RpcError>),
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DaemonError + '_ {
@@ -76,7 +82,8 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         .await
         .map_err(setup("Docker engine"))?;
     let images = Arc::new(
-        ImageService::new(driver.docker_unbounded(), s.image.clone()).map_err(setup("image service"))?,
+        ImageService::new(driver.docker_unbounded(), s.image.clone())
+            .map_err(setup("image service"))?,
     );
     let client = RpcClient::connect(s.rabbit.clone()).await?;
     let conductor = Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout);
@@ -127,7 +134,10 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         }
         return Err(DaemonError::Setup(format!("conductor: {e}")));
     }
-    let mut service = manager.register_service().await.map_err(setup("Service record"))?;
+    let mut service = manager
+        .register_service()
+        .await
+        .map_err(setup("Service record"))?;
     let node = node_uuid(&s.default.state_path).map_err(setup("compute_id"))?;
     let policy = ResourcePolicy::from_config(&s.default);
     let host_ip = s.default.my_ip.clone();
@@ -139,7 +149,12 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
 
     // serve RPC
     let dispatcher = Dispatcher::new("compute").with(Arc::new(ComputeEndpoint(manager.clone())));
-    let server = RpcServer::new(s.rabbit.clone(), &host, &["compute", "compute-alt"], dispatcher)?;
+    let server = RpcServer::new(
+        s.rabbit.clone(),
+        &host,
+        &["compute", "compute-alt"],
+        dispatcher,
+    )?;
     let server_task = tokio::spawn(server.run(stop_rx.clone()));
     info!(%host, node = %node, "compute service up");
 
@@ -164,7 +179,10 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
     {
         let m = manager.clone();
         let mut rx = stop_rx.clone();
-        let every = s.default.resource_tracker_interval.max(Duration::from_secs(10));
+        let every = s
+            .default
+            .resource_tracker_interval
+            .max(Duration::from_secs(10));
         let sync_every = Duration::from_secs(s.default.sync_power_state_interval.max(10) as u64);
         let images = images.clone();
         tokio::spawn(async move {
@@ -211,7 +229,11 @@ impl ComputeManager {
         let mut filters = std::collections::HashMap::new();
         filters.insert(
             "label".to_string(),
-            vec![format!("{}={}", crate::virt::LABEL_MANAGED_BY, crate::virt::MANAGED_BY)],
+            vec![format!(
+                "{}={}",
+                crate::virt::LABEL_MANAGED_BY,
+                crate::virt::MANAGED_BY
+            )],
         );
         let mut set = HashSet::new();
         match self

@@ -51,7 +51,8 @@ impl Drop for Daemon {
 }
 
 fn busybox() -> String {
-    std::env::var("NOVA_DOCKER_TEST_IMAGE").unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
+    std::env::var("NOVA_DOCKER_TEST_IMAGE")
+        .unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
 }
 
 #[tokio::test]
@@ -63,18 +64,30 @@ async fn compute_node_registers_with_real_resources() {
     assert_eq!(stack.service_state(host).await.as_deref(), Some("up"));
 
     let hv = stack
-        .get(&format!("{}/os-hypervisors/detail?hypervisor_hostname_pattern={host}", stack.nova))
+        .get(&format!(
+            "{}/os-hypervisors/detail?hypervisor_hostname_pattern={host}",
+            stack.nova
+        ))
         .await;
     let h = &hv["hypervisors"][0];
     assert_eq!(h["hypervisor_type"], "docker", "{hv}");
     assert_eq!(h["state"], "up");
 
     let rp = stack
-        .get(&format!("{}/resource_providers?name={host}", stack.placement))
+        .get(&format!(
+            "{}/resource_providers?name={host}",
+            stack.placement
+        ))
         .await;
-    let uuid = rp["resource_providers"][0]["uuid"].as_str().unwrap().to_string();
+    let uuid = rp["resource_providers"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let inv = stack
-        .get(&format!("{}/resource_providers/{uuid}/inventories", stack.placement))
+        .get(&format!(
+            "{}/resource_providers/{uuid}/inventories",
+            stack.placement
+        ))
         .await;
     let nproc = std::thread::available_parallelism().unwrap().get() as i64;
     assert_eq!(inv["inventories"]["VCPU"]["total"], nproc, "{inv}");
@@ -86,13 +99,28 @@ async fn compute_node_registers_with_real_resources() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(inv["inventories"]["MEMORY_MB"]["total"], mem_kb / 1024, "{inv}");
+    assert_eq!(
+        inv["inventories"]["MEMORY_MB"]["total"],
+        mem_kb / 1024,
+        "{inv}"
+    );
     assert!(inv["inventories"]["DISK_GB"]["total"].as_i64().unwrap() > 0);
     let traits = stack
-        .get(&format!("{}/resource_providers/{uuid}/traits", stack.placement))
+        .get(&format!(
+            "{}/resource_providers/{uuid}/traits",
+            stack.placement
+        ))
         .await;
-    let t: Vec<&str> = traits["traits"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
-    assert!(t.contains(&"COMPUTE_NODE") && t.contains(&"OWNER_NOVA"), "{t:?}");
+    let t: Vec<&str> = traits["traits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert!(
+        t.contains(&"COMPUTE_NODE") && t.contains(&"OWNER_NOVA"),
+        "{t:?}"
+    );
 }
 
 #[tokio::test]
@@ -106,14 +134,19 @@ async fn server_lifecycle_end_to_end() {
     let opts = "environment:\n  GREETING: hello from user_data\nworking_dir: /tmp\n";
 
     // create -> ACTIVE, with the options from user_data on the container
-    let id = stack.create_server("e2e-life", &image, &flavor, host, Some(opts)).await;
+    let id = stack
+        .create_server("e2e-life", &image, &flavor, host, Some(opts))
+        .await;
     let s = stack.wait_status(&id, "ACTIVE", T).await;
     assert_eq!(s["OS-EXT-SRV-ATTR:host"], host);
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
     let c = inspect(&format!("nova-{id}")).expect("container exists");
     assert_eq!(c["State"]["Status"], "running");
     let env: Vec<String> = serde_json::from_value(c["Config"]["Env"].clone()).unwrap();
-    assert!(env.contains(&"GREETING=hello from user_data".to_string()), "{env:?}");
+    assert!(
+        env.contains(&"GREETING=hello from user_data".to_string()),
+        "{env:?}"
+    );
     assert_eq!(c["Config"]["WorkingDir"], "/tmp");
     assert_eq!(c["HostConfig"]["Memory"], 128 * 1024 * 1024);
 
@@ -131,7 +164,11 @@ async fn server_lifecycle_end_to_end() {
         let (st, v) = stack.action(&id, action.clone()).await;
         assert_eq!(st, 202, "{action}: {v}");
         stack.wait_status(&id, status, T).await;
-        assert_eq!(docker_status(&id).as_deref(), Some(docker_state), "after {action}");
+        assert_eq!(
+            docker_status(&id).as_deref(),
+            Some(docker_state),
+            "after {action}"
+        );
     }
 
     // console log: what the container printed
@@ -144,30 +181,48 @@ async fn server_lifecycle_end_to_end() {
     assert!(out.lines().count() <= 5);
 
     // server image create: an active Glance image that boots again
-    docker(&["exec", &format!("nova-{id}"), "sh", "-c", "echo snapshot-marker > /root/marker"]);
+    docker(&[
+        "exec",
+        &format!("nova-{id}"),
+        "sh",
+        "-c",
+        "echo snapshot-marker > /root/marker",
+    ]);
     let (st, v) = stack
-        .action(&id, json!({"createImage": {"name": format!("e2e-snap-{id}")}}))
+        .action(
+            &id,
+            json!({"createImage": {"name": format!("e2e-snap-{id}")}}),
+        )
         .await;
     assert_eq!(st, 202, "{v}");
     let snap = v["image_id"].as_str().unwrap().to_string();
     let t = Instant::now();
     loop {
-        let img = stack.get(&format!("{}/v2/images/{snap}", stack.glance)).await;
+        let img = stack
+            .get(&format!("{}/v2/images/{snap}", stack.glance))
+            .await;
         if img["status"] == "active" {
             assert_eq!(img["container_format"], "docker");
             break;
         }
-        assert!(img["status"] != "killed" && t.elapsed() < T, "snapshot: {img}");
+        assert!(
+            img["status"] != "killed" && t.elapsed() < T,
+            "snapshot: {img}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stack.wait_status(&id, "ACTIVE", T).await;
-    let id2 = stack.create_server("e2e-from-snap", &snap, &flavor, host, None).await;
+    let id2 = stack
+        .create_server("e2e-from-snap", &snap, &flavor, host, None)
+        .await;
     stack.wait_status(&id2, "ACTIVE", T).await;
     let marker = docker(&["exec", &format!("nova-{id2}"), "cat", "/root/marker"]);
     assert_eq!(marker.trim(), "snapshot-marker");
 
     // rebuild onto another image keeps the server
-    let (st, v) = stack.action(&id, json!({"rebuild": {"imageRef": snap}})).await;
+    let (st, v) = stack
+        .action(&id, json!({"rebuild": {"imageRef": snap}}))
+        .await;
     assert_eq!(st, 202, "{v}");
     let s = stack.wait_status(&id, "ACTIVE", T).await;
     assert_eq!(s["image"]["id"], snap.as_str());
@@ -178,8 +233,13 @@ async fn server_lifecycle_end_to_end() {
     for sid in [&id, &id2] {
         stack.delete_server(sid).await;
         stack.wait_gone(sid, T).await;
-        assert!(inspect(&format!("nova-{sid}")).is_none(), "container of {sid} left behind");
-        let a = stack.get(&format!("{}/allocations/{sid}", stack.placement)).await;
+        assert!(
+            inspect(&format!("nova-{sid}")).is_none(),
+            "container of {sid} left behind"
+        );
+        let a = stack
+            .get(&format!("{}/allocations/{sid}", stack.placement))
+            .await;
         assert!(a["allocations"].as_object().unwrap().is_empty(), "{a}");
     }
 }
@@ -207,15 +267,35 @@ async fn bad_images_and_options_end_in_error_with_a_readable_fault() {
 
     let cases = [
         (bare.clone(), None, "container_format"),
-        (good.clone(), Some("command: [sleep, 1000]\nno_such_option: 1\n"), "no_such_option"),
-        (good.clone(), Some("host_config:\n  Privileged: true\n"), "Privileged"),
+        (
+            good.clone(),
+            Some("command: [sleep, 1000]\nno_such_option: 1\n"),
+            "no_such_option",
+        ),
+        (
+            good.clone(),
+            Some("host_config:\n  Privileged: true\n"),
+            "Privileged",
+        ),
     ];
     for (image, ud, needle) in cases {
-        let id = stack.create_server("e2e-fail", &image, &flavor, host, ud).await;
+        let id = stack
+            .create_server("e2e-fail", &image, &flavor, host, ud)
+            .await;
         let s = stack.wait_status(&id, "ERROR", T).await;
-        let msg = s["fault"]["message"].as_str().unwrap_or_default().to_string();
-        assert!(msg.contains(needle), "fault {:?} does not name {needle}", s["fault"]);
-        assert!(inspect(&format!("nova-{id}")).is_none(), "a container was created for {id}");
+        let msg = s["fault"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            msg.contains(needle),
+            "fault {:?} does not name {needle}",
+            s["fault"]
+        );
+        assert!(
+            inspect(&format!("nova-{id}")).is_none(),
+            "a container was created for {id}"
+        );
         stack.delete_server(&id).await;
         stack.wait_gone(&id, T).await;
     }
@@ -229,22 +309,31 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
     let mut d = Daemon::start(&stack, host).await;
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
-    let a = stack.create_server("e2e-sync-a", &image, &flavor, host, None).await;
-    let b = stack.create_server("e2e-sync-b", &image, &flavor, host, None).await;
+    let a = stack
+        .create_server("e2e-sync-a", &image, &flavor, host, None)
+        .await;
+    let b = stack
+        .create_server("e2e-sync-b", &image, &flavor, host, None)
+        .await;
     stack.wait_status(&a, "ACTIVE", T).await;
     stack.wait_status(&b, "ACTIVE", T).await;
 
     // Docker is the truth: a container stopped by hand is noticed through events
     docker(&["stop", "-t", "1", &format!("nova-{a}")]);
     let t = Instant::now();
-    stack.wait_status(&a, "SHUTOFF", Duration::from_secs(30)).await;
+    stack
+        .wait_status(&a, "SHUTOFF", Duration::from_secs(30))
+        .await;
     eprintln!("external stop noticed in {:?}", t.elapsed());
 
     // stop the daemon: Nova sees the service down; the containers keep running
     d.stop();
     let t = Instant::now();
     while stack.service_state(host).await.as_deref() != Some("down") {
-        assert!(t.elapsed() < Duration::from_secs(120), "service still up after the daemon stopped");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "service still up after the daemon stopped"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert_eq!(docker_status(&b).as_deref(), Some("running"));
@@ -254,7 +343,9 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
     // start it again: up, and every instance's status matches its container
     let d2 = Daemon::start(&stack, host).await;
     stack.wait_status(&a, "SHUTOFF", T).await;
-    stack.wait_status(&b, "SHUTOFF", Duration::from_secs(60)).await;
+    stack
+        .wait_status(&b, "SHUTOFF", Duration::from_secs(60))
+        .await;
     assert_eq!(docker_status(&a).as_deref(), Some("exited"));
     for sid in [&a, &b] {
         stack.delete_server(sid).await;

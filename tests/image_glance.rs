@@ -91,7 +91,10 @@ async fn run(docker: &Docker, image: &str, cmd: &[&str]) -> String {
         .await
         .unwrap();
     docker
-        .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await
         .unwrap();
     name
@@ -123,7 +126,10 @@ async fn wait_logs(docker: &Docker, c: &str, needle: &str) -> String {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("container {c} never logged {needle:?}: {}", logs(docker, c).await);
+    panic!(
+        "container {c} never logged {needle:?}: {}",
+        logs(docker, c).await
+    );
 }
 
 async fn rm_container(docker: &Docker, c: &str) {
@@ -207,7 +213,12 @@ async fn busybox_tarball(docker: &Docker) -> Vec<u8> {
 }
 
 /// Create an image record and upload `data` through our client.
-async fn upload_new(svc: &ImageService, name: &str, container_format: &str, data: Vec<u8>) -> String {
+async fn upload_new(
+    svc: &ImageService,
+    name: &str,
+    container_format: &str,
+    data: Vec<u8>,
+) -> String {
     let mut fields = Map::new();
     fields.insert("name".into(), json!(name));
     fields.insert("container_format".into(), json!(container_format));
@@ -274,7 +285,11 @@ async fn concurrent_ensure_image_downloads_once_even_untagged() {
     for r in &results {
         assert_eq!(r.as_deref().unwrap(), local_ref(&id));
     }
-    assert_eq!(data_gets(&id), 1, "ten concurrent calls must share one download");
+    assert_eq!(
+        data_gets(&id),
+        1,
+        "ten concurrent calls must share one download"
+    );
     let inspected = d.inspect_image(&local_ref(&id)).await.unwrap();
     assert_eq!(inspected.id.as_deref(), Some(docker_id.as_str()));
 
@@ -395,7 +410,12 @@ async fn glance_failover_and_glance_down() {
 }
 
 /// A queued record as Nova's API creates it for a snapshot or backup.
-async fn queued(svc: &ImageService, instance: &str, image_type: &str, backup_type: Option<&str>) -> String {
+async fn queued(
+    svc: &ImageService,
+    instance: &str,
+    image_type: &str,
+    backup_type: Option<&str>,
+) -> String {
     let mut f = Map::new();
     f.insert("name".into(), json!(format!("{image_type}-of-{instance}")));
     f.insert("instance_uuid".into(), json!(instance));
@@ -434,7 +454,10 @@ async fn snapshot_then_boot_from_it_and_backup_rotation() {
         base_image_ref: Some("base-ref".into()),
         ..Default::default()
     };
-    let rec = svc.snapshot(&ctx(), &c, &snap, props.clone()).await.unwrap();
+    let rec = svc
+        .snapshot(&ctx(), &c, &snap, props.clone())
+        .await
+        .unwrap();
     assert_eq!(rec.status, "active");
     assert_eq!(rec.container_format.as_deref(), Some("docker"));
     assert_eq!(rec.disk_format.as_deref(), Some("raw"));

@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "nova-docker-compute", version, about = "Nova compute service for Docker hosts")]
+#[command(
+    name = "nova-docker-compute",
+    version,
+    about = "Nova compute service for Docker hosts"
+)]
 struct Args {
     /// oslo.config INI file; repeatable, later files override earlier ones
     /// (default /etc/nova/nova.conf).
@@ -24,9 +28,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.config_file
     };
-    let ini = nova_docker::config::Ini::load(&files, &args.config_dir).context("reading configuration")?;
+    let ini = nova_docker::config::Ini::load(&files, &args.config_dir)
+        .context("reading configuration")?;
     let settings = nova_docker::daemon::Settings::from_ini(&ini)?;
-    let default_filter = if settings.default.debug { "debug" } else { "info" };
+    let default_filter = if settings.default.debug {
+        "debug"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()

@@ -217,7 +217,11 @@ impl Conductor {
         Ok(())
     }
 
-    pub async fn instance_get(&self, ctx: &RequestContext, uuid: &str) -> Result<Instance, CallError> {
+    pub async fn instance_get(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> Result<Instance, CallError> {
         let v = self
             .object_class_action(
                 ctx,
@@ -230,13 +234,22 @@ impl Conductor {
         Ok(Instance::from_primitive(&v)?)
     }
 
-    pub async fn instance_destroy(&self, ctx: &RequestContext, inst: &mut Instance) -> Result<(), CallError> {
-        self.object_action(ctx, &mut inst.0, "destroy", json!({})).await?;
+    pub async fn instance_destroy(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+    ) -> Result<(), CallError> {
+        self.object_action(ctx, &mut inst.0, "destroy", json!({}))
+            .await?;
         Ok(())
     }
 
     /// Instances Nova has on this host.
-    pub async fn instances_on_host(&self, ctx: &RequestContext, host: &str) -> Result<Vec<Instance>, CallError> {
+    pub async fn instances_on_host(
+        &self,
+        ctx: &RequestContext,
+        host: &str,
+    ) -> Result<Vec<Instance>, CallError> {
         let v = self
             .object_class_action(
                 ctx,
@@ -247,15 +260,17 @@ impl Conductor {
             )
             .await?;
         let list = NovaObject::from_primitive_of(&v, "InstanceList")?;
-        Ok(list
-            .list_objects()?
-            .into_iter()
-            .map(Instance)
-            .collect())
+        Ok(list.list_objects()?.into_iter().map(Instance).collect())
     }
 
     /// `InstanceActionEvent.event_start` (the instance action was created by the API).
-    pub async fn event_start(&self, ctx: &RequestContext, uuid: &str, event: &str, host: &str) -> Result<(), CallError> {
+    pub async fn event_start(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+        event: &str,
+        host: &str,
+    ) -> Result<(), CallError> {
         self.object_class_action(
             ctx,
             "InstanceActionEvent",

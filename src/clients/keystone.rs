@@ -176,7 +176,8 @@ impl AuthOptions {
                 .unwrap_or_else(|| default_service_type(group).to_string()),
             timeout,
         };
-        opts.validate().map_err(|reason| g.invalid("auth_type", reason))?;
+        opts.validate()
+            .map_err(|reason| g.invalid("auth_type", reason))?;
         Ok(opts)
     }
 
@@ -269,8 +270,10 @@ impl AuthOptions {
                                "user": Value::Object(user)})
                     }
                 };
-                Some(json!({"auth": {"identity": {"methods": ["application_credential"],
-                    "application_credential": cred}}}))
+                Some(
+                    json!({"auth": {"identity": {"methods": ["application_credential"],
+                    "application_credential": cred}}}),
+                )
             }
             AuthType::AdminToken | AuthType::None => None,
         }
@@ -404,11 +407,12 @@ impl Session {
                 group: opts.group.clone(),
                 reason: format!("cafile {ca}: {e}"),
             })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| KeystoneError::Options {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                KeystoneError::Options {
                     group: opts.group.clone(),
                     reason: format!("cafile {ca}: {e}"),
-                })?;
+                }
+            })?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
@@ -447,14 +451,20 @@ impl Session {
                 return Ok(c.clone());
             }
         }
-        let url = self.opts.tokens_url().ok_or_else(|| KeystoneError::Options {
-            group: self.opts.group.clone(),
-            reason: "no auth_url".into(),
-        })?;
-        let body = self.opts.auth_body().ok_or_else(|| KeystoneError::Options {
-            group: self.opts.group.clone(),
-            reason: "auth plugin has no token request".into(),
-        })?;
+        let url = self
+            .opts
+            .tokens_url()
+            .ok_or_else(|| KeystoneError::Options {
+                group: self.opts.group.clone(),
+                reason: "no auth_url".into(),
+            })?;
+        let body = self
+            .opts
+            .auth_body()
+            .ok_or_else(|| KeystoneError::Options {
+                group: self.opts.group.clone(),
+                reason: "auth plugin has no token request".into(),
+            })?;
         let req_err = |reason: String| KeystoneError::Request {
             url: url.clone(),
             reason,
@@ -466,8 +476,7 @@ impl Session {
         }
         let resp = req.send().await.map_err(|e| req_err(e.to_string()))?;
         let status = resp.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(KeystoneError::Unauthorized {
                 url,
                 status: status.as_u16(),
@@ -490,7 +499,10 @@ impl Session {
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc));
-        let catalog = v["token"]["catalog"].as_array().cloned().unwrap_or_default();
+        let catalog = v["token"]["catalog"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let c = CachedToken {
             token,
             expires_at,
@@ -578,8 +590,8 @@ impl Session {
             .send()
             .await
             .map_err(SendError::Http)?;
-        let ours = !(source == TokenSource::UserIfPresent
-            && ctx.is_some_and(|c| c.auth_token.is_some()));
+        let ours =
+            !(source == TokenSource::UserIfPresent && ctx.is_some_and(|c| c.auth_token.is_some()));
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED
             && ours
             && matches!(
@@ -697,11 +709,10 @@ mod tests {
             catalog_lookup(&cat, "image", &i(&["internal"]), None).as_deref(),
             Some("http://int2")
         );
-        assert_eq!(
-            catalog_lookup(&cat, "network", &i(&["public"]), None),
-            None
-        );
-        let v2 = vec![json!({"type": "image", "endpoints": [{"region": "R1", "publicURL": "http://v2pub"}]})];
+        assert_eq!(catalog_lookup(&cat, "network", &i(&["public"]), None), None);
+        let v2 = vec![
+            json!({"type": "image", "endpoints": [{"region": "R1", "publicURL": "http://v2pub"}]}),
+        ];
         assert_eq!(
             catalog_lookup(&v2, "image", &i(&["public"]), Some("R1")).as_deref(),
             Some("http://v2pub")

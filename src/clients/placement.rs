@@ -151,7 +151,12 @@ impl PlacementClient {
             _ => return Err(Self::fail("GET", &path, st, &v)),
         }
         let (st, v) = self
-            .request("POST", "/resource_providers", "1.20", Some(&json!({"uuid": uuid, "name": name})))
+            .request(
+                "POST",
+                "/resource_providers",
+                "1.20",
+                Some(&json!({"uuid": uuid, "name": name})),
+            )
             .await?;
         match st {
             200 | 201 => Ok(v["generation"].as_i64().unwrap_or(0)),
@@ -198,7 +203,9 @@ impl PlacementClient {
             if st != 200 {
                 return Err(Self::fail("PUT", &path, st, &v));
             }
-            let gen = v["resource_provider_generation"].as_i64().unwrap_or(gen + 1);
+            let gen = v["resource_provider_generation"]
+                .as_i64()
+                .unwrap_or(gen + 1);
             let path = format!("/resource_providers/{uuid}/traits");
             let (st, v) = self
                 .request(

@@ -15,14 +15,21 @@ use crate::objects::Instance;
 pub enum SnapshotKind {
     Snapshot,
     /// A backup, keeping the newest `rotation` of `backup_type`.
-    Backup { backup_type: String, rotation: u32 },
+    Backup {
+        backup_type: String,
+        rotation: u32,
+    },
 }
 
 /// Glance images in and out of Docker.
 #[async_trait]
 pub trait ImageBackend: Send + Sync {
     /// Make the Glance image present in Docker; returns the local reference.
-    async fn ensure_image(&self, ctx: &RequestContext, image_id: &str) -> Result<String, NovaException>;
+    async fn ensure_image(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+    ) -> Result<String, NovaException>;
 
     /// Upload the container of `instance` into the (already created) image `image_id`.
     async fn snapshot(
@@ -39,11 +46,20 @@ pub trait ImageBackend: Send + Sync {
 pub trait NetworkBackend: Send + Sync {
     /// Host-side plumbing before the container starts. Returns the Docker
     /// NetworkMode the container must be created with (None = "none").
-    async fn plug(&self, instance: &Instance, network_info: &str) -> Result<Option<String>, NovaException>;
+    async fn plug(
+        &self,
+        instance: &Instance,
+        network_info: &str,
+    ) -> Result<Option<String>, NovaException>;
 
     /// Wire the started container (its network namespace is that of `pid`);
     /// called after every start, since a container's namespace is new each time.
-    async fn attach(&self, instance: &Instance, network_info: &str, pid: u32) -> Result<(), NovaException>;
+    async fn attach(
+        &self,
+        instance: &Instance,
+        network_info: &str,
+        pid: u32,
+    ) -> Result<(), NovaException>;
 
     /// Remove everything `plug` and `attach` made.
     async fn unplug(&self, instance: &Instance, network_info: &str) -> Result<(), NovaException>;
@@ -78,7 +94,11 @@ impl NetworkBackend for NoNetwork {
 /// Glance and Docker through [`crate::image::ImageService`].
 #[async_trait]
 impl ImageBackend for crate::image::ImageService {
-    async fn ensure_image(&self, ctx: &RequestContext, image_id: &str) -> Result<String, NovaException> {
+    async fn ensure_image(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+    ) -> Result<String, NovaException> {
         Ok(crate::image::ImageService::ensure_image(self, ctx, image_id).await?)
     }
 
@@ -101,9 +121,13 @@ impl ImageBackend for crate::image::ImageService {
         };
         match kind {
             SnapshotKind::Snapshot => {
-                crate::image::ImageService::snapshot(self, ctx, &container, image_id, props).await?;
+                crate::image::ImageService::snapshot(self, ctx, &container, image_id, props)
+                    .await?;
             }
-            SnapshotKind::Backup { backup_type, rotation } => {
+            SnapshotKind::Backup {
+                backup_type,
+                rotation,
+            } => {
                 crate::image::ImageService::backup(
                     self,
                     ctx,
@@ -123,7 +147,11 @@ impl ImageBackend for crate::image::ImageService {
 /// VIF drivers through [`crate::network::VifManager`].
 #[async_trait]
 impl NetworkBackend for crate::network::VifManager {
-    async fn plug(&self, instance: &Instance, network_info: &str) -> Result<Option<String>, NovaException> {
+    async fn plug(
+        &self,
+        instance: &Instance,
+        network_info: &str,
+    ) -> Result<Option<String>, NovaException> {
         let vifs = crate::network::parse_network_info(network_info)?;
         if vifs.is_empty() {
             return Ok(None);
@@ -132,7 +160,12 @@ impl NetworkBackend for crate::network::VifManager {
         Ok(Some(self.network_mode()))
     }
 
-    async fn attach(&self, instance: &Instance, network_info: &str, pid: u32) -> Result<(), NovaException> {
+    async fn attach(
+        &self,
+        instance: &Instance,
+        network_info: &str,
+        pid: u32,
+    ) -> Result<(), NovaException> {
         let vifs = crate::network::parse_network_info(network_info)?;
         if vifs.is_empty() {
             return Ok(());
@@ -169,8 +202,8 @@ impl OptionsBackend for UserDataOptions {
         instance: &Instance,
     ) -> Result<Option<ContainerCreateBody>, NovaException> {
         let uuid = instance.uuid();
-        let Some(opts) = crate::userdata::decode(instance.user_data())
-            .map_err(|e| e.to_build_abort(uuid))?
+        let Some(opts) =
+            crate::userdata::decode(instance.user_data()).map_err(|e| e.to_build_abort(uuid))?
         else {
             return Ok(None);
         };

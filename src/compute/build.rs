@@ -80,7 +80,11 @@ impl ComputeManager {
         }
         .await;
         if result.is_err() {
-            if let Err(e) = self.driver.destroy(inst.uuid(), Duration::from_secs(1)).await {
+            if let Err(e) = self
+                .driver
+                .destroy(inst.uuid(), Duration::from_secs(1))
+                .await
+            {
                 warn!(instance = inst.uuid(), error = %e, "cleanup after a failed spawn");
             }
             if let Err(e) = self.network.unplug(inst, &nw).await {
@@ -97,7 +101,10 @@ impl ComputeManager {
         args: Map<String, Value>,
     ) -> Result<Value, NovaException> {
         let mut inst = instance_arg(&args)?;
-        let image = args.get("image").map(ImageMeta::from_value).unwrap_or_default();
+        let image = args
+            .get("image")
+            .map(ImageMeta::from_value)
+            .unwrap_or_default();
         let uuid = inst.uuid().to_string();
         let lock = self.instance_lock(&uuid);
         let _g = lock.lock().await;
@@ -137,11 +144,16 @@ impl ComputeManager {
         self.conductor.instance_save(ctx, inst, None).await?;
         for (next, expected) in [
             (task_state::NETWORKING, None),
-            (task_state::BLOCK_DEVICE_MAPPING, Some(task_state::NETWORKING)),
+            (
+                task_state::BLOCK_DEVICE_MAPPING,
+                Some(task_state::NETWORKING),
+            ),
             (task_state::SPAWNING, Some(task_state::BLOCK_DEVICE_MAPPING)),
         ] {
             inst.set_task_state(Some(next));
-            self.conductor.instance_save(ctx, inst, Some(&[expected])).await?;
+            self.conductor
+                .instance_save(ctx, inst, Some(&[expected]))
+                .await?;
         }
         let info = self.spawn_instance(ctx, inst, image).await?;
         inst.set_power_state(info.state);
@@ -180,7 +192,9 @@ impl ComputeManager {
                     .await?;
                 // the old container and its networking go; identity stays
                 let nw = inst.network_info_json();
-                self.driver.destroy(&uuid, self.cfg.shutdown_timeout).await?;
+                self.driver
+                    .destroy(&uuid, self.cfg.shutdown_timeout)
+                    .await?;
                 self.network.unplug(&inst, &nw).await?;
                 inst.set_task_state(Some(task_state::REBUILD_BLOCK_DEVICE_MAPPING));
                 self.conductor
@@ -201,7 +215,11 @@ impl ComputeManager {
                 inst.set_task_state(None);
                 inst.set("launched_at", now_value());
                 self.conductor
-                    .instance_save(&ctx, &mut inst, Some(&expect(&[task_state::REBUILD_SPAWNING])))
+                    .instance_save(
+                        &ctx,
+                        &mut inst,
+                        Some(&expect(&[task_state::REBUILD_SPAWNING])),
+                    )
                     .await?;
                 Ok(())
             })
@@ -214,7 +232,12 @@ impl ComputeManager {
 
     /// Fill in the container_format (and os_command_line) of a rebuild's image
     /// from the instance's system_metadata, which Nova updated to the new image.
-    async fn image_meta(&self, _ctx: &RequestContext, inst: &Instance, mut image: ImageMeta) -> ImageMeta {
+    async fn image_meta(
+        &self,
+        _ctx: &RequestContext,
+        inst: &Instance,
+        mut image: ImageMeta,
+    ) -> ImageMeta {
         for (k, v) in inst.system_metadata() {
             match k.as_str() {
                 "image_container_format" if image.container_format.is_none() => {

@@ -156,7 +156,11 @@ impl Endpoint for ComputeEndpoint {
 pub fn host_uptime() -> String {
     let up = std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        })
         .unwrap_or(0.0) as u64;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let l: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -169,7 +173,11 @@ pub fn host_uptime() -> String {
     };
     format!(
         " {now} up {dur},  load average: {}",
-        if l.len() == 3 { l.join(", ") } else { "0.00, 0.00, 0.00".into() }
+        if l.len() == 3 {
+            l.join(", ")
+        } else {
+            "0.00, 0.00, 0.00".into()
+        }
     )
 }
 
@@ -186,9 +194,17 @@ mod tests {
         assert_eq!(all.len(), n, "a method listed twice");
         // every method nova 34's compute rpcapi sends
         for m in [
-            "build_and_run_instance", "terminate_instance", "rescue_instance", "shelve_instance",
-            "resize_instance", "live_migration", "attach_volume", "get_vnc_console",
-            "set_admin_password", "unshelve_instance", "reserve_block_device_name",
+            "build_and_run_instance",
+            "terminate_instance",
+            "rescue_instance",
+            "shelve_instance",
+            "resize_instance",
+            "live_migration",
+            "attach_volume",
+            "get_vnc_console",
+            "set_admin_password",
+            "unshelve_instance",
+            "reserve_block_device_name",
         ] {
             assert!(all.contains(&m), "{m}");
         }

@@ -108,7 +108,11 @@ impl ComputeManager {
         set_error: bool,
     ) {
         warn!(instance = inst.uuid(), class = %e.class, error = %e.message, "operation failed");
-        if let Err(fe) = self.conductor.add_fault(ctx, inst.uuid(), &self.cfg.host, e).await {
+        if let Err(fe) = self
+            .conductor
+            .add_fault(ctx, inst.uuid(), &self.cfg.host, e)
+            .await
+        {
             warn!(instance = inst.uuid(), error = %fe, "could not record the instance fault");
         }
         if set_error {
@@ -133,7 +137,11 @@ impl ComputeManager {
         F: std::future::Future<Output = Result<T, NovaException>>,
     {
         let event = format!("compute_{name}");
-        if let Err(e) = self.conductor.event_start(ctx, uuid, &event, &self.cfg.host).await {
+        if let Err(e) = self
+            .conductor
+            .event_start(ctx, uuid, &event, &self.cfg.host)
+            .await
+        {
             // an operation Nova's API did not record (no InstanceAction) still runs
             info!(instance = uuid, event, error = %e, "no instance action event");
         }

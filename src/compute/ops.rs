@@ -6,7 +6,9 @@ use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
 use super::build::{instance_arg, power};
-use super::{expect, now_value, ComputeManager, SnapshotKind, HARD_REBOOT_STATES, SOFT_REBOOT_STATES};
+use super::{
+    expect, now_value, ComputeManager, SnapshotKind, HARD_REBOOT_STATES, SOFT_REBOOT_STATES,
+};
 use crate::context::RequestContext;
 use crate::exception::NovaException;
 use crate::objects::{task_state, vm_state, Instance};
@@ -73,7 +75,11 @@ impl PowerOp {
 }
 
 impl ComputeManager {
-    async fn driver_power_op(&self, op: PowerOp, uuid: &str) -> Result<InstanceInfo, NovaException> {
+    async fn driver_power_op(
+        &self,
+        op: PowerOp,
+        uuid: &str,
+    ) -> Result<InstanceInfo, NovaException> {
         let t = self.cfg.shutdown_timeout;
         let r = match op {
             PowerOp::Stop => self.driver.power_off(uuid, t).await,
@@ -142,7 +148,10 @@ impl ComputeManager {
         args: Map<String, Value>,
     ) -> Result<Value, NovaException> {
         let mut inst = instance_arg(&args)?;
-        let kind_s = args.get("reboot_type").and_then(Value::as_str).unwrap_or("SOFT");
+        let kind_s = args
+            .get("reboot_type")
+            .and_then(Value::as_str)
+            .unwrap_or("SOFT");
         let kind = RebootType::parse(kind_s).unwrap_or(RebootType::Soft);
         let uuid = inst.uuid().to_string();
         let lock = self.instance_lock(&uuid);
@@ -248,9 +257,11 @@ impl ComputeManager {
                 task_state::IMAGE_SNAPSHOT,
                 task_state::IMAGE_SNAPSHOT_PENDING,
             ),
-            SnapshotKind::Backup { .. } => {
-                ("backup_instance", task_state::IMAGE_BACKUP, task_state::IMAGE_BACKUP)
-            }
+            SnapshotKind::Backup { .. } => (
+                "backup_instance",
+                task_state::IMAGE_BACKUP,
+                task_state::IMAGE_BACKUP,
+            ),
         };
         let r = self
             .with_event(&ctx, &uuid, event, async {
@@ -266,12 +277,22 @@ impl ComputeManager {
                     .await?;
                 inst.set_task_state(Some(task_state::IMAGE_UPLOADING));
                 self.conductor
-                    .instance_save(&ctx, &mut inst, Some(&expect(&[task_state::IMAGE_PENDING_UPLOAD])))
+                    .instance_save(
+                        &ctx,
+                        &mut inst,
+                        Some(&expect(&[task_state::IMAGE_PENDING_UPLOAD])),
+                    )
                     .await?;
-                self.images.snapshot(&ctx, &inst, &image_id, kind.clone()).await?;
+                self.images
+                    .snapshot(&ctx, &inst, &image_id, kind.clone())
+                    .await?;
                 inst.set_task_state(None);
                 self.conductor
-                    .instance_save(&ctx, &mut inst, Some(&expect(&[task_state::IMAGE_UPLOADING])))
+                    .instance_save(
+                        &ctx,
+                        &mut inst,
+                        Some(&expect(&[task_state::IMAGE_UPLOADING])),
+                    )
                     .await?;
                 Ok(())
             })
@@ -283,18 +304,27 @@ impl ComputeManager {
     }
 
     /// get_console_output (call).
-    pub async fn get_console_output(&self, args: Map<String, Value>) -> Result<Value, NovaException> {
+    pub async fn get_console_output(
+        &self,
+        args: Map<String, Value>,
+    ) -> Result<Value, NovaException> {
         let inst = instance_arg(&args)?;
         let tail = args
             .get("tail_length")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .map(|n| n as usize);
         let out = self.driver.get_console_output(inst.uuid(), tail).await?;
         Ok(json!(out))
     }
 
     /// get_instance_diagnostics (call): a Diagnostics object.
-    pub async fn get_instance_diagnostics(&self, args: Map<String, Value>) -> Result<Value, NovaException> {
+    pub async fn get_instance_diagnostics(
+        &self,
+        args: Map<String, Value>,
+    ) -> Result<Value, NovaException> {
         let inst = instance_arg(&args)?;
         let info = self.driver.get_info(inst.uuid()).await?;
         if info.state != PowerState::Running {
@@ -322,12 +352,16 @@ impl ComputeManager {
 
     /// external_instance_event (cast): network-vif-plugged and friends. We do not
     /// wait for Neutron's events, so they need no action beyond a log line.
-    pub async fn external_instance_event(&self, args: Map<String, Value>) -> Result<Value, NovaException> {
+    pub async fn external_instance_event(
+        &self,
+        args: Map<String, Value>,
+    ) -> Result<Value, NovaException> {
         if let Some(Value::Array(events)) = args.get("events") {
             for e in events {
                 let d = e.get("nova_object.data").unwrap_or(e);
                 let f = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-                let (instance, name, tag, status) = (f("instance_uuid"), f("name"), f("tag"), f("status"));
+                let (instance, name, tag, status) =
+                    (f("instance_uuid"), f("name"), f("tag"), f("status"));
                 info!(
                     %instance,
                     %name,
@@ -348,7 +382,7 @@ impl ComputeManager {
         method: &str,
         args: Map<String, Value>,
     ) -> Result<Value, NovaException> {
-        let e = NovaException::not_supported(format!("{method}"));
+        let e = NovaException::not_supported(method.to_string());
         if let Ok(mut inst) = instance_arg(&args) {
             let uuid = inst.uuid().to_string();
             let lock = self.instance_lock(&uuid);
@@ -359,7 +393,11 @@ impl ComputeManager {
                 .await;
             if inst.task_state().is_some() {
                 self.fail_instance(&ctx, &mut inst, &e, false).await;
-            } else if let Err(fe) = self.conductor.add_fault(&ctx, &uuid, &self.cfg.host, &e).await {
+            } else if let Err(fe) = self
+                .conductor
+                .add_fault(&ctx, &uuid, &self.cfg.host, &e)
+                .await
+            {
                 warn!(instance = %uuid, error = %fe, "could not record the fault");
             }
         }
@@ -390,9 +428,21 @@ pub fn diagnostics_primitive(d: &crate::virt::docker::Diagnostics) -> Value {
     // `hypervisor` instead, which is a free string.
     data.insert("driver".into(), json!("libvirt"));
     data.insert("hypervisor".into(), json!("docker"));
-    data.insert("memory_details".into(), obj("MemoryDiagnostics", v["memory_details"].clone()));
-    data.insert("cpu_details".into(), list("CpuDiagnostics", v["cpu_details"].clone()));
-    data.insert("nic_details".into(), list("NicDiagnostics", v["nic_details"].clone()));
-    data.insert("disk_details".into(), list("DiskDiagnostics", v["disk_details"].clone()));
+    data.insert(
+        "memory_details".into(),
+        obj("MemoryDiagnostics", v["memory_details"].clone()),
+    );
+    data.insert(
+        "cpu_details".into(),
+        list("CpuDiagnostics", v["cpu_details"].clone()),
+    );
+    data.insert(
+        "nic_details".into(),
+        list("NicDiagnostics", v["nic_details"].clone()),
+    );
+    data.insert(
+        "disk_details".into(),
+        list("DiskDiagnostics", v["disk_details"].clone()),
+    );
     obj("Diagnostics", Value::Object(data))
 }

@@ -55,9 +55,15 @@ pub struct ResourcePolicy {
 impl ResourcePolicy {
     pub fn from_config(d: &DefaultConfig) -> Self {
         ResourcePolicy {
-            cpu_allocation_ratio: d.cpu_allocation_ratio.unwrap_or(d.initial_cpu_allocation_ratio),
-            ram_allocation_ratio: d.ram_allocation_ratio.unwrap_or(d.initial_ram_allocation_ratio),
-            disk_allocation_ratio: d.disk_allocation_ratio.unwrap_or(d.initial_disk_allocation_ratio),
+            cpu_allocation_ratio: d
+                .cpu_allocation_ratio
+                .unwrap_or(d.initial_cpu_allocation_ratio),
+            ram_allocation_ratio: d
+                .ram_allocation_ratio
+                .unwrap_or(d.initial_ram_allocation_ratio),
+            disk_allocation_ratio: d
+                .disk_allocation_ratio
+                .unwrap_or(d.initial_disk_allocation_ratio),
             reserved_host_memory_mb: d.reserved_host_memory_mb,
             // nova rounds the reserved disk up to whole GB
             reserved_host_disk_gb: (d.reserved_host_disk_mb + 1023) / 1024,
@@ -101,7 +107,10 @@ impl ResourcePolicy {
 
 impl ComputeManager {
     /// Ping the conductor until it answers (nova-compute waits the same way).
-    pub async fn wait_for_conductor(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), CallError> {
+    pub async fn wait_for_conductor(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), CallError> {
         let ctx = RequestContext::admin();
         let mut delay = Duration::from_secs(1);
         loop {
@@ -134,7 +143,9 @@ impl ComputeManager {
             .await?;
         if found.is_null() {
             let mut s = new_service(&self.cfg.host, SERVICE_VERSION);
-            self.conductor.object_action(&ctx, &mut s, "create", json!({})).await?;
+            self.conductor
+                .object_action(&ctx, &mut s, "create", json!({}))
+                .await?;
             info!(host = %self.cfg.host, id = s.get_i64("id"), "service record created");
             Ok(s)
         } else {
@@ -142,7 +153,9 @@ impl ComputeManager {
             s.reset_changes();
             if s.get_i64("version") != Some(SERVICE_VERSION) {
                 s.set("version", json!(SERVICE_VERSION));
-                self.conductor.object_action(&ctx, &mut s, "save", json!({})).await?;
+                self.conductor
+                    .object_action(&ctx, &mut s, "save", json!({}))
+                    .await?;
             }
             info!(host = %self.cfg.host, id = s.get_i64("id"), "service record found");
             Ok(s)
@@ -159,9 +172,17 @@ impl ComputeManager {
         set(n, "memory_mb", json!(r.memory_mb));
         set(n, "local_gb", json!(r.local_gb));
         set(n, "vcpus_used", json!(r.vcpus_used));
-        set(n, "memory_mb_used", json!(r.memory_mb_used + p.reserved_host_memory_mb));
+        set(
+            n,
+            "memory_mb_used",
+            json!(r.memory_mb_used + p.reserved_host_memory_mb),
+        );
         set(n, "local_gb_used", json!(r.local_gb_used));
-        set(n, "free_ram_mb", json!(r.memory_mb - r.memory_mb_used - p.reserved_host_memory_mb));
+        set(
+            n,
+            "free_ram_mb",
+            json!(r.memory_mb - r.memory_mb_used - p.reserved_host_memory_mb),
+        );
         set(n, "free_disk_gb", json!(r.local_gb - r.local_gb_used));
         set(n, "disk_available_least", json!(r.disk_available_least));
         set(n, "running_vms", json!(r.running_vms));
@@ -178,9 +199,11 @@ impl ComputeManager {
         set(
             n,
             "cpu_info",
-            json!(json!({"arch": arch, "vendor": "", "model": "", "features": [],
+            json!(
+                json!({"arch": arch, "vendor": "", "model": "", "features": [],
                          "topology": {"sockets": 1, "cores": r.vcpus, "threads": 1}})
-            .to_string()),
+                .to_string()
+            ),
         );
         if n.get("supported_hv_specs").is_none() {
             n.set(
@@ -206,7 +229,13 @@ impl ComputeManager {
         r.hypervisor_hostname = self.cfg.host.clone();
         let existing = self
             .conductor
-            .object_class_action(&ctx, "ComputeNode", "get_by_uuid", vec![json!(node_uuid)], json!({}))
+            .object_class_action(
+                &ctx,
+                "ComputeNode",
+                "get_by_uuid",
+                vec![json!(node_uuid)],
+                json!({}),
+            )
             .await;
         let mut node = match existing {
             Ok(v) => {
@@ -215,7 +244,9 @@ impl ComputeManager {
                 n.reset_changes();
                 self.fill_node(&mut n, &r, policy, host_ip);
                 if !n.changes.is_empty() {
-                    self.conductor.object_action(&ctx, &mut n, "save", json!({})).await?;
+                    self.conductor
+                        .object_action(&ctx, &mut n, "save", json!({}))
+                        .await?;
                 }
                 n
             }
@@ -226,8 +257,14 @@ impl ComputeManager {
                 n.set("service_id", json!(service_id));
                 n.set("numa_topology", Value::Null);
                 self.fill_node(&mut n, &r, policy, host_ip);
-                self.conductor.object_action(&ctx, &mut n, "create", json!({})).await?;
-                info!(node = node_uuid, id = n.get_i64("id"), "compute node created");
+                self.conductor
+                    .object_action(&ctx, &mut n, "create", json!({}))
+                    .await?;
+                info!(
+                    node = node_uuid,
+                    id = n.get_i64("id"),
+                    "compute node created"
+                );
                 n
             }
             Err(e) => return Err(e.into()),
@@ -253,7 +290,9 @@ impl ComputeManager {
 
     /// The periodic resource update: ComputeNode usage and placement inventory.
     pub async fn update_resources(&self, policy: &ResourcePolicy, host_ip: &str) {
-        let Some((_, node_uuid)) = self.node() else { return };
+        let Some((_, node_uuid)) = self.node() else {
+            return;
+        };
         let ctx = RequestContext::admin();
         let mut r = match self.driver.host_resources().await {
             Ok(r) => r,
@@ -265,16 +304,27 @@ impl ComputeManager {
         r.hypervisor_hostname = self.cfg.host.clone();
         match self
             .conductor
-            .object_class_action(&ctx, "ComputeNode", "get_by_uuid", vec![json!(node_uuid)], json!({}))
+            .object_class_action(
+                &ctx,
+                "ComputeNode",
+                "get_by_uuid",
+                vec![json!(node_uuid)],
+                json!({}),
+            )
             .await
             .map_err(|e| e.to_string())
-            .and_then(|v| NovaObject::from_primitive_of(&v, "ComputeNode").map_err(|e| e.to_string()))
-        {
+            .and_then(|v| {
+                NovaObject::from_primitive_of(&v, "ComputeNode").map_err(|e| e.to_string())
+            }) {
             Ok(mut n) => {
                 n.reset_changes();
                 self.fill_node(&mut n, &r, policy, host_ip);
                 if !n.changes.is_empty() {
-                    if let Err(e) = self.conductor.object_action(&ctx, &mut n, "save", json!({})).await {
+                    if let Err(e) = self
+                        .conductor
+                        .object_action(&ctx, &mut n, "save", json!({}))
+                        .await
+                    {
                         warn!(error = %e, "compute node save failed");
                     }
                 }
@@ -328,7 +378,10 @@ impl ComputeManager {
         };
         let recorded = inst.power_state();
         let vm = inst.vm_state().unwrap_or_default().to_string();
-        let stopped = matches!(state, PowerState::Shutdown | PowerState::Crashed | PowerState::NoState);
+        let stopped = matches!(
+            state,
+            PowerState::Shutdown | PowerState::Crashed | PowerState::NoState
+        );
         if vm == vm_state::ACTIVE && stopped {
             info!(instance = %uuid, power_state = state.name(), "container stopped behind Nova's back: instance is now SHUTOFF");
             inst.set_power_state(state);
@@ -337,7 +390,8 @@ impl ComputeManager {
             if let Err(e) = self.conductor.instance_save(ctx, inst, Some(&[None])).await {
                 warn!(instance = %uuid, error = %e, "power sync save failed");
             }
-        } else if recorded != state.as_int() && vm != vm_state::BUILDING && vm != vm_state::DELETED {
+        } else if recorded != state.as_int() && vm != vm_state::BUILDING && vm != vm_state::DELETED
+        {
             inst.set_power_state(state);
             if let Err(e) = self.conductor.instance_save(ctx, inst, Some(&[None])).await {
                 warn!(instance = %uuid, error = %e, "power sync save failed");

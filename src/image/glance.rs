@@ -221,15 +221,15 @@ impl GlanceClient {
         if !self.inner.cfg.api_servers.is_empty() {
             return Ok(self.inner.cfg.api_servers.clone());
         }
-        let ep = self
-            .inner
-            .session
-            .endpoint(Some(ctx))
-            .await
-            .map_err(|e| ImageError::Unavailable {
-                servers: "keystone catalog".into(),
-                reason: e.to_string(),
-            })?;
+        let ep =
+            self.inner
+                .session
+                .endpoint(Some(ctx))
+                .await
+                .map_err(|e| ImageError::Unavailable {
+                    servers: "keystone catalog".into(),
+                    reason: e.to_string(),
+                })?;
         Ok(vec![normalize_endpoint(&ep)])
     }
 
@@ -470,12 +470,7 @@ impl GlanceClient {
 
     /// `PUT /v2/images/{id}/file`: a chunked streaming upload of `data`.
     /// A stream error aborts the upload (Glance sees a broken chunked body).
-    pub async fn upload<S>(
-        &self,
-        ctx: &RequestContext,
-        id: &str,
-        data: S,
-    ) -> Result<(), ImageError>
+    pub async fn upload<S>(&self, ctx: &RequestContext, id: &str, data: S) -> Result<(), ImageError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {

@@ -141,11 +141,9 @@ impl From<ImageError> for NovaException {
                 msg,
                 json!({"image_id": image_id, "response": response, "code": 400}),
             ),
-            ImageError::QuotaExceeded { image_id } => NovaException::nova(
-                "ImageQuotaExceeded",
-                msg,
-                json!({"image_id": image_id}),
-            ),
+            ImageError::QuotaExceeded { image_id } => {
+                NovaException::nova("ImageQuotaExceeded", msg, json!({"image_id": image_id}))
+            }
             ImageError::Unavailable { servers, reason } => NovaException::nova(
                 "GlanceConnectionFailed",
                 msg,
@@ -457,8 +455,7 @@ impl ImageService {
                     continue;
                 };
                 let glance_id = rest.split(':').next().unwrap_or(rest);
-                if in_use.contains(glance_id) || in_use.contains(tag) || in_use.contains(&img.id)
-                {
+                if in_use.contains(glance_id) || in_use.contains(tag) || in_use.contains(&img.id) {
                     continue;
                 }
                 let tagged_at = match docker.inspect_image(tag).await {
@@ -881,10 +878,7 @@ impl Inner {
                 self.cleanup(image_id, &report, &before).await;
                 return Err(ImageError::Unacceptable {
                     image_id: image_id.into(),
-                    reason: format!(
-                        "its data holds {} images; one is expected",
-                        many.len()
-                    ),
+                    reason: format!("its data holds {} images; one is expected", many.len()),
                 });
             }
         };
@@ -1030,7 +1024,9 @@ mod tests {
         );
     }
 
-    fn data(chunks: Vec<&'static [u8]>) -> std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ImageError>> + Send>> {
+    fn data(
+        chunks: Vec<&'static [u8]>,
+    ) -> std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ImageError>> + Send>> {
         Box::pin(futures_util::stream::iter(
             chunks.into_iter().map(|c| Ok(Bytes::from_static(c))),
         ))
@@ -1045,7 +1041,10 @@ mod tests {
             value: "00".into(),
         };
         let r = pump(data(vec![big, b"tail"]), tx, Some(bad), 0, "i".into(), None).await;
-        assert!(matches!(r, Err(PumpError::Fail(ImageError::ChecksumMismatch { .. }))));
+        assert!(matches!(
+            r,
+            Err(PumpError::Fail(ImageError::ChecksumMismatch { .. }))
+        ));
         let mut got = 0;
         while let Ok(b) = rx.try_recv() {
             got += b.len();
@@ -1060,10 +1059,17 @@ mod tests {
             value: h.hex(),
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let n = pump(data(vec![big, b"tail"]), tx, Some(good), 0, "i".into(), Some(big.len() as u64 + 4))
-            .await
-            .ok()
-            .unwrap();
+        let n = pump(
+            data(vec![big, b"tail"]),
+            tx,
+            Some(good),
+            0,
+            "i".into(),
+            Some(big.len() as u64 + 4),
+        )
+        .await
+        .ok()
+        .unwrap();
         let mut got = 0;
         while let Ok(b) = rx.try_recv() {
             got += b.len();
@@ -1077,7 +1083,11 @@ mod tests {
         let r = pump(data(vec![b"12345", b"6789"]), tx, None, 8, "i".into(), None).await;
         assert!(matches!(
             r,
-            Err(PumpError::Fail(ImageError::TooLarge { size: 9, max: 8, .. }))
+            Err(PumpError::Fail(ImageError::TooLarge {
+                size: 9,
+                max: 8,
+                ..
+            }))
         ));
     }
 

@@ -168,7 +168,8 @@ impl Instance {
         self.0.set("vm_state", json!(s))
     }
     pub fn set_task_state(&mut self, s: Option<&str>) {
-        self.0.set("task_state", s.map_or(Value::Null, |s| json!(s)))
+        self.0
+            .set("task_state", s.map_or(Value::Null, |s| json!(s)))
     }
     pub fn set_power_state(&mut self, p: crate::virt::PowerState) {
         self.0.set("power_state", json!(p.as_int()))
@@ -247,7 +248,10 @@ impl ImageMeta {
                 .unwrap_or(Value::Null);
             (d, p)
         } else {
-            (v.clone(), v.get("properties").cloned().unwrap_or(Value::Null))
+            (
+                v.clone(),
+                v.get("properties").cloned().unwrap_or(Value::Null),
+            )
         };
         let s = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
         ImageMeta {
@@ -293,7 +297,10 @@ mod tests {
         assert!(i.user_data().is_none());
         let img = ImageMeta::from_value(&args["image"]);
         assert_eq!(img.container_format.as_deref(), Some("docker"));
-        assert_eq!(img.id.as_deref(), Some("e4f42838-c0d7-4916-b706-e16d761a0f5d"));
+        assert_eq!(
+            img.id.as_deref(),
+            Some("e4f42838-c0d7-4916-b706-e16d761a0f5d")
+        );
         let spec_img = ImageMeta::from_value(&args["request_spec"]["nova_object.data"]["image"]);
         assert_eq!(spec_img.container_format.as_deref(), Some("docker"));
     }

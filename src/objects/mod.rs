@@ -82,8 +82,7 @@ impl NovaObject {
             .ok_or_else(|| ObjectError::NotAnObject(short(v)))?;
         let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
         let name = s("nova_object.name").ok_or_else(|| ObjectError::NotAnObject(short(v)))?;
-        let version =
-            s("nova_object.version").ok_or_else(|| ObjectError::NotAnObject(short(v)))?;
+        let version = s("nova_object.version").ok_or_else(|| ObjectError::NotAnObject(short(v)))?;
         if let (Some(ours), Some(theirs)) = (
             OBJECT_VERSIONS
                 .iter()
@@ -107,7 +106,11 @@ impl NovaObject {
         let changes = o
             .get("nova_object.changes")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(NovaObject {
             name,

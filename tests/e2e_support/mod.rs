@@ -40,7 +40,12 @@ impl Stack {
         }
     }
 
-    pub async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self
             .http
             .request(method, url)
@@ -53,7 +58,10 @@ impl Stack {
         let resp = r.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
         let st = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            st,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, url: &str) -> Value {
@@ -64,7 +72,9 @@ impl Stack {
 
     /// The compute config of a host of this lab (what devstack writes).
     pub fn compute_conf(&self, host: &str, extra: &str) -> PathBuf {
-        let out = self.state.join(format!("etc/nova/nova-compute-{host}.conf"));
+        let out = self
+            .state
+            .join(format!("etc/nova/nova-compute-{host}.conf"));
         let script = format!(
             "set -e; source devstack/lib/functions.sh; source devstack/lib/controlplane.sh; nd_compute_conf {host} {out}",
             out = out.display()
@@ -87,8 +97,11 @@ impl Stack {
 
     /// Start our daemon for `host`; its log goes to the state dir.
     pub fn start_daemon(&self, host: &str, conf: &PathBuf) -> Child {
-        let log = std::fs::File::create(self.state.join(format!("run/nova-docker-compute-{host}.log")))
-            .expect("log file");
+        let log = std::fs::File::create(
+            self.state
+                .join(format!("run/nova-docker-compute-{host}.log")),
+        )
+        .expect("log file");
         Command::new(env!("CARGO_BIN_EXE_nova-docker-compute"))
             .arg("--config-file")
             .arg(conf)
@@ -101,7 +114,10 @@ impl Stack {
 
     pub async fn service_state(&self, host: &str) -> Option<String> {
         let v = self
-            .get(&format!("{}/os-services?binary=nova-compute&host={host}", self.nova))
+            .get(&format!(
+                "{}/os-services?binary=nova-compute&host={host}",
+                self.nova
+            ))
             .await;
         v["services"][0]["state"].as_str().map(str::to_string)
     }
@@ -115,12 +131,22 @@ impl Stack {
             }
             let up = self.service_state(host).await.as_deref() == Some("up");
             let rp = self
-                .get(&format!("{}/resource_providers?name={host}", self.placement))
+                .get(&format!(
+                    "{}/resource_providers?name={host}",
+                    self.placement
+                ))
                 .await;
-            if up && rp["resource_providers"].as_array().is_some_and(|a| !a.is_empty()) {
+            if up
+                && rp["resource_providers"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(120), "{host} did not register");
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "{host} did not register"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let st = Command::new(self.venv.join("bin/nova-manage"))
@@ -136,7 +162,9 @@ impl Stack {
 
     /// A Glance image of `docker save <docker_ref>`, created once per name.
     pub async fn docker_image(&self, name: &str, docker_ref: &str) -> String {
-        let v = self.get(&format!("{}/v2/images?name={name}", self.glance)).await;
+        let v = self
+            .get(&format!("{}/v2/images?name={name}", self.glance))
+            .await;
         if let Some(id) = v["images"][0]["id"].as_str() {
             if v["images"][0]["status"] == "active" {
                 return id.to_string();
@@ -151,7 +179,10 @@ impl Stack {
             .await;
         assert_eq!(st, 201, "{v}");
         let id = v["id"].as_str().unwrap().to_string();
-        let tar = Command::new("docker").args(["save", docker_ref]).output().expect("docker save");
+        let tar = Command::new("docker")
+            .args(["save", docker_ref])
+            .output()
+            .expect("docker save");
         assert!(tar.status.success());
         self.upload(&id, tar.stdout).await;
         id
@@ -172,7 +203,11 @@ impl Stack {
 
     pub async fn flavor(&self, name: &str, ram: i64, vcpus: i64) -> String {
         let (st, _) = self
-            .call(reqwest::Method::GET, &format!("{}/flavors/{name}", self.nova), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("{}/flavors/{name}", self.nova),
+                None,
+            )
             .await;
         if st != 200 {
             let (st, v) = self
@@ -203,7 +238,11 @@ impl Stack {
             server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(u));
         }
         let (st, v) = self
-            .call(reqwest::Method::POST, &format!("{}/servers", self.nova), Some(json!({"server": server})))
+            .call(
+                reqwest::Method::POST,
+                &format!("{}/servers", self.nova),
+                Some(json!({"server": server})),
+            )
             .await;
         assert_eq!(st, 202, "create: {v}");
         v["server"]["id"].as_str().unwrap().to_string()
@@ -225,19 +264,31 @@ impl Stack {
             if st == "ERROR" && want != "ERROR" {
                 panic!("server {id} went to ERROR: {}", s["fault"]);
             }
-            assert!(t.elapsed() < timeout, "server {id} is {st} (task {}) after {timeout:?}, not {want}", s["OS-EXT-STS:task_state"]);
+            assert!(
+                t.elapsed() < timeout,
+                "server {id} is {st} (task {}) after {timeout:?}, not {want}",
+                s["OS-EXT-STS:task_state"]
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
     pub async fn action(&self, id: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, &format!("{}/servers/{id}/action", self.nova), Some(body))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &format!("{}/servers/{id}/action", self.nova),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn delete_server(&self, id: &str) {
         let (st, v) = self
-            .call(reqwest::Method::DELETE, &format!("{}/servers/{id}", self.nova), None)
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{}/servers/{id}", self.nova),
+                None,
+            )
             .await;
         assert!(st == 204 || st == 404, "{st} {v}");
     }
@@ -246,12 +297,19 @@ impl Stack {
         let t = Instant::now();
         loop {
             let (st, _) = self
-                .call(reqwest::Method::GET, &format!("{}/servers/{id}", self.nova), None)
+                .call(
+                    reqwest::Method::GET,
+                    &format!("{}/servers/{id}", self.nova),
+                    None,
+                )
                 .await;
             if st == 404 {
                 return;
             }
-            assert!(t.elapsed() < timeout, "server {id} still there after {timeout:?}");
+            assert!(
+                t.elapsed() < timeout,
+                "server {id} still there after {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -259,7 +317,10 @@ impl Stack {
 
 /// `docker inspect` of a container, or None.
 pub fn inspect(name: &str) -> Option<Value> {
-    let out = Command::new("docker").args(["inspect", name]).output().ok()?;
+    let out = Command::new("docker")
+        .args(["inspect", name])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -269,11 +330,16 @@ pub fn inspect(name: &str) -> Option<Value> {
 
 /// The container's state word ("running", "paused", "exited", ...).
 pub fn docker_status(server_id: &str) -> Option<String> {
-    inspect(&format!("nova-{server_id}")).and_then(|v| v["State"]["Status"].as_str().map(str::to_string))
+    inspect(&format!("nova-{server_id}"))
+        .and_then(|v| v["State"]["Status"].as_str().map(str::to_string))
 }
 
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
