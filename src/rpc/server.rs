@@ -132,6 +132,7 @@ impl RpcServer {
 
     /// Let running handlers finish (their replies still go out) for the grace period.
     async fn drain(&self, tasks: &mut JoinSet<()>, pub_tx: &watch::Sender<Option<Channel>>, conn: &Connection) {
+        while tasks.try_join_next().is_some() {}
         if tasks.is_empty() {
             return;
         }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::common;
 
-fn rabbitmqctl(args: &[&str]) {
+pub fn rabbitmqctl(args: &[&str]) {
     let out = std::process::Command::new("rabbitmqctl")
         .args(args)
         .output()
@@ -245,8 +245,12 @@ impl OurServer {
 
     /// Wait (at most 30 s) until the server consumes on connection `generation`.
     pub async fn wait_ready(&mut self, generation: u64) {
+        self.wait_ready_within(generation, Duration::from_secs(30)).await
+    }
+
+    pub async fn wait_ready_within(&mut self, generation: u64, within: Duration) {
         let r = tokio::time::timeout(
-            Duration::from_secs(30),
+            within,
             self.state
                 .wait_for(|s| matches!(s, ServerState::Ready { generation: g } if *g >= generation)),
         )
