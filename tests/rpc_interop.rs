@@ -17,7 +17,10 @@ use rpc_support::{ctxt, py_client, py_client_mode, OurServer, PyServer, Vhost};
 use serde_json::{json, Map, Value};
 
 fn host() -> String {
-    format!("nd-host-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "nd-host-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn args(v: Value) -> Map<String, Value> {
@@ -48,20 +51,41 @@ async fn python_client_calls_our_server() {
 
     let e = &r[1]["error"];
     assert_eq!(e["exc_type"], "NoSuchMethod", "{e}");
-    assert!(e["message"].as_str().unwrap_or_default().contains("Endpoint does not support RPC method no_such_thing"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Endpoint does not support RPC method no_such_thing"),
+        "{e}"
+    );
 
     let e = &r[2]["error"];
-    assert!(e["mro"].as_array().unwrap().contains(&json!("nova.exception.InstanceNotFound")), "{e}");
+    assert!(
+        e["mro"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("nova.exception.InstanceNotFound")),
+        "{e}"
+    );
     assert_eq!(e["kwargs"]["instance_id"], json!(uuid), "{e}");
     assert_eq!(e["kwargs"]["code"], 404, "{e}");
-    assert!(e["message"].as_str().unwrap_or_default().starts_with(&format!("Instance {uuid} could not be found.")), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("Instance {uuid} could not be found.")),
+        "{e}"
+    );
 
     for i in [3, 4] {
         let e = &r[i]["error"];
         assert_eq!(e["exc_type"], "UnsupportedVersion", "{e}");
     }
     assert_eq!(r[5]["error"]["exc_type"], "NoSuchMethod", "{}", r[5]);
-    assert_eq!(r[6], json!({"ok": {"service": "compute", "arg": "1.21 GigaWatts"}}));
+    assert_eq!(
+        r[6],
+        json!({"ok": {"service": "compute", "arg": "1.21 GigaWatts"}})
+    );
     assert_eq!(r[7], json!({"ok": "alt"}));
     assert_eq!(r[8], json!({"ok": "shared queue"}));
     server.shutdown().await;
@@ -108,7 +132,9 @@ async fn our_client_calls_python_conductor() {
     let vh = Vhost::new();
     let h = host();
     let py = PyServer::start(&vh.url, "conductor", &h, None).await;
-    let client = RpcClient::connect(vh.config()).await.expect("client connects");
+    let client = RpcClient::connect(vh.config())
+        .await
+        .expect("client connects");
     assert!(vh.queues().iter().any(|q| q == client.reply_queue()));
     let mut ctx = RequestContext::admin();
     ctx.user_id = Some("rust-user".into());
@@ -124,13 +150,21 @@ async fn our_client_calls_python_conductor() {
 
     // to the server's own queue too
     let r = client
-        .call(&ctx, &target.clone().server(&h), "echo", args(json!({"value": 2})))
+        .call(
+            &ctx,
+            &target.clone().server(&h),
+            "echo",
+            args(json!({"value": 2})),
+        )
         .await
         .expect("echo to server");
     assert_eq!(r["value"], 2);
 
     let uuid = uuid::Uuid::new_v4().to_string();
-    match client.call(&ctx, &target, "fail", args(json!({"instance_uuid": uuid}))).await {
+    match client
+        .call(&ctx, &target, "fail", args(json!({"instance_uuid": uuid})))
+        .await
+    {
         Err(RpcError::Remote(e)) => {
             assert!(e.is("nova.exception", "InstanceNotFound"), "{e:?}");
             assert_eq!(e.kwargs["instance_id"], json!(uuid));
@@ -139,13 +173,30 @@ async fn our_client_calls_python_conductor() {
         other => panic!("expected a remote InstanceNotFound, got {other:?}"),
     }
 
-    match client.call(&ctx, &Target::new("conductor", "3.0"), "no_such", Map::new()).await {
-        Err(RpcError::Remote(e)) => assert!(e.is("oslo_messaging.rpc.dispatcher", "NoSuchMethod"), "{e:?}"),
+    match client
+        .call(
+            &ctx,
+            &Target::new("conductor", "3.0"),
+            "no_such",
+            Map::new(),
+        )
+        .await
+    {
+        Err(RpcError::Remote(e)) => assert!(
+            e.is("oslo_messaging.rpc.dispatcher", "NoSuchMethod"),
+            "{e:?}"
+        ),
         other => panic!("expected NoSuchMethod, got {other:?}"),
     }
 
     match client
-        .call_with_timeout(&ctx, &target, "slow", args(json!({"secs": 6})), Duration::from_secs(2))
+        .call_with_timeout(
+            &ctx,
+            &target,
+            "slow",
+            args(json!({"secs": 6})),
+            Duration::from_secs(2),
+        )
         .await
     {
         Err(RpcError::Timeout { method, .. }) => assert_eq!(method, "slow"),
@@ -153,7 +204,13 @@ async fn our_client_calls_python_conductor() {
     }
     // nobody serves this topic at all
     match client
-        .call_with_timeout(&ctx, &Target::new("nobody-here", "3.0"), "echo", Map::new(), Duration::from_secs(1))
+        .call_with_timeout(
+            &ctx,
+            &Target::new("nobody-here", "3.0"),
+            "echo",
+            Map::new(),
+            Duration::from_secs(1),
+        )
         .await
     {
         Err(RpcError::Timeout { .. }) => {}
@@ -182,10 +239,16 @@ async fn our_client_and_server_talk_and_heartbeat() {
         let client = client.clone();
         let ctx = ctx.clone();
         let t = t.clone();
-        async move { client.call(&ctx, &t, "sleep", args(json!({"secs": 5}))).await }
+        async move {
+            client
+                .call(&ctx, &t, "sleep", args(json!({"secs": 5})))
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let fast = client.call(&ctx, &t, "echo", args(json!({"value": "fast"}))).await;
+    let fast = client
+        .call(&ctx, &t, "echo", args(json!({"value": "fast"})))
+        .await;
     assert_eq!(fast.expect("fast"), json!("fast"));
     assert!(!slow.is_finished(), "the fast call waited for the slow one");
     assert_eq!(slow.await.expect("join").expect("slow"), json!("slept"));
@@ -212,16 +275,31 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
     let vh = Vhost::new();
     let h = host();
     let server = OurServer::start(vh.config(), &h, &["compute"]).await;
-    let conn = lapin::Connection::connect(&vh.url.replacen("rabbit://", "amqp://", 1), lapin::ConnectionProperties::default())
-        .await
-        .expect("raw connection");
+    let conn = lapin::Connection::connect(
+        &vh.url.replacen("rabbit://", "amqp://", 1),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .expect("raw connection");
     let ch = conn.create_channel().await.expect("channel");
     let reply_q = format!("reply_{}", uuid::Uuid::new_v4().simple());
-    ch.queue_declare(&reply_q, QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("reply queue");
+    ch.queue_declare(
+        &reply_q,
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("reply queue");
     let mut replies = ch
-        .basic_consume(&reply_q, "", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            &reply_q,
+            "",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .expect("consume");
     let rk = format!("compute.{h}");
@@ -232,24 +310,49 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
         (b"not json at all".to_vec(), None),
         (b"\xff\xfe\x00".to_vec(), None),
         (b"[1, 2]".to_vec(), None),
-        (br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#.to_vec(), None),
         (
-            format!(r#"{{"oslo.version": "3.0", "oslo.message": {}}}"#, serde_json::to_string(&call_inner("", "m1")).unwrap_or_default()).into_bytes(),
+            br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#.to_vec(),
+            None,
+        ),
+        (
+            format!(
+                r#"{{"oslo.version": "3.0", "oslo.message": {}}}"#,
+                serde_json::to_string(&call_inner("", "m1")).unwrap_or_default()
+            )
+            .into_bytes(),
             Some("m1"),
         ),
         (envelope(&call_inner(r#", "args": {}"#, "m2")), Some("m2")),
-        (envelope(&call_inner(r#", "method": "echo", "args": [1]"#, "m3")), Some("m3")),
+        (
+            envelope(&call_inner(r#", "method": "echo", "args": [1]"#, "m3")),
+            Some("m3"),
+        ),
         (envelope(&call_inner(r#", "method": 7"#, "m4")), Some("m4")),
-        (envelope(&call_inner(r#", "method": "unknown_method", "version": "6.0", "args": {}"#, "m5")), Some("m5")),
-        (envelope(r#"{"method": "unknown_cast", "version": "6.0", "args": {}}"#), None),
+        (
+            envelope(&call_inner(
+                r#", "method": "unknown_method", "version": "6.0", "args": {}"#,
+                "m5",
+            )),
+            Some("m5"),
+        ),
+        (
+            envelope(r#"{"method": "unknown_cast", "version": "6.0", "args": {}}"#),
+            None,
+        ),
     ];
     let mut expected = Vec::new();
     for (body, id) in &bodies {
-        ch.basic_publish("nova", &rk, BasicPublishOptions::default(), body, message_properties(None))
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+        ch.basic_publish(
+            "nova",
+            &rk,
+            BasicPublishOptions::default(),
+            body,
+            message_properties(None),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
         if let Some(id) = id {
             expected.push(id.to_string());
         }
@@ -267,7 +370,8 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
     for id in &expected {
         let f = &got[id];
         assert!(f.ending, "{f:?}");
-        let failure: Value = serde_json::from_str(f.failure.as_deref().expect("a failure")).expect("failure is JSON");
+        let failure: Value = serde_json::from_str(f.failure.as_deref().expect("a failure"))
+            .expect("failure is JSON");
         for k in ["class", "module", "message", "tb", "args", "kwargs"] {
             assert!(failure.get(k).is_some(), "{k} missing in {failure}");
         }
@@ -305,7 +409,12 @@ async fn coexist(mode: &str) {
     let py_host2 = host();
     let py2 = PyServer::start(&vh.url, topics, &py_host2, Some(mode)).await;
     let queues = vh.queues();
-    for q in ["compute", "compute-alt", &format!("compute.{h}"), &format!("compute-alt.{py_host}")] {
+    for q in [
+        "compute",
+        "compute-alt",
+        &format!("compute.{h}"),
+        &format!("compute-alt.{py_host}"),
+    ] {
         assert!(queues.iter().any(|x| x == q), "{q} missing in {queues:?}");
     }
     let (c, _) = ctxt("u", "p");

@@ -16,7 +16,10 @@ use serde_json::json;
 #[ignore = "needs rabbitmq (restarted by the test) and the python venv; run by devstack/run-tests.sh"]
 async fn server_and_client_survive_a_broker_restart() {
     let vh = Vhost::new();
-    let h = format!("nd-restart-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let h = format!(
+        "nd-restart-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let py_h = format!("py-{h}");
     let mut server = OurServer::start(vh.config(), &h, &["compute"]).await;
     let py = PyServer::start(&vh.url, "conductor", &py_h, None).await;
@@ -31,7 +34,13 @@ async fn server_and_client_survive_a_broker_restart() {
         let t = conductor.clone();
         async move {
             client
-                .call_with_timeout(&ctx, &t, "slow", json!({"secs": 30}).as_object().cloned().unwrap_or_default(), Duration::from_secs(120))
+                .call_with_timeout(
+                    &ctx,
+                    &t,
+                    "slow",
+                    json!({"secs": 30}).as_object().cloned().unwrap_or_default(),
+                    Duration::from_secs(120),
+                )
                 .await
         }
     });
@@ -59,7 +68,13 @@ async fn server_and_client_survive_a_broker_restart() {
     let mut last = None;
     for _ in 0..6 {
         match client
-            .call_with_timeout(&ctx, &conductor, "echo", json!({"value": 1}).as_object().cloned().unwrap_or_default(), Duration::from_secs(10))
+            .call_with_timeout(
+                &ctx,
+                &conductor,
+                "echo",
+                json!({"value": 1}).as_object().cloned().unwrap_or_default(),
+                Duration::from_secs(10),
+            )
             .await
         {
             Ok(v) => {

@@ -5,20 +5,23 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use nova_docker::exception::NovaException;
 use nova_docker::rpc::envelope::{decode_request, envelope, ReplyFrame, Request, OSLO_MESSAGE_KEY};
 use nova_docker::rpc::failure::{serialize_failure, RemoteError};
-use nova_docker::exception::NovaException;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 fn fixtures(dir: &str) -> Vec<(PathBuf, Value)> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpc").join(dir);
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rpc")
+        .join(dir);
     let mut v: Vec<_> = std::fs::read_dir(&d)
         .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
-            let v: Value = serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("fixture JSON");
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("fixture JSON");
             (p, v)
         })
         .collect();
@@ -28,8 +31,14 @@ fn fixtures(dir: &str) -> Vec<(PathBuf, Value)> {
 
 fn inner(body: &[u8]) -> Map<String, Value> {
     let outer: Value = serde_json::from_slice(body).expect("body JSON");
-    let text = outer[OSLO_MESSAGE_KEY].as_str().expect("oslo.message string");
-    serde_json::from_str::<Value>(text).expect("inner JSON").as_object().cloned().expect("object")
+    let text = outer[OSLO_MESSAGE_KEY]
+        .as_str()
+        .expect("oslo.message string");
+    serde_json::from_str::<Value>(text)
+        .expect("inner JSON")
+        .as_object()
+        .cloned()
+        .expect("object")
 }
 
 fn keys(m: &Map<String, Value>) -> BTreeSet<String> {
@@ -48,10 +57,22 @@ fn every_compute_bound_capture_decodes_into_a_typed_request() {
         assert_eq!(json!(req.method), om["method"], "{name}");
         assert_eq!(json!(req.version), om["version"], "{name}");
         assert_eq!(Value::Object(req.args.clone()), om["args"], "{name}");
-        assert_eq!(req.namespace.as_ref().map(|n| json!(n)), om.get("namespace").cloned(), "{name}");
+        assert_eq!(
+            req.namespace.as_ref().map(|n| json!(n)),
+            om.get("namespace").cloned(),
+            "{name}"
+        );
         assert_eq!(json!(req.context.user_id), om["_context_user_id"], "{name}");
-        assert_eq!(json!(req.context.project_id), om["_context_project_id"], "{name}");
-        assert_eq!(json!(req.context.request_id), om["_context_request_id"], "{name}");
+        assert_eq!(
+            json!(req.context.project_id),
+            om["_context_project_id"],
+            "{name}"
+        );
+        assert_eq!(
+            json!(req.context.request_id),
+            om["_context_request_id"],
+            "{name}"
+        );
         assert_eq!(json!(req.context.roles), om["_context_roles"], "{name}");
         assert_eq!(json!(req.unique_id), om["_unique_id"], "{name}");
         assert_eq!(req.is_call(), om.contains_key("_msg_id"), "{name}");
@@ -60,7 +81,10 @@ fn every_compute_bound_capture_decodes_into_a_typed_request() {
             assert_eq!(json!(rt.reply_q), om["_reply_q"], "{name}");
         }
         assert_eq!(fx["exchange"], "nova", "{name}");
-        assert_eq!(fx["properties"]["content_type"], "application/json", "{name}");
+        assert_eq!(
+            fx["properties"]["content_type"], "application/json",
+            "{name}"
+        );
 
         // what we would send for the same request has the same keys and values
         let ours = inner(&req.encode());
@@ -93,7 +117,10 @@ fn a_captured_call_re_encodes_with_the_same_envelope_and_leading_fields() {
         let v = s.find(", \"version\"").unwrap_or(s.len());
         format!("{}{}", &s[..a], &s[v..])
     };
-    assert_eq!(strip_args(&ours_inner[..ours_prefix_end]), strip_args(&captured[..prefix_end]));
+    assert_eq!(
+        strip_args(&ours_inner[..ours_prefix_end]),
+        strip_args(&captured[..prefix_end])
+    );
     assert!(ours.starts_with("{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\\\"method\\\": "));
 }
 
@@ -102,10 +129,14 @@ fn our_replies_have_the_shape_of_captured_replies() {
     let mut seen = 0;
     for dir in ["compute-bound", "conductor-bound"] {
         for (path, fx) in fixtures(dir) {
-            let Some(reply) = fx.get("reply") else { continue };
+            let Some(reply) = fx.get("reply") else {
+                continue;
+            };
             seen += 1;
             let name = path.display();
-            let captured = reply["oslo_message"].as_object().expect("reply oslo_message");
+            let captured = reply["oslo_message"]
+                .as_object()
+                .expect("reply oslo_message");
             let msg_id = captured["_msg_id"].as_str().expect("msg id");
             let frame = ReplyFrame::result(msg_id, captured["result"].clone());
             let ours = inner(&frame.encode());
@@ -113,9 +144,14 @@ fn our_replies_have_the_shape_of_captured_replies() {
             for k in ["result", "failure", "ending", "_msg_id"] {
                 assert_eq!(ours[k], captured[k], "{name}: {k}");
             }
-            assert_eq!(ours["_unique_id"].as_str().map(str::len), Some(32), "{name}");
+            assert_eq!(
+                ours["_unique_id"].as_str().map(str::len),
+                Some(32),
+                "{name}"
+            );
             // and the reply we receive from Python decodes
-            let back = ReplyFrame::decode(&serde_json::to_vec(&reply["body"]).expect("body")).expect("decodes");
+            let back = ReplyFrame::decode(&serde_json::to_vec(&reply["body"]).expect("body"))
+                .expect("decodes");
             assert_eq!(back.result, captured["result"], "{name}");
             assert!(back.ending && back.failure.is_none(), "{name}");
             // a scalar result is byte-identical apart from the unique id
@@ -124,17 +160,30 @@ fn our_replies_have_the_shape_of_captured_replies() {
                 let theirs = serde_json::to_string(&reply["body"][OSLO_MESSAGE_KEY]).expect("text");
                 let uid = captured["_unique_id"].as_str().expect("uid");
                 let ours_uid = frame.unique_id.as_deref().expect("uid");
-                assert!(ours_text.contains(&theirs.replace(uid, ours_uid)), "{name}:\n{ours_text}\n{theirs}");
+                assert!(
+                    ours_text.contains(&theirs.replace(uid, ours_uid)),
+                    "{name}:\n{ours_text}\n{theirs}"
+                );
             }
         }
     }
     assert!(seen >= 4, "captured replies: {seen}");
     // failure replies carry the fields a Python caller reads
-    let f = ReplyFrame::failure("m", serialize_failure(&NovaException::instance_not_found("x")));
+    let f = ReplyFrame::failure(
+        "m",
+        serialize_failure(&NovaException::instance_not_found("x")),
+    );
     let ours = inner(&f.encode());
-    let failure: Value = serde_json::from_str(ours["failure"].as_str().expect("string")).expect("json");
+    let failure: Value =
+        serde_json::from_str(ours["failure"].as_str().expect("string")).expect("json");
     let k: BTreeSet<_> = failure.as_object().expect("obj").keys().cloned().collect();
-    assert_eq!(k, ["args", "class", "kwargs", "message", "module", "tb"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        k,
+        ["args", "class", "kwargs", "message", "module", "tb"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
     assert_eq!(ours["result"], Value::Null);
     assert_eq!(ours["ending"], true);
 }
@@ -144,11 +193,21 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         ".{0,12}".prop_map(Value::String),
         prop_oneof![
-            Just("method"), Just("args"), Just("version"), Just("namespace"), Just("_msg_id"),
-            Just("_reply_q"), Just("_timeout"), Just("_unique_id"), Just("_context_roles"), Just("2.0")
+            Just("method"),
+            Just("args"),
+            Just("version"),
+            Just("namespace"),
+            Just("_msg_id"),
+            Just("_reply_q"),
+            Just("_timeout"),
+            Just("_unique_id"),
+            Just("_context_roles"),
+            Just("2.0")
         ]
         .prop_map(|s| Value::String(s.into())),
     ];
@@ -158,12 +217,21 @@ fn arb_json() -> impl Strategy<Value = Value> {
             prop::collection::vec(
                 (
                     prop_oneof![
-                        Just("method".to_string()), Just("args".to_string()), Just("version".to_string()),
-                        Just("namespace".to_string()), Just("_msg_id".to_string()), Just("_reply_q".to_string()),
-                        Just("_timeout".to_string()), Just("_unique_id".to_string()),
-                        Just("_context_user_id".to_string()), Just("_context_roles".to_string()),
-                        Just("oslo.version".to_string()), Just("oslo.message".to_string()),
-                        Just("result".to_string()), Just("failure".to_string()), Just("ending".to_string()),
+                        Just("method".to_string()),
+                        Just("args".to_string()),
+                        Just("version".to_string()),
+                        Just("namespace".to_string()),
+                        Just("_msg_id".to_string()),
+                        Just("_reply_q".to_string()),
+                        Just("_timeout".to_string()),
+                        Just("_unique_id".to_string()),
+                        Just("_context_user_id".to_string()),
+                        Just("_context_roles".to_string()),
+                        Just("oslo.version".to_string()),
+                        Just("oslo.message".to_string()),
+                        Just("result".to_string()),
+                        Just("failure".to_string()),
+                        Just("ending".to_string()),
                         ".{0,8}"
                     ],
                     inner

@@ -21,7 +21,9 @@ use super::config::RabbitConfig;
 use super::connection::{message_properties, publish_confirmed, stopped, Connector};
 use super::envelope::{new_id, ReplyFrame, ReplyTo, Request};
 use super::failure::RemoteError;
-use super::topology::{declare_exchange, declare_queue, fanout_exchange, reply_queue, topic_exchange};
+use super::topology::{
+    declare_exchange, declare_queue, fanout_exchange, reply_queue, topic_exchange,
+};
 use super::RpcError;
 
 /// Where a message goes (oslo `Target`).
@@ -104,7 +106,9 @@ impl Drop for Inner {
 
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcClient").field("reply_q", &self.inner.reply_q).finish()
+        f.debug_struct("RpcClient")
+            .field("reply_q", &self.inner.reply_q)
+            .finish()
     }
 }
 
@@ -152,8 +156,14 @@ impl RpcClient {
         method: &str,
         args: Map<String, Value>,
     ) -> Result<Value, RpcError> {
-        self.call_with_timeout(ctx, target, method, args, self.inner.cfg.rpc_response_timeout)
-            .await
+        self.call_with_timeout(
+            ctx,
+            target,
+            method,
+            args,
+            self.inner.cfg.rpc_response_timeout,
+        )
+        .await
     }
 
     /// Call and wait at most `timeout` for the result. A remote exception comes
@@ -247,34 +257,63 @@ impl RpcClient {
         let mut rx = self.inner.link.clone();
         let r = tokio::time::timeout(wait, rx.wait_for(|l| l.is_some())).await;
         match r {
-            Ok(Ok(l)) => l.clone().ok_or_else(|| RpcError::ConnectionLost("not connected".into())),
+            Ok(Ok(l)) => l
+                .clone()
+                .ok_or_else(|| RpcError::ConnectionLost("not connected".into())),
             Ok(Err(_)) => Err(RpcError::Shutdown),
-            Err(_) => Err(RpcError::ConnectionLost(format!("no broker connection within {wait:?}"))),
+            Err(_) => Err(RpcError::ConnectionLost(format!(
+                "no broker connection within {wait:?}"
+            ))),
         }
     }
 
-    async fn publish(&self, link: &Link, target: &Target, req: &Request, expiration: Option<Duration>) -> Result<(), RpcError> {
+    async fn publish(
+        &self,
+        link: &Link,
+        target: &Target,
+        req: &Request,
+        expiration: Option<Duration>,
+    ) -> Result<(), RpcError> {
         let cfg = &self.inner.cfg;
         let (exchange, routing_key) = if target.fanout {
             let ex = fanout_exchange(&target.topic);
             self.ensure_exchange(link, &ex).await?;
             (ex.name, String::new())
         } else {
-            let name = target.exchange.clone().unwrap_or_else(|| cfg.control_exchange.clone());
-            self.ensure_exchange(link, &topic_exchange(cfg, &name)).await?;
+            let name = target
+                .exchange
+                .clone()
+                .unwrap_or_else(|| cfg.control_exchange.clone());
+            self.ensure_exchange(link, &topic_exchange(cfg, &name))
+                .await?;
             let rk = match &target.server {
                 Some(s) => format!("{}.{}", target.topic, s),
                 None => target.topic.clone(),
             };
             (name, rk)
         };
-        publish_confirmed(&link.channel, &exchange, &routing_key, false, &req.encode(), message_properties(expiration))
-            .await
-            .map(|_| ())
+        publish_confirmed(
+            &link.channel,
+            &exchange,
+            &routing_key,
+            false,
+            &req.encode(),
+            message_properties(expiration),
+        )
+        .await
+        .map(|_| ())
     }
 
-    async fn ensure_exchange(&self, link: &Link, ex: &super::topology::ExchangeDecl) -> Result<(), RpcError> {
-        let known = link.declared.lock().map(|d| d.contains(&ex.name)).unwrap_or(false);
+    async fn ensure_exchange(
+        &self,
+        link: &Link,
+        ex: &super::topology::ExchangeDecl,
+    ) -> Result<(), RpcError> {
+        let known = link
+            .declared
+            .lock()
+            .map(|d| d.contains(&ex.name))
+            .unwrap_or(false);
         if !known {
             declare_exchange(&link.channel, ex).await?;
             if let Ok(mut d) = link.declared.lock() {
@@ -291,7 +330,10 @@ fn fail_all(pending: &Pending, why: &str) {
         Err(_) => return,
     };
     if !drained.is_empty() {
-        tracing::warn!(calls = drained.len(), "failing outstanding RPC calls: {why}");
+        tracing::warn!(
+            calls = drained.len(),
+            "failing outstanding RPC calls: {why}"
+        );
     }
     for (_, tx) in drained {
         let _ = tx.send(Err(RpcError::ConnectionLost(why.to_string())));
@@ -314,13 +356,16 @@ fn route_reply(pending: &Pending, body: &[u8]) {
         // pre-"ending" protocol: a result followed by an ending frame; we keep none
         return;
     }
-    let tx = pending.lock().ok().and_then(|mut p| p.remove(&frame.msg_id));
+    let tx = pending
+        .lock()
+        .ok()
+        .and_then(|mut p| p.remove(&frame.msg_id));
     let Some(tx) = tx else {
         tracing::debug!(msg_id = %frame.msg_id, "reply for no outstanding call (timed out?)");
         return;
     };
     let r = match frame.failure {
-        Some(f) => Err(RpcError::Remote(RemoteError::parse(&f))),
+        Some(f) => Err(RpcError::Remote(Box::new(RemoteError::parse(&f)))),
         None => Ok(frame.result),
     };
     let _ = tx.send(r);

@@ -25,7 +25,12 @@ impl fmt::Debug for AmqpHost {
 impl AmqpHost {
     /// `user:***@host:port`: what may be logged.
     pub fn redacted(&self) -> String {
-        format!("{}:***@{}:{}", self.username, bracket(&self.host), self.port)
+        format!(
+            "{}:***@{}:{}",
+            self.username,
+            bracket(&self.host),
+            self.port
+        )
     }
 }
 
@@ -210,9 +215,12 @@ impl RabbitConfig {
 
     pub fn from_ini(ini: &Ini) -> Result<Self, ConfigError> {
         let d = ini.group("DEFAULT");
-        let url = d
-            .opt_nonempty("transport_url")?
-            .ok_or_else(|| d.invalid("transport_url", "must be set (rabbit://user:pass@host:5672/)"))?;
+        let url = d.opt_nonempty("transport_url")?.ok_or_else(|| {
+            d.invalid(
+                "transport_url",
+                "must be set (rabbit://user:pass@host:5672/)",
+            )
+        })?;
         let transport_url =
             TransportUrl::parse(&url).map_err(|e| d.invalid("transport_url", e.to_string()))?;
         let r = ini.group("oslo_messaging_rabbit");
@@ -224,9 +232,14 @@ impl RabbitConfig {
             amqp_auto_delete: r.bool("amqp_auto_delete", false)?,
             rabbit_quorum_queue: r.bool("rabbit_quorum_queue", false)?,
             rabbit_ha_queues: r.bool("rabbit_ha_queues", false)?,
-            rabbit_transient_queues_ttl: r.int_range("rabbit_transient_queues_ttl", 1800, 0, 2_147_483)?
-                as u32,
-            heartbeat_timeout_threshold: r.int_range("heartbeat_timeout_threshold", 60, 0, 65535)? as u16,
+            rabbit_transient_queues_ttl: r.int_range(
+                "rabbit_transient_queues_ttl",
+                1800,
+                0,
+                2_147_483,
+            )? as u32,
+            heartbeat_timeout_threshold: r.int_range("heartbeat_timeout_threshold", 60, 0, 65535)?
+                as u16,
             rabbit_retry_interval: ms(r.float("rabbit_retry_interval", 1.0)?),
             rabbit_retry_backoff: ms(r.float("rabbit_retry_backoff", 2.0)?),
             rabbit_interval_max: ms(r.float("rabbit_interval_max", 30.0)?),
@@ -242,7 +255,10 @@ impl RabbitConfig {
             ));
         }
         if cfg.ssl_cert_file.is_some() != cfg.ssl_key_file.is_some() {
-            return Err(r.invalid("ssl_cert_file", "ssl_cert_file and ssl_key_file go together"));
+            return Err(r.invalid(
+                "ssl_cert_file",
+                "ssl_cert_file and ssl_key_file go together",
+            ));
         }
         Ok(cfg)
     }
@@ -306,15 +322,18 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let c = RabbitConfig::from_ini(&ini("[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n"))
-            .unwrap();
+        let c = RabbitConfig::from_ini(&ini(
+            "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n",
+        ))
+        .unwrap();
         assert_eq!(c.transport_url.virtual_host, "/");
         assert!(!c.durable());
         assert_eq!(c.rpc_response_timeout, Duration::from_secs(60));
         assert_eq!(c.reconnect_delay(0), Duration::from_secs(1));
         assert_eq!(c.reconnect_delay(100), Duration::from_secs(30));
         assert!(RabbitConfig::from_ini(&ini("[DEFAULT]\n")).is_err());
-        let e = RabbitConfig::from_ini(&ini("[DEFAULT]\ntransport_url = http://u:pw@h/\n")).unwrap_err();
+        let e = RabbitConfig::from_ini(&ini("[DEFAULT]\ntransport_url = http://u:pw@h/\n"))
+            .unwrap_err();
         assert!(!e.to_string().contains("pw"));
         assert!(RabbitConfig::from_ini(&ini(
             "[DEFAULT]\ntransport_url = rabbit://h/\n[oslo_messaging_rabbit]\nrabbit_ha_queues=true\nrabbit_quorum_queue=true\n"

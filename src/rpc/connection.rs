@@ -50,12 +50,18 @@ fn tls_connector(cfg: &RabbitConfig) -> Result<RustlsConnector, RpcError> {
                 .collect::<Result<_, _>>()
                 .map_err(|e| RpcError::Tls(format!("{}: {e}", ca.display())))?;
             if certs.is_empty() {
-                return Err(RpcError::Tls(format!("{}: no certificate found", ca.display())));
+                return Err(RpcError::Tls(format!(
+                    "{}: no certificate found",
+                    ca.display()
+                )));
             }
             let mut roots = RustlsConnectorConfig::default();
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(RpcError::Tls(format!("{}: no usable CA certificate", ca.display())));
+                return Err(RpcError::Tls(format!(
+                    "{}: no usable CA certificate",
+                    ca.display()
+                )));
             }
             roots
         }
@@ -83,7 +89,11 @@ fn tls_connector(cfg: &RabbitConfig) -> Result<RustlsConnector, RpcError> {
 impl Connector {
     /// Reads the TLS files now, so that a bad path fails at start-up.
     pub fn new(cfg: Arc<RabbitConfig>) -> Result<Self, RpcError> {
-        let tls = if cfg.ssl { Some(tls_connector(&cfg)?) } else { None };
+        let tls = if cfg.ssl {
+            Some(tls_connector(&cfg)?)
+        } else {
+            None
+        };
         Ok(Connector {
             cfg,
             tls,
@@ -97,7 +107,11 @@ impl Connector {
 
     fn uri(&self, h: &AmqpHost) -> AMQPUri {
         AMQPUri {
-            scheme: if self.cfg.ssl { AMQPScheme::AMQPS } else { AMQPScheme::AMQP },
+            scheme: if self.cfg.ssl {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
             authority: AMQPAuthority {
                 userinfo: AMQPUserInfo {
                     username: h.username.clone(),
@@ -116,9 +130,11 @@ impl Connector {
     }
 
     /// One attempt against one host.
+    #[allow(clippy::result_large_err)] // lapin's HandshakeError, not ours
     pub async fn connect_host(&self, h: &AmqpHost, name: &str) -> Result<Connection, lapin::Error> {
         let uri = self.uri(h);
-        let props = ConnectionProperties::default().with_connection_name(LongString::from(name.as_bytes().to_vec()));
+        let props = ConnectionProperties::default()
+            .with_connection_name(LongString::from(name.as_bytes().to_vec()));
         match &self.tls {
             None => Connection::connect_uri(uri, props).await,
             Some(tls) => {
@@ -128,7 +144,10 @@ impl Connector {
                 Connection::connector(
                     uri,
                     Box::new(move |_uri| {
-                        let s = TcpStream::connect_timeout(addr.as_str(), Duration::from_millis(CONNECT_TIMEOUT_MS))?;
+                        let s = TcpStream::connect_timeout(
+                            addr.as_str(),
+                            Duration::from_millis(CONNECT_TIMEOUT_MS),
+                        )?;
                         let s = s.into_rustls(&tls, &host)?;
                         s.set_nonblocking(true)?;
                         Ok(s)
@@ -143,7 +162,11 @@ impl Connector {
     /// Connect to the next host that answers, trying the hosts in turn and
     /// waiting oslo's back-off between rounds; returns [`RpcError::Shutdown`] when
     /// `shutdown` fires first.
-    pub async fn connect(&self, name: &str, shutdown: &mut watch::Receiver<bool>) -> Result<Connection, RpcError> {
+    pub async fn connect(
+        &self,
+        name: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Connection, RpcError> {
         let hosts = &self.cfg.transport_url.hosts;
         let mut attempt: u32 = 0;
         loop {
@@ -223,9 +246,8 @@ pub async fn publish_confirmed(
         .await?
         .await?;
     match confirm {
-        lapin::publisher_confirm::Confirmation::Ack(None) | lapin::publisher_confirm::Confirmation::NotRequested => {
-            Ok(true)
-        }
+        lapin::publisher_confirm::Confirmation::Ack(None)
+        | lapin::publisher_confirm::Confirmation::NotRequested => Ok(true),
         lapin::publisher_confirm::Confirmation::Ack(Some(_)) => Ok(false),
         lapin::publisher_confirm::Confirmation::Nack(_) => Err(RpcError::Nacked),
     }

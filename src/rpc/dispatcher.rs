@@ -62,7 +62,9 @@ pub struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.endpoints.iter().map(|(t, _)| t)).finish()
+        f.debug_list()
+            .entries(self.endpoints.iter().map(|(t, _)| t))
+            .finish()
     }
 }
 
@@ -92,7 +94,12 @@ impl Dispatcher {
     /// (`NoSuchMethod` when some endpoint of a compatible version exists but none
     /// serves the method, else `UnsupportedVersion`). Methods starting with `_`
     /// are never served.
-    pub fn route(&self, namespace: Option<&str>, method: &str, version: &str) -> Result<&Arc<dyn Endpoint>, NovaException> {
+    pub fn route(
+        &self,
+        namespace: Option<&str>,
+        method: &str,
+        version: &str,
+    ) -> Result<&Arc<dyn Endpoint>, NovaException> {
         let mut found_compatible = false;
         for (t, ep) in &self.endpoints {
             if t.namespace.as_deref() != namespace || !version_is_compatible(&t.version, version) {
@@ -142,7 +149,9 @@ impl Endpoint for BaseApi {
         _version: &str,
     ) -> Result<Value, NovaException> {
         match method {
-            "ping" => Ok(json!({"service": self.service_name, "arg": args.get("arg").cloned().unwrap_or(Value::Null)})),
+            "ping" => Ok(
+                json!({"service": self.service_name, "arg": args.get("arg").cloned().unwrap_or(Value::Null)}),
+            ),
             "get_backdoor_port" => Ok(Value::Null),
             other => Err(no_such_method(other)),
         }
@@ -159,7 +168,13 @@ mod tests {
         fn target(&self) -> EndpointTarget {
             EndpointTarget::new(None, "6.5", &["echo", "_private"])
         }
-        async fn dispatch(&self, _c: RequestContext, _m: &str, args: Map<String, Value>, v: &str) -> Result<Value, NovaException> {
+        async fn dispatch(
+            &self,
+            _c: RequestContext,
+            _m: &str,
+            args: Map<String, Value>,
+            v: &str,
+        ) -> Result<Value, NovaException> {
             Ok(json!({"args": args, "version": v}))
         }
     }
@@ -169,19 +184,46 @@ mod tests {
         let d = Dispatcher::new("compute").with(Arc::new(Echo));
         let ctx = RequestContext::default();
         let args: Map<String, Value> = json!({"x": 1}).as_object().cloned().unwrap_or_default();
-        let r = d.dispatch(ctx.clone(), None, "echo", args.clone(), "6.0").await.unwrap();
+        let r = d
+            .dispatch(ctx.clone(), None, "echo", args.clone(), "6.0")
+            .await
+            .unwrap();
         assert_eq!(r["args"]["x"], 1);
-        let e = d.dispatch(ctx.clone(), None, "nope", args.clone(), "6.0").await.unwrap_err();
-        assert_eq!((e.class.as_str(), e.module.as_str()), ("NoSuchMethod", "oslo_messaging.rpc.dispatcher"));
-        let e = d.dispatch(ctx.clone(), None, "_private", args.clone(), "6.0").await.unwrap_err();
+        let e = d
+            .dispatch(ctx.clone(), None, "nope", args.clone(), "6.0")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.class.as_str(), e.module.as_str()),
+            ("NoSuchMethod", "oslo_messaging.rpc.dispatcher")
+        );
+        let e = d
+            .dispatch(ctx.clone(), None, "_private", args.clone(), "6.0")
+            .await
+            .unwrap_err();
         assert_eq!(e.class, "NoSuchMethod");
-        let e = d.dispatch(ctx.clone(), None, "echo", args.clone(), "6.6").await.unwrap_err();
+        let e = d
+            .dispatch(ctx.clone(), None, "echo", args.clone(), "6.6")
+            .await
+            .unwrap_err();
         assert_eq!(e.class, "UnsupportedVersion");
-        assert_eq!(e.message, "Endpoint does not support RPC version 6.6. Attempted method: echo");
-        let e = d.dispatch(ctx.clone(), Some("other"), "echo", args, "6.0").await.unwrap_err();
+        assert_eq!(
+            e.message,
+            "Endpoint does not support RPC version 6.6. Attempted method: echo"
+        );
+        let e = d
+            .dispatch(ctx.clone(), Some("other"), "echo", args, "6.0")
+            .await
+            .unwrap_err();
         assert_eq!(e.class, "UnsupportedVersion");
-        let ping = json!({"arg": "hi"}).as_object().cloned().unwrap_or_default();
-        let r = d.dispatch(ctx, Some("baseapi"), "ping", ping, "1.0").await.unwrap();
+        let ping = json!({"arg": "hi"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let r = d
+            .dispatch(ctx, Some("baseapi"), "ping", ping, "1.0")
+            .await
+            .unwrap();
         assert_eq!(r, json!({"service": "compute", "arg": "hi"}));
     }
 }

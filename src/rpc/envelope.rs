@@ -113,7 +113,10 @@ pub fn new_id() -> String {
 /// Wrap an inner message text in the 2.0 envelope.
 pub fn envelope(inner_json: &str) -> Vec<u8> {
     ordered_object(&[
-        (OSLO_VERSION_KEY.into(), Value::String(ENVELOPE_VERSION.into())),
+        (
+            OSLO_VERSION_KEY.into(),
+            Value::String(ENVELOPE_VERSION.into()),
+        ),
         (OSLO_MESSAGE_KEY.into(), Value::String(inner_json.into())),
     ])
     .into_bytes()
@@ -187,6 +190,7 @@ fn salvage(body: &[u8]) -> (Option<ReplyTo>, Option<String>, Option<String>) {
 }
 
 /// Decode a request body.
+#[allow(clippy::result_large_err)] // decoding failures are rare; no need to box
 pub fn decode_request(body: &[u8]) -> Result<Request, DecodeFailure> {
     decode_request_inner(body).map_err(|error| {
         let (reply_to, unique_id, method) = salvage(body);
@@ -230,14 +234,19 @@ fn decode_request_inner(body: &[u8]) -> Result<Request, DecodeError> {
     };
     // Python does int(_timeout) and ignores what is not a positive integer.
     let call_monitor_timeout = match m.get("_timeout") {
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 1.0).map(|f| f as u64)),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 1.0).map(|f| f as u64)),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         _ => None,
     }
     .filter(|t| *t > 0);
     let ctx: Map<String, Value> = m
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix(CONTEXT_PREFIX).map(|k| (k.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix(CONTEXT_PREFIX)
+                .map(|k| (k.to_string(), v.clone()))
+        })
         .collect();
     Ok(Request {
         method,
@@ -302,7 +311,10 @@ impl ReplyFrame {
     pub fn encode(&self) -> Vec<u8> {
         let mut fields: Vec<(String, Value)> = vec![
             ("result".into(), self.result.clone()),
-            ("failure".into(), self.failure.clone().map_or(Value::Null, Value::String)),
+            (
+                "failure".into(),
+                self.failure.clone().map_or(Value::Null, Value::String),
+            ),
             ("ending".into(), Value::Bool(self.ending)),
             ("_msg_id".into(), Value::String(self.msg_id.clone())),
         ];
@@ -382,7 +394,8 @@ pub fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
 /// oslo `version_is_compatible(imp_version, version)`: same major, and the
 /// requested minor (then revision) not above ours.
 pub fn version_is_compatible(ours: &str, requested: &str) -> bool {
-    let (Some((a_maj, a_min, a_rev)), Some((r_maj, r_min, r_rev))) = (parse_version(ours), parse_version(requested))
+    let (Some((a_maj, a_min, a_rev)), Some((r_maj, r_min, r_rev))) =
+        (parse_version(ours), parse_version(requested))
     else {
         return false;
     };
@@ -420,7 +433,11 @@ pub fn ordered_object(fields: &[(String, Value)]) -> String {
 struct PyFormatter;
 
 impl serde_json::ser::Formatter for PyFormatter {
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -428,7 +445,11 @@ impl serde_json::ser::Formatter for PyFormatter {
         }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -440,7 +461,11 @@ impl serde_json::ser::Formatter for PyFormatter {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             if c.is_ascii() {
@@ -464,7 +489,10 @@ mod tests {
 
     #[test]
     fn python_style_json() {
-        assert_eq!(py_dumps(&json!({"a": [1, "é😀"], "b": null})), r#"{"a": [1, "\u00e9\ud83d\ude00"], "b": null}"#);
+        assert_eq!(
+            py_dumps(&json!({"a": [1, "é😀"], "b": null})),
+            r#"{"a": [1, "\u00e9\ud83d\ude00"], "b": null}"#
+        );
     }
 
     #[test]
@@ -507,18 +535,45 @@ mod tests {
         assert_eq!(e.error, DecodeError::EnvelopeVersion("3.0".into()));
         let e = decode_request(br#"{"oslo.version": "3.0", "oslo.message": "{\"_msg_id\": \"m\", \"_reply_q\": \"r\"}"}"#)
             .unwrap_err();
-        assert_eq!(e.reply_to, Some(ReplyTo { msg_id: "m".into(), reply_q: "r".into() }));
+        assert_eq!(
+            e.reply_to,
+            Some(ReplyTo {
+                msg_id: "m".into(),
+                reply_q: "r".into()
+            })
+        );
         let inner = r#"{"method": 5, "_msg_id": "m", "_reply_q": "r"}"#;
         let body = envelope(inner);
         let e = decode_request(&body).unwrap_err();
-        assert_eq!(e.error, DecodeError::BadField { field: "method", expected: "a string" });
-        assert_eq!(e.reply_to, Some(ReplyTo { msg_id: "m".into(), reply_q: "r".into() }));
+        assert_eq!(
+            e.error,
+            DecodeError::BadField {
+                field: "method",
+                expected: "a string"
+            }
+        );
+        assert_eq!(
+            e.reply_to,
+            Some(ReplyTo {
+                msg_id: "m".into(),
+                reply_q: "r".into()
+            })
+        );
         let e = decode_request(&envelope(r#"{"method": "x", "args": []}"#)).unwrap_err();
-        assert!(matches!(e.error, DecodeError::BadField { field: "args", .. }));
+        assert!(matches!(
+            e.error,
+            DecodeError::BadField { field: "args", .. }
+        ));
         let e = decode_request(&envelope(r#"{"args": {}}"#)).unwrap_err();
         assert_eq!(e.error, DecodeError::Missing("method"));
         let e = decode_request(&envelope(r#"{"method": "x", "version": "six"}"#)).unwrap_err();
-        assert!(matches!(e.error, DecodeError::BadField { field: "version", .. }));
+        assert!(matches!(
+            e.error,
+            DecodeError::BadField {
+                field: "version",
+                ..
+            }
+        ));
         // unenveloped messages are accepted, as Python does
         let r = decode_request(br#"{"method": "x"}"#).unwrap();
         assert_eq!(r.version, "1.0");

@@ -29,7 +29,10 @@ pub fn serialize_failure(e: &NovaException) -> String {
         ("module".into(), Value::String(e.module.clone())),
         ("message".into(), Value::String(e.message.clone())),
         ("tb".into(), Value::Array(tb)),
-        ("args".into(), Value::Array(vec![Value::String(e.message.clone())])),
+        (
+            "args".into(),
+            Value::Array(vec![Value::String(e.message.clone())]),
+        ),
         ("kwargs".into(), Value::Object(e.kwargs.clone())),
     ])
 }
@@ -63,7 +66,12 @@ pub fn decode_failure(e: &DecodeError) -> NovaException {
             e.to_string(),
             serde_json::json!({ "version": v }),
         ),
-        _ => NovaException::other("ValueError", "builtins", format!("Malformed RPC message: {e}"), Value::Null),
+        _ => NovaException::other(
+            "ValueError",
+            "builtins",
+            format!("Malformed RPC message: {e}"),
+            Value::Null,
+        ),
     }
 }
 
@@ -80,7 +88,11 @@ pub struct RemoteError {
 
 impl std::fmt::Display for RemoteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Remote error: {}.{} {}", self.module, self.class, self.message)
+        write!(
+            f,
+            "Remote error: {}.{} {}",
+            self.module, self.class, self.message
+        )
     }
 }
 
@@ -103,7 +115,12 @@ impl RemoteError {
                 }
             }
         };
-        let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| {
+            m.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let mut module = s("module");
         if module == "exceptions" {
             module = "builtins".into();
@@ -112,12 +129,24 @@ impl RemoteError {
             class: s("class"),
             module,
             message: s("message"),
-            kwargs: m.get("kwargs").and_then(Value::as_object).cloned().unwrap_or_default(),
-            args: m.get("args").and_then(Value::as_array).cloned().unwrap_or_default(),
+            kwargs: m
+                .get("kwargs")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            args: m
+                .get("args")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             traceback: m
                 .get("tb")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -148,7 +177,10 @@ mod tests {
         let text = serialize_failure(&e);
         assert!(text.starts_with(r#"{"class": "InstanceNotFound", "module": "nova.exception", "message": "Instance abc could not be found.", "tb": ["#));
         let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["args"], serde_json::json!(["Instance abc could not be found."]));
+        assert_eq!(
+            v["args"],
+            serde_json::json!(["Instance abc could not be found."])
+        );
         assert_eq!(v["kwargs"]["instance_id"], "abc");
         assert_eq!(v["kwargs"]["code"], 404);
         let r = RemoteError::parse(&text);
@@ -163,7 +195,8 @@ mod tests {
         assert_eq!(v["module"], DISPATCHER_MODULE);
         assert_eq!(v["kwargs"], serde_json::json!({}));
         assert_eq!(v["message"], "Endpoint does not support RPC method foo");
-        let v: Value = serde_json::from_str(&serialize_failure(&unsupported_version("7.0", "foo"))).unwrap();
+        let v: Value =
+            serde_json::from_str(&serialize_failure(&unsupported_version("7.0", "foo"))).unwrap();
         assert_eq!(v["class"], "UnsupportedVersion");
     }
 
@@ -172,7 +205,8 @@ mod tests {
         let r = RemoteError::parse("not json");
         assert_eq!(r.class, "RemoteError");
         assert_eq!(r.message, "not json");
-        let r = RemoteError::parse(r#"{"class": "KeyError", "module": "exceptions", "message": "x"}"#);
+        let r =
+            RemoteError::parse(r#"{"class": "KeyError", "module": "exceptions", "message": "x"}"#);
         assert!(r.is("builtins", "KeyError"));
     }
 }

@@ -32,7 +32,9 @@ const REPLY_RETRY_WINDOW: Duration = Duration::from_secs(30);
 pub enum ServerState {
     Connecting,
     /// Consuming; `generation` counts the connections made so far (1 = first).
-    Ready { generation: u64 },
+    Ready {
+        generation: u64,
+    },
     Stopped,
 }
 
@@ -63,7 +65,12 @@ type Publisher = watch::Receiver<Option<Channel>>;
 impl RpcServer {
     /// A server for `topics` (e.g. `["compute", "compute-alt"]`) on `host`.
     /// Fails only on unreadable TLS files.
-    pub fn new(cfg: RabbitConfig, host: &str, topics: &[&str], dispatcher: Dispatcher) -> Result<Self, RpcError> {
+    pub fn new(
+        cfg: RabbitConfig,
+        host: &str,
+        topics: &[&str],
+        dispatcher: Dispatcher,
+    ) -> Result<Self, RpcError> {
         let cfg = Arc::new(cfg);
         Ok(RpcServer {
             connector: Connector::new(cfg.clone())?,
@@ -94,12 +101,20 @@ impl RpcServer {
         let dup = Arc::new(Mutex::new(DuplicateFilter::default()));
         // One fanout queue name per topic for the life of the server, redeclared
         // as is on reconnect (as kombu does).
-        let fanout_ids: HashMap<String, String> = self.topics.iter().map(|t| (t.clone(), new_id())).collect();
+        let fanout_ids: HashMap<String, String> =
+            self.topics.iter().map(|t| (t.clone(), new_id())).collect();
         let mut tasks = JoinSet::new();
         let mut generation = 0u64;
         loop {
             self.state.send_replace(ServerState::Connecting);
-            let conn = match self.connector.connect(&format!("nova-docker rpc server {}", self.host), &mut shutdown).await {
+            let conn = match self
+                .connector
+                .connect(
+                    &format!("nova-docker rpc server {}", self.host),
+                    &mut shutdown,
+                )
+                .await
+            {
                 Ok(c) => c,
                 Err(RpcError::Shutdown) => break,
                 Err(e) => {
@@ -109,7 +124,16 @@ impl RpcServer {
             };
             generation += 1;
             let res = self
-                .serve(&conn, generation, &fanout_ids, &pub_tx, &pub_rx, &dup, &mut tasks, &mut shutdown)
+                .serve(
+                    &conn,
+                    generation,
+                    &fanout_ids,
+                    &pub_tx,
+                    &pub_rx,
+                    &dup,
+                    &mut tasks,
+                    &mut shutdown,
+                )
                 .await;
             pub_tx.send_replace(None);
             match res {
@@ -131,20 +155,32 @@ impl RpcServer {
     }
 
     /// Let running handlers finish (their replies still go out) for the grace period.
-    async fn drain(&self, tasks: &mut JoinSet<()>, pub_tx: &watch::Sender<Option<Channel>>, conn: &Connection) {
+    async fn drain(
+        &self,
+        tasks: &mut JoinSet<()>,
+        pub_tx: &watch::Sender<Option<Channel>>,
+        conn: &Connection,
+    ) {
         while tasks.try_join_next().is_some() {}
         if tasks.is_empty() {
             return;
         }
         if let Ok(ch) = conn.create_channel().await {
-            if ch.confirm_select(ConfirmSelectOptions::default()).await.is_ok() {
+            if ch
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .is_ok()
+            {
                 pub_tx.send_replace(Some(ch));
             }
         }
         tracing::info!(running = tasks.len(), grace = ?self.grace, "waiting for running RPC handlers");
         let all = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(self.grace, all).await.is_err() {
-            tracing::warn!(abandoned = tasks.len(), "RPC handlers still running after the grace period");
+            tracing::warn!(
+                abandoned = tasks.len(),
+                "RPC handlers still running after the grace period"
+            );
             tasks.abort_all();
         }
         pub_tx.send_replace(None);
@@ -164,7 +200,9 @@ impl RpcServer {
     ) -> Result<(), RpcError> {
         let consume_ch = conn.create_channel().await?;
         let publish_ch = conn.create_channel().await?;
-        publish_ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        publish_ch
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         let mut consumers = Vec::new();
         for topic in &self.topics {
             let fid = fanout_ids.get(topic).cloned().unwrap_or_else(new_id);
@@ -172,7 +210,12 @@ impl RpcServer {
             declare(&consume_ch, &topo).await?;
             for q in &topo.queues {
                 let c = consume_ch
-                    .basic_consume(&q.name, "", BasicConsumeOptions::default(), FieldTable::default())
+                    .basic_consume(
+                        &q.name,
+                        "",
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
                     .await?;
                 consumers.push(c);
             }
@@ -202,12 +245,17 @@ impl RpcServer {
                         Some(rt) => {
                             tracing::warn!(error = %f.error, msg_id = %rt.msg_id, method = ?f.method,
                                 "malformed RPC call; sending a failure reply");
-                            let frame = ReplyFrame::failure(&rt.msg_id, serialize_failure(&decode_failure(&f.error)));
+                            let frame = ReplyFrame::failure(
+                                &rt.msg_id,
+                                serialize_failure(&decode_failure(&f.error)),
+                            );
                             let p = pub_rx.clone();
                             tasks.spawn(async move { send_reply(p, &rt, frame).await });
                         }
-                        None => tracing::warn!(error = %f.error, routing_key = %delivery.routing_key,
-                            "malformed RPC message dropped"),
+                        None => {
+                            tracing::warn!(error = %f.error, routing_key = %delivery.routing_key,
+                            "malformed RPC message dropped")
+                        }
                     }
                     continue;
                 }
@@ -266,7 +314,12 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
         (Some(rt), Ok(v)) => send_reply(publisher, &rt, ReplyFrame::result(&rt.msg_id, v)).await,
         (Some(rt), Err(e)) => {
             tracing::info!(%method, %request_id, error = %e, "RPC call failed; replying with the exception");
-            send_reply(publisher, &rt, ReplyFrame::failure(&rt.msg_id, serialize_failure(&e))).await
+            send_reply(
+                publisher,
+                &rt,
+                ReplyFrame::failure(&rt.msg_id, serialize_failure(&e)),
+            )
+            .await
         }
         (None, Ok(Value::Null)) | (None, Ok(_)) => {}
         (None, Err(e)) => tracing::warn!(%method, %request_id, error = %e, "RPC cast failed"),
@@ -282,7 +335,9 @@ async fn send_reply(mut publisher: Publisher, rt: &ReplyTo, frame: ReplyFrame) {
         let ch = publisher.borrow_and_update().clone();
         if let Some(ch) = ch {
             tracing::debug!(msg_id = %rt.msg_id, reply_q = %rt.reply_q, ending = frame.ending, "sending reply");
-            match publish_confirmed(&ch, "", &rt.reply_q, true, &body, message_properties(None)).await {
+            match publish_confirmed(&ch, "", &rt.reply_q, true, &body, message_properties(None))
+                .await
+            {
                 Ok(true) => {
                     tracing::debug!(msg_id = %rt.msg_id, "reply confirmed");
                     return;
@@ -292,7 +347,9 @@ async fn send_reply(mut publisher: Publisher, rt: &ReplyTo, frame: ReplyFrame) {
                         "reply queue does not exist; reply dropped (caller gone?)");
                     return;
                 }
-                Err(e) => tracing::warn!(msg_id = %rt.msg_id, error = %e, "reply publish failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(msg_id = %rt.msg_id, error = %e, "reply publish failed; retrying")
+                }
             }
         }
         let now = tokio::time::Instant::now();
@@ -301,6 +358,10 @@ async fn send_reply(mut publisher: Publisher, rt: &ReplyTo, frame: ReplyFrame) {
             return;
         }
         // wait for a new channel (reconnect) or a short while
-        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), publisher.changed()).await;
+        let _ = tokio::time::timeout(
+            (deadline - now).min(Duration::from_secs(1)),
+            publisher.changed(),
+        )
+        .await;
     }
 }

@@ -75,7 +75,10 @@ pub fn queue_arguments(ha: bool, ttl_secs: u32, quorum: bool) -> Vec<(String, Qu
         args.push(("x-queue-type".into(), QueueArg::Str("quorum".into())));
     }
     if ttl_secs > 0 {
-        args.push(("x-expires".into(), QueueArg::Int(i64::from(ttl_secs) * 1000)));
+        args.push((
+            "x-expires".into(),
+            QueueArg::Int(i64::from(ttl_secs) * 1000),
+        ));
     }
     args
 }
@@ -175,8 +178,14 @@ pub async fn declare_queue(ch: &Channel, q: &QueueDecl) -> Result<(), lapin::Err
     )
     .await?;
     if let Some(b) = &q.binding {
-        ch.queue_bind(&q.name, &b.exchange, &b.routing_key, QueueBindOptions::default(), FieldTable::default())
-            .await?;
+        ch.queue_bind(
+            &q.name,
+            &b.exchange,
+            &b.routing_key,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -204,15 +213,43 @@ mod tests {
     #[test]
     fn default_compute_topology() {
         let t = server_topology(&cfg(), "compute", "node1", "abc");
-        assert_eq!(t.exchanges[0], ExchangeDecl { name: "nova".into(), kind: ExchangeKind::Topic, durable: false, auto_delete: false });
-        assert_eq!(t.exchanges[1], ExchangeDecl { name: "compute_fanout".into(), kind: ExchangeKind::Fanout, durable: false, auto_delete: true });
+        assert_eq!(
+            t.exchanges[0],
+            ExchangeDecl {
+                name: "nova".into(),
+                kind: ExchangeKind::Topic,
+                durable: false,
+                auto_delete: false
+            }
+        );
+        assert_eq!(
+            t.exchanges[1],
+            ExchangeDecl {
+                name: "compute_fanout".into(),
+                kind: ExchangeKind::Fanout,
+                durable: false,
+                auto_delete: true
+            }
+        );
         let names: Vec<_> = t.queues.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["compute", "compute.node1", "compute_fanout_abc"]);
         assert!(t.queues[0].arguments.is_empty());
-        assert_eq!(t.queues[1].binding.as_ref().unwrap().routing_key, "compute.node1");
-        assert_eq!(t.queues[2].arguments, vec![("x-expires".to_string(), QueueArg::Int(1_800_000))]);
-        assert_eq!(t.queues[2].binding.as_ref().unwrap().exchange, "compute_fanout");
-        assert_eq!(t.queues[2].field_table().inner().get("x-expires"), Some(&AMQPValue::LongInt(1_800_000)));
+        assert_eq!(
+            t.queues[1].binding.as_ref().unwrap().routing_key,
+            "compute.node1"
+        );
+        assert_eq!(
+            t.queues[2].arguments,
+            vec![("x-expires".to_string(), QueueArg::Int(1_800_000))]
+        );
+        assert_eq!(
+            t.queues[2].binding.as_ref().unwrap().exchange,
+            "compute_fanout"
+        );
+        assert_eq!(
+            t.queues[2].field_table().inner().get("x-expires"),
+            Some(&AMQPValue::LongInt(1_800_000))
+        );
     }
 
     #[test]
@@ -222,7 +259,10 @@ mod tests {
         let t = server_topology(&c, "compute-alt", "h", "u");
         assert!(t.exchanges[0].durable);
         assert!(t.queues[0].durable && t.queues[1].durable);
-        assert_eq!(t.queues[0].arguments, vec![("x-queue-type".to_string(), QueueArg::Str("quorum".into()))]);
+        assert_eq!(
+            t.queues[0].arguments,
+            vec![("x-queue-type".to_string(), QueueArg::Str("quorum".into()))]
+        );
         // fanout queues stay transient and classic
         assert!(!t.queues[2].durable);
         assert_eq!(t.queues[2].arguments.len(), 1);
@@ -231,7 +271,10 @@ mod tests {
         c.rabbit_ha_queues = true;
         let r = reply_queue(&c, "reply_x");
         assert!(!r.durable && r.binding.is_none());
-        assert_eq!(r.arguments[0], ("x-ha-policy".to_string(), QueueArg::Str("all".into())));
+        assert_eq!(
+            r.arguments[0],
+            ("x-ha-policy".to_string(), QueueArg::Str("all".into()))
+        );
         assert!(server_topology(&c, "t", "h", "u").queues[0].durable);
     }
 }

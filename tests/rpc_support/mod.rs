@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nova_docker::context::RequestContext;
 use nova_docker::exception::NovaException;
-use nova_docker::rpc::{Dispatcher, Endpoint, EndpointTarget, RabbitConfig, RpcServer, ServerState, TransportUrl};
+use nova_docker::rpc::{
+    Dispatcher, Endpoint, EndpointTarget, RabbitConfig, RpcServer, ServerState, TransportUrl,
+};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -47,7 +49,10 @@ impl Vhost {
         rabbitmqctl(&["add_vhost", &name]);
         rabbitmqctl(&["set_permissions", "-p", &name, &user, ".*", ".*", ".*"]);
         let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-        let path = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+        let path = base[scheme_end..]
+            .find('/')
+            .map(|i| i + scheme_end)
+            .unwrap_or(base.len());
         let url = format!("{}/{}", &base[..path], name);
         Vhost { name, url }
     }
@@ -85,7 +90,9 @@ impl Drop for Vhost {
 }
 
 fn peer_script() -> String {
-    common::test_file("python/rpc_peer.py").display().to_string()
+    common::test_file("python/rpc_peer.py")
+        .display()
+        .to_string()
 }
 
 /// Run calls/casts from Python; one JSON value per entry.
@@ -152,7 +159,11 @@ impl PyServer {
             false
         })
         .await;
-        assert_eq!(ready, Ok(true), "python server for {topics} did not get ready (a declare refused?)");
+        assert_eq!(
+            ready,
+            Ok(true),
+            "python server for {topics} did not get ready (a declare refused?)"
+        );
         PyServer { child }
     }
 
@@ -196,7 +207,9 @@ impl Endpoint for TestEndpoint {
         match method {
             "echo" => Ok(args.get("value").cloned().unwrap_or(Value::Null)),
             "fail" => Err(NovaException::instance_not_found(
-                args.get("instance_uuid").and_then(Value::as_str).unwrap_or("?"),
+                args.get("instance_uuid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
             )),
             "sleep" => {
                 let secs = args.get("secs").and_then(Value::as_f64).unwrap_or(1.0);
@@ -238,21 +251,28 @@ impl OurServer {
         let state = server.state();
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(server.run(stop_rx));
-        let mut s = OurServer { stop, state, task, seen };
+        let mut s = OurServer {
+            stop,
+            state,
+            task,
+            seen,
+        };
         s.wait_ready(1).await;
         s
     }
 
     /// Wait (at most 30 s) until the server consumes on connection `generation`.
     pub async fn wait_ready(&mut self, generation: u64) {
-        self.wait_ready_within(generation, Duration::from_secs(30)).await
+        self.wait_ready_within(generation, Duration::from_secs(30))
+            .await
     }
 
     pub async fn wait_ready_within(&mut self, generation: u64, within: Duration) {
         let r = tokio::time::timeout(
             within,
-            self.state
-                .wait_for(|s| matches!(s, ServerState::Ready { generation: g } if *g >= generation)),
+            self.state.wait_for(
+                |s| matches!(s, ServerState::Ready { generation: g } if *g >= generation),
+            ),
         )
         .await
         .map(|r| r.map(|s| s.clone()));
