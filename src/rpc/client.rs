@@ -379,6 +379,7 @@ async fn connection_task(
     mut stop: watch::Receiver<bool>,
 ) {
     let cfg = connector.config().clone();
+    let mut set_up_failures = 0u32;
     loop {
         let conn = match connector.connect("nova-docker rpc client", &mut stop).await {
             Ok(c) => c,
@@ -404,12 +405,18 @@ async fn connection_task(
         let (ch, mut consumer) = match setup.await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "RPC client set-up failed; reconnecting");
+                let delay = cfg.reconnect_delay(set_up_failures);
+                set_up_failures = set_up_failures.saturating_add(1);
+                tracing::error!(error = %e, retry_in = ?delay, "RPC client set-up failed; reconnecting");
                 let _ = conn.close(320, "set-up failed").await;
-                tokio::time::sleep(cfg.reconnect_delay(0)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stopped(&mut stop) => break,
+                }
                 continue;
             }
         };
+        set_up_failures = 0;
         link_tx.send_replace(Some(Arc::new(Link {
             channel: ch,
             declared: Mutex::new(HashSet::new()),

@@ -105,6 +105,7 @@ impl RpcServer {
             self.topics.iter().map(|t| (t.clone(), new_id())).collect();
         let mut tasks = JoinSet::new();
         let mut generation = 0u64;
+        let mut set_up_failures = 0u32;
         loop {
             self.state.send_replace(ServerState::Connecting);
             let conn = match self
@@ -144,8 +145,23 @@ impl RpcServer {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "RPC server lost its broker connection; reconnecting");
                     let _ = conn.close(320, "reconnecting").await;
+                    let was_ready = matches!(*self.state.borrow(), ServerState::Ready { generation: g } if g == generation);
+                    if was_ready {
+                        set_up_failures = 0;
+                        tracing::warn!(error = %e, "RPC server lost its broker connection; reconnecting");
+                    } else {
+                        // e.g. a 406 from a declare whose flags differ from an existing
+                        // queue's: no point hammering the broker
+                        let delay = self.cfg.reconnect_delay(set_up_failures);
+                        set_up_failures = set_up_failures.saturating_add(1);
+                        tracing::error!(error = %e, retry_in = ?delay,
+                            "RPC server set-up failed (queue/exchange flags differing from the broker's?)");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stopped(&mut shutdown) => break,
+                        }
+                    }
                 }
             }
             while tasks.try_join_next().is_some() {}
