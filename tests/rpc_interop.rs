@@ -265,7 +265,23 @@ async fn our_client_and_server_talk_and_heartbeat() {
     .await;
     assert_eq!(r[0], json!({"ok": "slept"}));
     assert_eq!(r[1]["error"]["class"], "MessagingTimeout", "{}", r[1]);
+    // a graceful stop lets a running handler finish and send its reply
+    let running = tokio::spawn({
+        let client = client.clone();
+        let ctx = ctx.clone();
+        let t = t.clone();
+        async move {
+            client
+                .call(&ctx, &t, "sleep", args(json!({"secs": 2})))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
     server.shutdown().await;
+    assert_eq!(
+        running.await.expect("join").expect("reply after stop"),
+        json!("slept")
+    );
     client.close().await;
 }
 
@@ -340,8 +356,20 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
             None,
         ),
         // the same message twice: the repeat of a _unique_id is dropped
-        (envelope(&call_inner(r#", "method": "echo", "version": "6.0", "args": {"value": 6}"#, "m6")), Some("m6")),
-        (envelope(&call_inner(r#", "method": "echo", "version": "6.0", "args": {"value": 6}"#, "m6")), None),
+        (
+            envelope(&call_inner(
+                r#", "method": "echo", "version": "6.0", "args": {"value": 6}"#,
+                "m6",
+            )),
+            Some("m6"),
+        ),
+        (
+            envelope(&call_inner(
+                r#", "method": "echo", "version": "6.0", "args": {"value": 6}"#,
+                "m6",
+            )),
+            None,
+        ),
     ];
     let mut expected = Vec::new();
     for (body, id) in &bodies {
@@ -379,7 +407,11 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
     assert_eq!(r[0], json!({"ok": "x"}));
     let extra = tokio::time::timeout(Duration::from_secs(1), replies.next()).await;
     assert!(extra.is_err(), "unexpected extra reply: {extra:?}");
-    assert!(got.contains_key("m6"), "{:?}", got.keys().collect::<Vec<_>>());
+    assert!(
+        got.contains_key("m6"),
+        "{:?}",
+        got.keys().collect::<Vec<_>>()
+    );
     assert_eq!(got["m6"].result, json!(6));
     assert!(got["m6"].failure.is_none());
     for id in expected.iter().filter(|i| *i != "m6") {
@@ -479,7 +511,8 @@ async fn a_refused_declare_is_retried_and_shutdown_still_works() {
     let (tx, _seen) = tokio::sync::mpsc::unbounded_channel();
     let dispatcher = nova_docker::rpc::Dispatcher::new("compute")
         .with(std::sync::Arc::new(rpc_support::TestEndpoint { seen: tx }));
-    let server = nova_docker::rpc::RpcServer::new(vh.config(), &host(), &["compute"], dispatcher).expect("server");
+    let server = nova_docker::rpc::RpcServer::new(vh.config(), &host(), &["compute"], dispatcher)
+        .expect("server");
     let mut state = server.state();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(server.run(stop_rx));
@@ -488,10 +521,15 @@ async fn a_refused_declare_is_retried_and_shutdown_still_works() {
         state.wait_for(|s| matches!(s, nova_docker::rpc::ServerState::Ready { .. })),
     )
     .await;
-    assert!(ready.is_err(), "a server with conflicting queue flags must not get ready");
+    assert!(
+        ready.is_err(),
+        "a server with conflicting queue flags must not get ready"
+    );
     assert!(!task.is_finished());
     stop.send_replace(true);
-    let r = tokio::time::timeout(Duration::from_secs(20), task).await.expect("stops");
+    let r = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("stops");
     assert!(matches!(r, Ok(Ok(()))), "{r:?}");
     py.stop().await;
 }

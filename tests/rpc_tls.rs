@@ -24,7 +24,9 @@ impl Drop for Proxy {
 }
 
 fn tls_file(name: &str) -> String {
-    common::test_file(&format!("fixtures/rpc/tls/{name}")).display().to_string()
+    common::test_file(&format!("fixtures/rpc/tls/{name}"))
+        .display()
+        .to_string()
 }
 
 /// socat terminating TLS on a free port and forwarding to the broker.
@@ -57,7 +59,10 @@ fn proxy() -> (Proxy, u16) {
 }
 
 fn tls_config(vh: &Vhost, port: u16, client_cert: bool) -> RabbitConfig {
-    let user = nova_docker::rpc::TransportUrl::parse(&vh.url).expect("url").hosts[0].clone();
+    let user = nova_docker::rpc::TransportUrl::parse(&vh.url)
+        .expect("url")
+        .hosts[0]
+        .clone();
     let mut text = format!(
         "[DEFAULT]\ntransport_url = rabbit://{}:{}@localhost:{port}/{}\nrpc_response_timeout = 5\n\
          [oslo_messaging_rabbit]\nssl = True\nssl_ca_file = {}\nrabbit_interval_max = 1\n",
@@ -67,10 +72,15 @@ fn tls_config(vh: &Vhost, port: u16, client_cert: bool) -> RabbitConfig {
         tls_file("ca.pem"),
     );
     if client_cert {
-        text.push_str(&format!("ssl_cert_file = {}\nssl_key_file = {}\n", tls_file("client.pem"), tls_file("client.key")));
+        text.push_str(&format!(
+            "ssl_cert_file = {}\nssl_key_file = {}\n",
+            tls_file("client.pem"),
+            tls_file("client.key")
+        ));
     }
     let mut ini = Ini::default();
-    ini.merge_text(&text, std::path::Path::new("nova.conf")).expect("ini");
+    ini.merge_text(&text, std::path::Path::new("nova.conf"))
+        .expect("ini");
     RabbitConfig::from_ini(&ini).expect("config")
 }
 
@@ -81,13 +91,18 @@ async fn server_and_client_over_tls() {
     let (_proxy, port) = proxy();
     let h = format!("nd-tls-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let server = OurServer::start(tls_config(&vh, port, true), &h, &["compute"]).await;
-    let client = RpcClient::connect(tls_config(&vh, port, true)).await.expect("client over TLS");
+    let client = RpcClient::connect(tls_config(&vh, port, true))
+        .await
+        .expect("client over TLS");
     let r = client
         .call(
             &RequestContext::admin(),
             &Target::new("compute", "6.0").server(&h),
             "echo",
-            json!({"value": "over tls"}).as_object().cloned().unwrap_or_default(),
+            json!({"value": "over tls"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         )
         .await
         .expect("call over TLS");

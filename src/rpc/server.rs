@@ -139,7 +139,7 @@ impl RpcServer {
             pub_tx.send_replace(None);
             match res {
                 Ok(()) => {
-                    self.drain(&mut tasks, &pub_tx, &conn).await;
+                    self.drain(&mut tasks, &pub_tx, Some(&conn)).await;
                     let _ = conn.close(200, "shutdown").await;
                     self.state.send_replace(ServerState::Stopped);
                     return Ok(());
@@ -166,6 +166,8 @@ impl RpcServer {
             }
             while tasks.try_join_next().is_some() {}
         }
+        // stopped while (re)connecting: handlers still get their grace period
+        self.drain(&mut tasks, &pub_tx, None).await;
         self.state.send_replace(ServerState::Stopped);
         Ok(())
     }
@@ -175,19 +177,21 @@ impl RpcServer {
         &self,
         tasks: &mut JoinSet<()>,
         pub_tx: &watch::Sender<Option<Channel>>,
-        conn: &Connection,
+        conn: Option<&Connection>,
     ) {
         while tasks.try_join_next().is_some() {}
         if tasks.is_empty() {
             return;
         }
-        if let Ok(ch) = conn.create_channel().await {
-            if ch
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .is_ok()
-            {
-                pub_tx.send_replace(Some(ch));
+        if let Some(conn) = conn {
+            if let Ok(ch) = conn.create_channel().await {
+                if ch
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .is_ok()
+                {
+                    pub_tx.send_replace(Some(ch));
+                }
             }
         }
         tracing::info!(running = tasks.len(), grace = ?self.grace, "waiting for running RPC handlers");
