@@ -532,4 +532,34 @@ async fn a_refused_declare_is_retried_and_shutdown_still_works() {
         .expect("stops");
     assert!(matches!(r, Ok(Ok(()))), "{r:?}");
     py.stop().await;
+
+    // The other way round, oslo falls back to non-durable, and so do we.
+    let vh2 = Vhost::new();
+    let py = PyServer::start(&vh2.url, "compute", &host(), None).await;
+    let mut cfg = vh2.config();
+    cfg.amqp_durable_queues = true;
+    let h = host();
+    let server = OurServer::start(cfg, &h, &["compute"]).await;
+    let r = py_client(
+        &vh2.url,
+        json!([{"topic": "compute", "server": h, "version": "6.0", "method": "echo", "args": {"value": "fallback"}, "ctxt": ctxt("u", "p").0}]),
+    )
+    .await;
+    assert_eq!(r[0], json!({"ok": "fallback"}));
+    let mut ccfg = vh2.config();
+    ccfg.amqp_durable_queues = true;
+    let client = RpcClient::connect(ccfg).await.expect("client");
+    let v = client
+        .call(
+            &RequestContext::admin(),
+            &Target::new("compute", "6.0").server(&h),
+            "echo",
+            args(json!({"value": 3})),
+        )
+        .await
+        .expect("durable-configured client falls back to the non-durable exchange");
+    assert_eq!(v, json!(3));
+    client.close().await;
+    server.shutdown().await;
+    py.stop().await;
 }

@@ -20,7 +20,7 @@ use super::connection::{message_properties, publish_confirmed, stopped, Connecto
 use super::dispatcher::Dispatcher;
 use super::envelope::{decode_request, new_id, DuplicateFilter, ReplyFrame, ReplyTo, Request};
 use super::failure::{decode_failure, serialize_failure};
-use super::topology::{declare, server_topology};
+use super::topology::{declare, is_durable_mismatch, non_durable, server_topology};
 use super::RpcError;
 
 /// How long a reply waits for a usable channel (across a reconnect) before it is
@@ -218,18 +218,28 @@ impl RpcServer {
         tasks: &mut JoinSet<()>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), RpcError> {
-        let consume_ch = conn.create_channel().await?;
         let publish_ch = conn.create_channel().await?;
         publish_ch
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let mut consumers = Vec::new();
+        // one channel per topic: a refused declare closes only its own channel
         for topic in &self.topics {
             let fid = fanout_ids.get(topic).cloned().unwrap_or_else(new_id);
             let topo = server_topology(&self.cfg, topic, &self.host, &fid);
-            declare(&consume_ch, &topo).await?;
+            let mut ch = conn.create_channel().await?;
+            if let Err(e) = declare(&ch, &topo).await {
+                if !(self.cfg.durable() && is_durable_mismatch(&e)) {
+                    return Err(e.into());
+                }
+                // as oslo does: the broker has them non-durable; use them so
+                tracing::warn!(topic = %topic, error = %e,
+                    "exchange or queue exists with another durability; declaring non-durable as oslo.messaging does");
+                ch = conn.create_channel().await?;
+                declare(&ch, &non_durable(&topo)).await?;
+            }
             for q in &topo.queues {
-                let c = consume_ch
+                let c = ch
                     .basic_consume(
                         &q.name,
                         "",
