@@ -106,6 +106,7 @@ pub async fn py_client_mode(url: &str, calls: Value, mode: Option<&str>) -> Vec<
     let out = tokio::time::timeout(
         Duration::from_secs(180),
         Command::new(common::python())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(peer_script())
             .args(["client", url, &calls.to_string()])
             .args(mode)
@@ -137,7 +138,7 @@ pub struct PyServer {
 impl PyServer {
     pub async fn start(url: &str, topics: &str, host: &str, mode: Option<&str>) -> Self {
         let mut cmd = Command::new(common::python());
-        cmd.arg(peer_script()).args(["server", url, topics, host]);
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1").arg(peer_script()).args(["server", url, topics, host]);
         if let Some(m) = mode {
             cmd.arg(m);
         }
