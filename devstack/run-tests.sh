@@ -6,6 +6,7 @@
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 source "$TOP/devstack/lib/functions.sh"
+source "$TOP/devstack/lib/controlplane.sh"
 mkdir -p "$ND_STATE"
 
 nd_apt_install ca-certificates curl iproute2 iptables gcc pkg-config
@@ -13,6 +14,7 @@ nd_ensure_docker
 nd_ensure_rabbitmq
 nd_ensure_venv
 nd_build_test_image "$ND_TEST_IMAGE"
+nd_controlplane_up
 for extra in "$TOP"/devstack/lib/test-setup-*.sh; do
   [ -e "$extra" ] && source "$extra"
 done
@@ -20,6 +22,10 @@ done
 export NOVA_DOCKER_TEST_PYTHON="$ND_VENV/bin/python"
 export NOVA_DOCKER_TEST_TRANSPORT_URL=${NOVA_DOCKER_TEST_TRANSPORT_URL:-rabbit://guest:guest@127.0.0.1:5672/}
 export NOVA_DOCKER_TEST_IMAGE="$ND_TEST_IMAGE"
+export NOVA_DOCKER_TEST_GLANCE_URL=${NOVA_DOCKER_TEST_GLANCE_URL:-http://$ND_BIND:$ND_GLANCE_PORT}
+export NOVA_DOCKER_E2E_STATE="$ND_STATE" NOVA_DOCKER_E2E_VENV="$ND_VENV" NOVA_DOCKER_E2E_TOKEN="$ND_TOKEN"
+export NOVA_DOCKER_E2E_NOVA_URL="http://$ND_BIND:$ND_NOVA_API_PORT/v2.1"
+export NOVA_DOCKER_E2E_PLACEMENT_URL="http://$ND_BIND:$ND_PLACEMENT_PORT"
 command -v cargo >/dev/null || nd_die "cargo not found: install a Rust toolchain (rustup) first"
 cd "$TOP"
 nd_log "cargo test (unit and integration)"

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod compute;
 pub mod config;
 pub mod context;
+pub mod daemon;
 pub mod exception;
 pub mod image;
 pub mod network;

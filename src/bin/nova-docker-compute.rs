@@ -6,13 +6,10 @@ use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "nova-docker-compute",
-    version,
-    about = "Nova compute service for Docker hosts"
-)]
+#[command(name = "nova-docker-compute", version, about = "Nova compute service for Docker hosts")]
 struct Args {
-    /// oslo.config INI file; repeatable, later files override earlier ones.
+    /// oslo.config INI file; repeatable, later files override earlier ones
+    /// (default /etc/nova/nova.conf).
     #[arg(long = "config-file", value_name = "PATH")]
     config_file: Vec<PathBuf>,
     /// Directory whose *.conf files are read after the config files, in name order.
@@ -22,14 +19,25 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let files = if args.config_file.is_empty() && args.config_dir.is_empty() {
+    let files = if args.config_file.is_empty() {
         vec![PathBuf::from("/etc/nova/nova.conf")]
     } else {
         args.config_file
     };
-    let ini = nova_docker::config::Ini::load(&files, &args.config_dir)
-        .context("reading configuration")?;
-    let d = nova_docker::config::DefaultConfig::from_ini(&ini).context("[DEFAULT]")?;
-    println!("host {}", d.host);
+    let ini = nova_docker::config::Ini::load(&files, &args.config_dir).context("reading configuration")?;
+    let settings = nova_docker::daemon::Settings::from_ini(&ini)?;
+    let default_filter = if settings.default.debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(nova_docker::daemon::run(settings))?;
     Ok(())
 }

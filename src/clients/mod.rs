@@ -1,1 +1,5 @@
 //! Clients of other services: keystone, conductor, placement, neutron.
+
+pub mod conductor;
+pub mod keystone;
+pub mod placement;

@@ -57,3 +57,38 @@ impl PowerState {
         }
     }
 }
+
+/// What a driver knows of one instance right now (`get_info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub state: PowerState,
+    /// The hypervisor's own id of the instance (the Docker container id).
+    pub internal_id: String,
+    /// The init process on the host, while the instance runs (for the networking code).
+    pub pid: Option<u32>,
+    /// The engine's own status word ("running", "exited", ...).
+    pub status: String,
+    /// Exit code of the last run, once it has stopped.
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// nova.compute.manager reboot_type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebootType {
+    Soft,
+    Hard,
+}
+
+impl RebootType {
+    /// "SOFT" / "HARD" as Nova sends them; anything else is None.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "SOFT" => Some(Self::Soft),
+            "HARD" => Some(Self::Hard),
+            _ => None,
+        }
+    }
+}

@@ -12,12 +12,14 @@ pub fn transport_url() -> String {
 
 /// The venv python that has oslo.messaging (and nova, glance) installed.
 pub fn python() -> String {
-    std::env::var("NOVA_DOCKER_TEST_PYTHON").unwrap_or_else(|_| "/opt/nova-docker-venv/bin/python".into())
+    std::env::var("NOVA_DOCKER_TEST_PYTHON")
+        .unwrap_or_else(|_| "/opt/nova-docker-venv/bin/python".into())
 }
 
 /// A locally built busybox image whose default command stays running.
 pub fn busybox_image() -> String {
-    std::env::var("NOVA_DOCKER_TEST_IMAGE").unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
+    std::env::var("NOVA_DOCKER_TEST_IMAGE")
+        .unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
 }
 
 /// Glance API endpoint of the test stack.
@@ -27,5 +29,7 @@ pub fn glance_url() -> String {
 
 /// Path of a file under tests/.
 pub fn test_file(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(rel)
 }

@@ -1,0 +1,255 @@
+//! Image I/O throughput and memory against real Glance and Docker.
+//!
+//! `cargo bench --bench image_io` (needs the test stack: devstack/lib/test-setup-image.sh).
+//! Builds (once) a FROM-scratch image with one random layer of ND_BENCH_IMAGE_MIB
+//! (default 1024) MiB, then measures in the same run:
+//! - upload: `docker save | curl -T - <glance>/v2/images/<id>/file` against our
+//!   `ImageService::snapshot` of a container of that image;
+//! - load: `curl <glance>/v2/images/<id>/file | docker load` against our
+//!   `ImageService::ensure_image`;
+//!
+//! and the peak RSS of this process during our operations (VmHWM, reset through
+//! /proc/self/clear_refs before each). Targets: >= 0.9x the pipelines' throughput,
+//! peak RSS < 64 MiB.
+
+use std::process::Command;
+use std::time::Instant;
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions};
+use bollard::Docker;
+use nova_docker::config::Ini;
+use nova_docker::context::RequestContext;
+use nova_docker::image::{local_ref, ImageConfig, ImageService, SnapshotProps};
+use serde_json::{json, Map};
+
+fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail; {script}"))
+        .output()
+        .expect("bash runs");
+    if !out.status.success() {
+        panic!(
+            "command failed: {script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn reset_peak_rss() {
+    // "5" resets the peak RSS (VmHWM) of the process (Linux >= 4.0)
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        user_id: Some("admin".into()),
+        project_id: Some("admin".into()),
+        ..RequestContext::admin()
+    }
+}
+
+async fn queued(svc: &ImageService, name: &str, formats: bool) -> String {
+    let mut f = Map::new();
+    f.insert("name".into(), json!(name));
+    if formats {
+        f.insert("container_format".into(), json!("docker"));
+        f.insert("disk_format".into(), json!("raw"));
+    }
+    svc.glance().create(&ctx(), f).await.expect("create").id
+}
+
+async fn rmi(docker: &Docker, r: &str) {
+    let _ = docker
+        .remove_image(
+            r,
+            Some(RemoveImageOptions {
+                force: true,
+                noprune: false,
+            }),
+            None,
+        )
+        .await;
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("image_io: a benchmark; run it with `cargo bench --bench image_io`");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let glance = std::env::var("NOVA_DOCKER_TEST_GLANCE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:9292".into());
+    let mib: u64 = std::env::var("ND_BENCH_IMAGE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let big = format!("nova-docker-bench/random:{mib}m");
+    let docker = Docker::connect_with_local_defaults().expect("docker");
+    if docker.inspect_image(&big).await.is_err() {
+        eprintln!("building {big} ({mib} MiB random layer)");
+        sh(&format!(
+            "d=$(mktemp -d); head -c {mib}M /dev/urandom > $d/random.bin; \
+             tar -C $d -c . | docker import --change 'CMD [\"/random.bin\"]' - {big} >/dev/null; rm -rf $d"
+        ));
+    }
+    let mut ini = Ini::default();
+    ini.merge_text(
+        &format!("[glance]\napi_servers = {glance}\n"),
+        std::path::Path::new("bench.conf"),
+    )
+    .expect("ini");
+    let svc = ImageService::new(docker.clone(), ImageConfig::from_ini(&ini).expect("cfg"))
+        .expect("service");
+
+    let rounds: usize = std::env::var("ND_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let (mut up_base, mut up_ours, mut load_base, mut load_ours) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rss_up, mut rss_load, mut size) = (0u64, 0u64, 0u64);
+    let rss0 = peak_rss_kib();
+    for round in 0..rounds {
+        // ---- upload: baseline pipeline
+        let a = queued(&svc, "bench-upload-baseline", true).await;
+        let t = Instant::now();
+        sh(&format!(
+            "docker save {big} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - {glance}/v2/images/{a}/file"
+        ));
+        up_base.push(t.elapsed().as_secs_f64());
+        size = svc
+            .glance()
+            .get(&ctx(), &a)
+            .await
+            .expect("get")
+            .size
+            .unwrap_or(0);
+
+        // ---- upload: ours (snapshot of a container of the image)
+        let cname = format!("nd-bench-{}", uuid::Uuid::new_v4());
+        docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(cname.clone()),
+                    ..Default::default()
+                }),
+                ContainerCreateBody {
+                    image: Some(big.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("create container");
+        let b = queued(&svc, "bench-snapshot", false).await;
+        reset_peak_rss();
+        let t = Instant::now();
+        svc.snapshot(
+            &ctx(),
+            &cname,
+            &b,
+            SnapshotProps {
+                instance_uuid: uuid::Uuid::new_v4().to_string(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("snapshot");
+        up_ours.push(t.elapsed().as_secs_f64());
+        rss_up = rss_up.max(peak_rss_kib());
+        let _ = docker
+            .remove_container(
+                &cname,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        let _ = svc.glance().delete(&ctx(), &b).await;
+
+        // ---- load: baseline pipeline (the image must not be in Docker beforehand)
+        rmi(&docker, &big).await;
+        let t = Instant::now();
+        sh(&format!(
+            "curl -sf {glance}/v2/images/{a}/file | docker load -q >/dev/null"
+        ));
+        load_base.push(t.elapsed().as_secs_f64());
+        rmi(&docker, &big).await;
+
+        // ---- load: ours
+        reset_peak_rss();
+        let t = Instant::now();
+        let r = svc.ensure_image(&ctx(), &a).await.expect("ensure_image");
+        load_ours.push(t.elapsed().as_secs_f64());
+        rss_load = rss_load.max(peak_rss_kib());
+        assert_eq!(r, local_ref(&a));
+        // the tarball carries the bench image's tag: it stays for the next round
+        rmi(&docker, &r).await;
+        let _ = svc.glance().delete(&ctx(), &a).await;
+        eprintln!(
+            "round {round}: upload base {:.2}s ours {:.2}s; load base {:.2}s ours {:.2}s",
+            up_base[round], up_ours[round], load_base[round], load_ours[round]
+        );
+    }
+    let (t_up_base, t_up_ours, t_load_base, t_load_ours) = (
+        median(&mut up_base),
+        median(&mut up_ours),
+        median(&mut load_base),
+        median(&mut load_ours),
+    );
+    let mb = size as f64 / (1024.0 * 1024.0);
+    println!("image_io: image {big}, docker save tarball {mb:.0} MiB, median of {rounds} rounds (peak RSS before: {rss0} KiB)");
+    println!(
+        "upload  baseline (docker save | curl -T -): {:7.1} MiB/s ({t_up_base:.2} s)",
+        mb / t_up_base
+    );
+    println!(
+        "upload  ours (ImageService::snapshot):       {:7.1} MiB/s ({t_up_ours:.2} s)  ratio {:.2}x  peak RSS {:.1} MiB",
+        mb / t_up_ours,
+        t_up_base / t_up_ours,
+        rss_up as f64 / 1024.0
+    );
+    println!(
+        "load    baseline (curl | docker load):      {:7.1} MiB/s ({t_load_base:.2} s)",
+        mb / t_load_base
+    );
+    println!(
+        "load    ours (ImageService::ensure_image):  {:7.1} MiB/s ({t_load_ours:.2} s)  ratio {:.2}x  peak RSS {:.1} MiB",
+        mb / t_load_ours,
+        t_load_base / t_load_ours,
+        rss_load as f64 / 1024.0
+    );
+    let ok = t_up_base / t_up_ours >= 0.9
+        && t_load_base / t_load_ours >= 0.9
+        && rss_up < 64 * 1024
+        && rss_load < 64 * 1024;
+    println!(
+        "targets (>= 0.9x, peak RSS < 64 MiB): {}",
+        if ok { "met" } else { "NOT met" }
+    );
+}

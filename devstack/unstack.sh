@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Stops what devstack/stack.sh started (RabbitMQ and Docker keep running; the
+# instances' containers too, as VMs outlive a stopped nova-compute).
+#   ND_PURGE=1   also delete the state directory (databases, Glance images)
+set -euo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+source "$TOP/devstack/lib/functions.sh"
+source "$TOP/devstack/lib/controlplane.sh"
+nd_stop nova-docker-compute
+nd_controlplane_down
+if [ "${ND_PURGE:-0}" = 1 ]; then
+  rm -rf "$ND_STATE"
+  nd_log "removed $ND_STATE"
+fi
+nd_log "stopped"

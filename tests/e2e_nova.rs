@@ -1,0 +1,264 @@
+//! End to end: an unmodified Nova control plane (nova-api, conductor, scheduler,
+//! placement, glance from PyPI, RabbitMQ, MariaDB) uses nova-docker-compute as a
+//! compute host. Each test runs its own daemon under its own host name.
+
+mod e2e_support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use e2e_support::{docker, docker_status, inspect, Stack};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(90);
+
+/// Our daemon for one test; stopped (SIGTERM) when dropped.
+struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    async fn start(stack: &Stack, host: &str) -> Self {
+        let conf = stack.compute_conf(host, "");
+        let mut child = stack.start_daemon(host, &conf);
+        stack.wait_registered(host, &mut child).await;
+        Daemon { child: Some(child) }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn busybox() -> String {
+    std::env::var("NOVA_DOCKER_TEST_IMAGE").unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
+}
+
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn compute_node_registers_with_real_resources() {
+    let stack = Stack::from_env();
+    let host = "nd-e2e-register";
+    let _d = Daemon::start(&stack, host).await;
+    assert_eq!(stack.service_state(host).await.as_deref(), Some("up"));
+
+    let hv = stack
+        .get(&format!("{}/os-hypervisors/detail?hypervisor_hostname_pattern={host}", stack.nova))
+        .await;
+    let h = &hv["hypervisors"][0];
+    assert_eq!(h["hypervisor_type"], "docker", "{hv}");
+    assert_eq!(h["state"], "up");
+
+    let rp = stack
+        .get(&format!("{}/resource_providers?name={host}", stack.placement))
+        .await;
+    let uuid = rp["resource_providers"][0]["uuid"].as_str().unwrap().to_string();
+    let inv = stack
+        .get(&format!("{}/resource_providers/{uuid}/inventories", stack.placement))
+        .await;
+    let nproc = std::thread::available_parallelism().unwrap().get() as i64;
+    assert_eq!(inv["inventories"]["VCPU"]["total"], nproc, "{inv}");
+    let mem_kb: i64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(inv["inventories"]["MEMORY_MB"]["total"], mem_kb / 1024, "{inv}");
+    assert!(inv["inventories"]["DISK_GB"]["total"].as_i64().unwrap() > 0);
+    let traits = stack
+        .get(&format!("{}/resource_providers/{uuid}/traits", stack.placement))
+        .await;
+    let t: Vec<&str> = traits["traits"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    assert!(t.contains(&"COMPUTE_NODE") && t.contains(&"OWNER_NOVA"), "{t:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn server_lifecycle_end_to_end() {
+    let stack = Stack::from_env();
+    let host = "nd-e2e-life";
+    let _d = Daemon::start(&stack, host).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let opts = "environment:\n  GREETING: hello from user_data\nworking_dir: /tmp\n";
+
+    // create -> ACTIVE, with the options from user_data on the container
+    let id = stack.create_server("e2e-life", &image, &flavor, host, Some(opts)).await;
+    let s = stack.wait_status(&id, "ACTIVE", T).await;
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], host);
+    assert_eq!(s["OS-EXT-STS:power_state"], 1);
+    let c = inspect(&format!("nova-{id}")).expect("container exists");
+    assert_eq!(c["State"]["Status"], "running");
+    let env: Vec<String> = serde_json::from_value(c["Config"]["Env"].clone()).unwrap();
+    assert!(env.contains(&"GREETING=hello from user_data".to_string()), "{env:?}");
+    assert_eq!(c["Config"]["WorkingDir"], "/tmp");
+    assert_eq!(c["HostConfig"]["Memory"], 128 * 1024 * 1024);
+
+    // each lifecycle operation ends in the right status with the container in step
+    for (action, status, docker_state) in [
+        (json!({"os-stop": null}), "SHUTOFF", "exited"),
+        (json!({"os-start": null}), "ACTIVE", "running"),
+        (json!({"reboot": {"type": "SOFT"}}), "ACTIVE", "running"),
+        (json!({"reboot": {"type": "HARD"}}), "ACTIVE", "running"),
+        (json!({"pause": null}), "PAUSED", "paused"),
+        (json!({"unpause": null}), "ACTIVE", "running"),
+        (json!({"suspend": null}), "SUSPENDED", "paused"),
+        (json!({"resume": null}), "ACTIVE", "running"),
+    ] {
+        let (st, v) = stack.action(&id, action.clone()).await;
+        assert_eq!(st, 202, "{action}: {v}");
+        stack.wait_status(&id, status, T).await;
+        assert_eq!(docker_status(&id).as_deref(), Some(docker_state), "after {action}");
+    }
+
+    // console log: what the container printed
+    let (st, v) = stack
+        .action(&id, json!({"os-getConsoleOutput": {"length": 5}}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let out = v["output"].as_str().unwrap();
+    assert!(out.contains("started on"), "{out:?}");
+    assert!(out.lines().count() <= 5);
+
+    // server image create: an active Glance image that boots again
+    docker(&["exec", &format!("nova-{id}"), "sh", "-c", "echo snapshot-marker > /root/marker"]);
+    let (st, v) = stack
+        .action(&id, json!({"createImage": {"name": format!("e2e-snap-{id}")}}))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let snap = v["image_id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    loop {
+        let img = stack.get(&format!("{}/v2/images/{snap}", stack.glance)).await;
+        if img["status"] == "active" {
+            assert_eq!(img["container_format"], "docker");
+            break;
+        }
+        assert!(img["status"] != "killed" && t.elapsed() < T, "snapshot: {img}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stack.wait_status(&id, "ACTIVE", T).await;
+    let id2 = stack.create_server("e2e-from-snap", &snap, &flavor, host, None).await;
+    stack.wait_status(&id2, "ACTIVE", T).await;
+    let marker = docker(&["exec", &format!("nova-{id2}"), "cat", "/root/marker"]);
+    assert_eq!(marker.trim(), "snapshot-marker");
+
+    // rebuild onto another image keeps the server
+    let (st, v) = stack.action(&id, json!({"rebuild": {"imageRef": snap}})).await;
+    assert_eq!(st, 202, "{v}");
+    let s = stack.wait_status(&id, "ACTIVE", T).await;
+    assert_eq!(s["image"]["id"], snap.as_str());
+    let marker = docker(&["exec", &format!("nova-{id}"), "cat", "/root/marker"]);
+    assert_eq!(marker.trim(), "snapshot-marker");
+
+    // delete: no container, no allocation
+    for sid in [&id, &id2] {
+        stack.delete_server(sid).await;
+        stack.wait_gone(sid, T).await;
+        assert!(inspect(&format!("nova-{sid}")).is_none(), "container of {sid} left behind");
+        let a = stack.get(&format!("{}/allocations/{sid}", stack.placement)).await;
+        assert!(a["allocations"].as_object().unwrap().is_empty(), "{a}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn bad_images_and_options_end_in_error_with_a_readable_fault() {
+    let stack = Stack::from_env();
+    let host = "nd-e2e-fail";
+    let _d = Daemon::start(&stack, host).await;
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let good = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+
+    // an image that is not a docker save tarball
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/v2/images", stack.glance),
+            Some(json!({"name": "nd-e2e-bare", "container_format": "bare", "disk_format": "raw"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let bare = v["id"].as_str().unwrap().to_string();
+    stack.upload(&bare, b"not an image".to_vec()).await;
+
+    let cases = [
+        (bare.clone(), None, "container_format"),
+        (good.clone(), Some("command: [sleep, 1000]\nno_such_option: 1\n"), "no_such_option"),
+        (good.clone(), Some("host_config:\n  Privileged: true\n"), "Privileged"),
+    ];
+    for (image, ud, needle) in cases {
+        let id = stack.create_server("e2e-fail", &image, &flavor, host, ud).await;
+        let s = stack.wait_status(&id, "ERROR", T).await;
+        let msg = s["fault"]["message"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains(needle), "fault {:?} does not name {needle}", s["fault"]);
+        assert!(inspect(&format!("nova-{id}")).is_none(), "a container was created for {id}");
+        stack.delete_server(&id).await;
+        stack.wait_gone(&id, T).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_states() {
+    let stack = Stack::from_env();
+    let host = "nd-e2e-sync";
+    let mut d = Daemon::start(&stack, host).await;
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    let a = stack.create_server("e2e-sync-a", &image, &flavor, host, None).await;
+    let b = stack.create_server("e2e-sync-b", &image, &flavor, host, None).await;
+    stack.wait_status(&a, "ACTIVE", T).await;
+    stack.wait_status(&b, "ACTIVE", T).await;
+
+    // Docker is the truth: a container stopped by hand is noticed through events
+    docker(&["stop", "-t", "1", &format!("nova-{a}")]);
+    let t = Instant::now();
+    stack.wait_status(&a, "SHUTOFF", Duration::from_secs(30)).await;
+    eprintln!("external stop noticed in {:?}", t.elapsed());
+
+    // stop the daemon: Nova sees the service down; the containers keep running
+    d.stop();
+    let t = Instant::now();
+    while stack.service_state(host).await.as_deref() != Some("down") {
+        assert!(t.elapsed() < Duration::from_secs(120), "service still up after the daemon stopped");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(docker_status(&b).as_deref(), Some("running"));
+    // while it is down, b's container stops too
+    docker(&["stop", "-t", "1", &format!("nova-{b}")]);
+
+    // start it again: up, and every instance's status matches its container
+    let d2 = Daemon::start(&stack, host).await;
+    stack.wait_status(&a, "SHUTOFF", T).await;
+    stack.wait_status(&b, "SHUTOFF", Duration::from_secs(60)).await;
+    assert_eq!(docker_status(&a).as_deref(), Some("exited"));
+    for sid in [&a, &b] {
+        stack.delete_server(sid).await;
+        stack.wait_gone(sid, T).await;
+    }
+    drop(d2);
+}
