@@ -265,7 +265,23 @@ async fn our_client_and_server_talk_and_heartbeat() {
     .await;
     assert_eq!(r[0], json!({"ok": "slept"}));
     assert_eq!(r[1]["error"]["class"], "MessagingTimeout", "{}", r[1]);
+    // a graceful stop lets a running handler finish and send its reply
+    let running = tokio::spawn({
+        let client = client.clone();
+        let ctx = ctx.clone();
+        let t = t.clone();
+        async move {
+            client
+                .call(&ctx, &t, "sleep", args(json!({"secs": 2})))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
     server.shutdown().await;
+    assert_eq!(
+        running.await.expect("join").expect("reply after stop"),
+        json!("slept")
+    );
     client.close().await;
 }
 
@@ -339,6 +355,21 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
             envelope(r#"{"method": "unknown_cast", "version": "6.0", "args": {}}"#),
             None,
         ),
+        // the same message twice: the repeat of a _unique_id is dropped
+        (
+            envelope(&call_inner(
+                r#", "method": "echo", "version": "6.0", "args": {"value": 6}"#,
+                "m6",
+            )),
+            Some("m6"),
+        ),
+        (
+            envelope(&call_inner(
+                r#", "method": "echo", "version": "6.0", "args": {"value": 6}"#,
+                "m6",
+            )),
+            None,
+        ),
     ];
     let mut expected = Vec::new();
     for (body, id) in &bodies {
@@ -367,7 +398,23 @@ async fn garbage_gets_failures_or_warnings_and_serving_goes_on() {
         let f = ReplyFrame::decode(&d.data).expect("our reply decodes");
         got.insert(f.msg_id.clone(), f);
     }
-    for id in &expected {
+    // a duplicate reply would have come before the answer to this later call
+    let r = py_client(
+        &vh.url,
+        json!([{"topic": "compute", "server": h, "version": "6.0", "method": "echo", "args": {"value": "x"}, "ctxt": ctxt("u", "p").0}]),
+    )
+    .await;
+    assert_eq!(r[0], json!({"ok": "x"}));
+    let extra = tokio::time::timeout(Duration::from_secs(1), replies.next()).await;
+    assert!(extra.is_err(), "unexpected extra reply: {extra:?}");
+    assert!(
+        got.contains_key("m6"),
+        "{:?}",
+        got.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(got["m6"].result, json!(6));
+    assert!(got["m6"].failure.is_none());
+    for id in expected.iter().filter(|i| *i != "m6") {
         let f = &got[id];
         assert!(f.ending, "{f:?}");
         let failure: Value = serde_json::from_str(f.failure.as_deref().expect("a failure"))
@@ -452,4 +499,67 @@ async fn durable_queues_coexist_with_python() {
 #[ignore = "needs rabbitmq and the python venv; run by devstack/run-tests.sh"]
 async fn quorum_queues_coexist_with_python() {
     coexist("quorum").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq and the python venv; run by devstack/run-tests.sh"]
+async fn a_refused_declare_is_retried_and_shutdown_still_works() {
+    let vh = Vhost::new();
+    // Python made the queues durable; we are configured non-durable: RabbitMQ
+    // refuses our declare (406). We keep retrying with back-off, never Ready.
+    let py = PyServer::start(&vh.url, "compute", &host(), Some("durable")).await;
+    let (tx, _seen) = tokio::sync::mpsc::unbounded_channel();
+    let dispatcher = nova_docker::rpc::Dispatcher::new("compute")
+        .with(std::sync::Arc::new(rpc_support::TestEndpoint { seen: tx }));
+    let server = nova_docker::rpc::RpcServer::new(vh.config(), &host(), &["compute"], dispatcher)
+        .expect("server");
+    let mut state = server.state();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(server.run(stop_rx));
+    let ready = tokio::time::timeout(
+        Duration::from_secs(4),
+        state.wait_for(|s| matches!(s, nova_docker::rpc::ServerState::Ready { .. })),
+    )
+    .await;
+    assert!(
+        ready.is_err(),
+        "a server with conflicting queue flags must not get ready"
+    );
+    assert!(!task.is_finished());
+    stop.send_replace(true);
+    let r = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("stops");
+    assert!(matches!(r, Ok(Ok(()))), "{r:?}");
+    py.stop().await;
+
+    // The other way round, oslo falls back to non-durable, and so do we.
+    let vh2 = Vhost::new();
+    let py = PyServer::start(&vh2.url, "compute", &host(), None).await;
+    let mut cfg = vh2.config();
+    cfg.amqp_durable_queues = true;
+    let h = host();
+    let server = OurServer::start(cfg, &h, &["compute"]).await;
+    let r = py_client(
+        &vh2.url,
+        json!([{"topic": "compute", "server": h, "version": "6.0", "method": "echo", "args": {"value": "fallback"}, "ctxt": ctxt("u", "p").0}]),
+    )
+    .await;
+    assert_eq!(r[0], json!({"ok": "fallback"}));
+    let mut ccfg = vh2.config();
+    ccfg.amqp_durable_queues = true;
+    let client = RpcClient::connect(ccfg).await.expect("client");
+    let v = client
+        .call(
+            &RequestContext::admin(),
+            &Target::new("compute", "6.0").server(&h),
+            "echo",
+            args(json!({"value": 3})),
+        )
+        .await
+        .expect("durable-configured client falls back to the non-durable exchange");
+    assert_eq!(v, json!(3));
+    client.close().await;
+    server.shutdown().await;
+    py.stop().await;
 }

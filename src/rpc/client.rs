@@ -22,7 +22,8 @@ use super::connection::{message_properties, publish_confirmed, stopped, Connecto
 use super::envelope::{new_id, ReplyFrame, ReplyTo, Request};
 use super::failure::RemoteError;
 use super::topology::{
-    declare_exchange, declare_queue, fanout_exchange, reply_queue, topic_exchange,
+    declare_exchange, declare_queue, fanout_exchange, is_durable_mismatch, reply_queue,
+    topic_exchange,
 };
 use super::RpcError;
 
@@ -78,6 +79,7 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, RpcError>
 
 /// The channel of the current connection and the exchanges declared on it.
 struct Link {
+    connection: Arc<lapin::Connection>,
     channel: Channel,
     declared: Mutex<HashSet<String>>,
 }
@@ -314,11 +316,28 @@ impl RpcClient {
             .lock()
             .map(|d| d.contains(&ex.name))
             .unwrap_or(false);
-        if !known {
-            declare_exchange(&link.channel, ex).await?;
-            if let Ok(mut d) = link.declared.lock() {
-                d.insert(ex.name.clone());
+        if known {
+            return Ok(());
+        }
+        // Declared on a channel of its own: a 406 closes that channel only.
+        let ch = link.connection.create_channel().await?;
+        match declare_exchange(&ch, ex).await {
+            Ok(()) => {
+                let _ = ch.close(200, "declared").await;
             }
+            Err(e) if ex.durable && is_durable_mismatch(&e) => {
+                // as oslo's topic_send: use the exchange as the broker has it
+                tracing::warn!(exchange = %ex.name, "exchange exists non-durable; declaring it so as oslo.messaging does");
+                let ch = link.connection.create_channel().await?;
+                let mut nd = ex.clone();
+                nd.durable = false;
+                declare_exchange(&ch, &nd).await?;
+                let _ = ch.close(200, "declared").await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(mut d) = link.declared.lock() {
+            d.insert(ex.name.clone());
         }
         Ok(())
     }
@@ -365,7 +384,7 @@ fn route_reply(pending: &Pending, body: &[u8]) {
         return;
     };
     let r = match frame.failure {
-        Some(f) => Err(RpcError::Remote(RemoteError::parse(&f))),
+        Some(f) => Err(RpcError::Remote(Box::new(RemoteError::parse(&f)))),
         None => Ok(frame.result),
     };
     let _ = tx.send(r);
@@ -379,9 +398,10 @@ async fn connection_task(
     mut stop: watch::Receiver<bool>,
 ) {
     let cfg = connector.config().clone();
+    let mut set_up_failures = 0u32;
     loop {
         let conn = match connector.connect("nova-docker rpc client", &mut stop).await {
-            Ok(c) => c,
+            Ok(c) => Arc::new(c),
             Err(_) => break,
         };
         let setup = async {
@@ -404,13 +424,20 @@ async fn connection_task(
         let (ch, mut consumer) = match setup.await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "RPC client set-up failed; reconnecting");
+                let delay = cfg.reconnect_delay(set_up_failures);
+                set_up_failures = set_up_failures.saturating_add(1);
+                tracing::error!(error = %e, retry_in = ?delay, "RPC client set-up failed; reconnecting");
                 let _ = conn.close(320, "set-up failed").await;
-                tokio::time::sleep(cfg.reconnect_delay(0)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stopped(&mut stop) => break,
+                }
                 continue;
             }
         };
+        set_up_failures = 0;
         link_tx.send_replace(Some(Arc::new(Link {
+            connection: conn.clone(),
             channel: ch,
             declared: Mutex::new(HashSet::new()),
         })));

@@ -130,6 +130,7 @@ impl Connector {
     }
 
     /// One attempt against one host.
+    #[allow(clippy::result_large_err)] // lapin's HandshakeError, not ours
     pub async fn connect_host(&self, h: &AmqpHost, name: &str) -> Result<Connection, lapin::Error> {
         let uri = self.uri(h);
         let props = ConnectionProperties::default()

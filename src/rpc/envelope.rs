@@ -190,6 +190,7 @@ fn salvage(body: &[u8]) -> (Option<ReplyTo>, Option<String>, Option<String>) {
 }
 
 /// Decode a request body.
+#[allow(clippy::result_large_err)] // decoding failures are rare; no need to box
 pub fn decode_request(body: &[u8]) -> Result<Request, DecodeFailure> {
     decode_request_inner(body).map_err(|error| {
         let (reply_to, unique_id, method) = salvage(body);

@@ -34,7 +34,7 @@ pub enum RpcError {
     Timeout { method: String, timeout: Duration },
     /// The remote side raised an exception.
     #[error(transparent)]
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
     /// The broker connection dropped while the call was outstanding, or there is
     /// no connection.
     #[error("AMQP connection lost: {0}")]

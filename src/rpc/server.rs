@@ -20,7 +20,7 @@ use super::connection::{message_properties, publish_confirmed, stopped, Connecto
 use super::dispatcher::Dispatcher;
 use super::envelope::{decode_request, new_id, DuplicateFilter, ReplyFrame, ReplyTo, Request};
 use super::failure::{decode_failure, serialize_failure};
-use super::topology::{declare, server_topology};
+use super::topology::{declare, is_durable_mismatch, non_durable, server_topology};
 use super::RpcError;
 
 /// How long a reply waits for a usable channel (across a reconnect) before it is
@@ -105,6 +105,7 @@ impl RpcServer {
             self.topics.iter().map(|t| (t.clone(), new_id())).collect();
         let mut tasks = JoinSet::new();
         let mut generation = 0u64;
+        let mut set_up_failures = 0u32;
         loop {
             self.state.send_replace(ServerState::Connecting);
             let conn = match self
@@ -138,18 +139,35 @@ impl RpcServer {
             pub_tx.send_replace(None);
             match res {
                 Ok(()) => {
-                    self.drain(&mut tasks, &pub_tx, &conn).await;
+                    self.drain(&mut tasks, &pub_tx, Some(&conn)).await;
                     let _ = conn.close(200, "shutdown").await;
                     self.state.send_replace(ServerState::Stopped);
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "RPC server lost its broker connection; reconnecting");
                     let _ = conn.close(320, "reconnecting").await;
+                    let was_ready = matches!(*self.state.borrow(), ServerState::Ready { generation: g } if g == generation);
+                    if was_ready {
+                        set_up_failures = 0;
+                        tracing::warn!(error = %e, "RPC server lost its broker connection; reconnecting");
+                    } else {
+                        // e.g. a 406 from a declare whose flags differ from an existing
+                        // queue's: no point hammering the broker
+                        let delay = self.cfg.reconnect_delay(set_up_failures);
+                        set_up_failures = set_up_failures.saturating_add(1);
+                        tracing::error!(error = %e, retry_in = ?delay,
+                            "RPC server set-up failed (queue/exchange flags differing from the broker's?)");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stopped(&mut shutdown) => break,
+                        }
+                    }
                 }
             }
             while tasks.try_join_next().is_some() {}
         }
+        // stopped while (re)connecting: handlers still get their grace period
+        self.drain(&mut tasks, &pub_tx, None).await;
         self.state.send_replace(ServerState::Stopped);
         Ok(())
     }
@@ -159,18 +177,21 @@ impl RpcServer {
         &self,
         tasks: &mut JoinSet<()>,
         pub_tx: &watch::Sender<Option<Channel>>,
-        conn: &Connection,
+        conn: Option<&Connection>,
     ) {
+        while tasks.try_join_next().is_some() {}
         if tasks.is_empty() {
             return;
         }
-        if let Ok(ch) = conn.create_channel().await {
-            if ch
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .is_ok()
-            {
-                pub_tx.send_replace(Some(ch));
+        if let Some(conn) = conn {
+            if let Ok(ch) = conn.create_channel().await {
+                if ch
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .is_ok()
+                {
+                    pub_tx.send_replace(Some(ch));
+                }
             }
         }
         tracing::info!(running = tasks.len(), grace = ?self.grace, "waiting for running RPC handlers");
@@ -197,18 +218,28 @@ impl RpcServer {
         tasks: &mut JoinSet<()>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), RpcError> {
-        let consume_ch = conn.create_channel().await?;
         let publish_ch = conn.create_channel().await?;
         publish_ch
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let mut consumers = Vec::new();
+        // one channel per topic: a refused declare closes only its own channel
         for topic in &self.topics {
             let fid = fanout_ids.get(topic).cloned().unwrap_or_else(new_id);
             let topo = server_topology(&self.cfg, topic, &self.host, &fid);
-            declare(&consume_ch, &topo).await?;
+            let mut ch = conn.create_channel().await?;
+            if let Err(e) = declare(&ch, &topo).await {
+                if !(self.cfg.durable() && is_durable_mismatch(&e)) {
+                    return Err(e.into());
+                }
+                // as oslo does: the broker has them non-durable; use them so
+                tracing::warn!(topic = %topic, error = %e,
+                    "exchange or queue exists with another durability; declaring non-durable as oslo.messaging does");
+                ch = conn.create_channel().await?;
+                declare(&ch, &non_durable(&topo)).await?;
+            }
             for q in &topo.queues {
-                let c = consume_ch
+                let c = ch
                     .basic_consume(
                         &q.name,
                         "",

@@ -201,6 +201,26 @@ pub async fn declare(ch: &Channel, t: &Topology) -> Result<(), lapin::Error> {
     Ok(())
 }
 
+/// RabbitMQ's 406 for an exchange or queue that exists with another `durable`
+/// flag (the case oslo falls back from).
+pub fn is_durable_mismatch(e: &lapin::Error) -> bool {
+    matches!(e, lapin::Error::ProtocolError(p) if p.get_message().as_str().contains("inequivalent arg 'durable'"))
+}
+
+/// oslo's `_declare_fallback_nondurable`: the same topology with the exchanges
+/// and queues non-durable, used when the broker already has them so (a control
+/// exchange shared with services configured differently).
+pub fn non_durable(t: &Topology) -> Topology {
+    let mut t = t.clone();
+    for e in &mut t.exchanges {
+        e.durable = false;
+    }
+    for q in &mut t.queues {
+        q.durable = false;
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::config::TransportUrl;

@@ -13,7 +13,6 @@ exceptions of nova.exception only, as Nova does (allowed_remote_exmods).
 
 import json
 import sys
-import threading
 import time
 
 from oslo_config import cfg
@@ -112,6 +111,4 @@ if __name__ == '__main__':
     else:
         server(sys.argv[2], sys.argv[3], sys.argv[4],
                sys.argv[5] if len(sys.argv) > 5 else None)
-    # do not wait on oslo's non-daemon threads
     sys.stdout.flush()
-    threading.Event().wait(0)

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::common;
 
-fn rabbitmqctl(args: &[&str]) {
+pub fn rabbitmqctl(args: &[&str]) {
     let out = std::process::Command::new("rabbitmqctl")
         .args(args)
         .output()
@@ -106,6 +106,7 @@ pub async fn py_client_mode(url: &str, calls: Value, mode: Option<&str>) -> Vec<
     let out = tokio::time::timeout(
         Duration::from_secs(180),
         Command::new(common::python())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(peer_script())
             .args(["client", url, &calls.to_string()])
             .args(mode)
@@ -137,7 +138,7 @@ pub struct PyServer {
 impl PyServer {
     pub async fn start(url: &str, topics: &str, host: &str, mode: Option<&str>) -> Self {
         let mut cmd = Command::new(common::python());
-        cmd.arg(peer_script()).args(["server", url, topics, host]);
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1").arg(peer_script()).args(["server", url, topics, host]);
         if let Some(m) = mode {
             cmd.arg(m);
         }
@@ -263,8 +264,13 @@ impl OurServer {
 
     /// Wait (at most 30 s) until the server consumes on connection `generation`.
     pub async fn wait_ready(&mut self, generation: u64) {
+        self.wait_ready_within(generation, Duration::from_secs(30))
+            .await
+    }
+
+    pub async fn wait_ready_within(&mut self, generation: u64, within: Duration) {
         let r = tokio::time::timeout(
-            Duration::from_secs(30),
+            within,
             self.state.wait_for(
                 |s| matches!(s, ServerState::Ready { generation: g } if *g >= generation),
             ),
