@@ -330,6 +330,64 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// The oslo.messaging client is how the conductor is reached.
+#[async_trait]
+impl RpcCaller for crate::rpc::RpcClient {
+    async fn call(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        namespace: Option<&str>,
+        version: &str,
+        method: &str,
+        args: Map<String, Value>,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let mut target = crate::rpc::Target::new(topic, version);
+        if let Some(ns) = namespace {
+            target = target.namespace(ns);
+        }
+        self.call_with_timeout(ctx, &target, method, args, timeout)
+            .await
+            .map_err(|e| rpc_error(topic, method, e))
+    }
+
+    async fn cast(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        namespace: Option<&str>,
+        version: &str,
+        method: &str,
+        args: Map<String, Value>,
+        fanout: bool,
+    ) -> Result<(), CallError> {
+        let mut target = crate::rpc::Target::new(topic, version).fanout(fanout);
+        if let Some(ns) = namespace {
+            target = target.namespace(ns);
+        }
+        crate::rpc::RpcClient::cast(self, ctx, &target, method, args)
+            .await
+            .map_err(|e| rpc_error(topic, method, e))
+    }
+}
+
+fn rpc_error(topic: &str, method: &str, e: crate::rpc::RpcError) -> CallError {
+    match e {
+        crate::rpc::RpcError::Timeout { .. } => CallError::Timeout {
+            topic: topic.to_string(),
+            method: method.to_string(),
+        },
+        crate::rpc::RpcError::Remote(r) => CallError::Remote {
+            class: r.class,
+            module: r.module,
+            message: r.message,
+            kwargs: r.kwargs,
+        },
+        other => CallError::Transport(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,63 +507,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, CallError::Reply(_)));
-    }
-}
-
-/// The oslo.messaging client is how the conductor is reached.
-#[async_trait]
-impl RpcCaller for crate::rpc::RpcClient {
-    async fn call(
-        &self,
-        ctx: &RequestContext,
-        topic: &str,
-        namespace: Option<&str>,
-        version: &str,
-        method: &str,
-        args: Map<String, Value>,
-        timeout: Duration,
-    ) -> Result<Value, CallError> {
-        let mut target = crate::rpc::Target::new(topic, version);
-        if let Some(ns) = namespace {
-            target = target.namespace(ns);
-        }
-        self.call_with_timeout(ctx, &target, method, args, timeout)
-            .await
-            .map_err(|e| rpc_error(topic, method, e))
-    }
-
-    async fn cast(
-        &self,
-        ctx: &RequestContext,
-        topic: &str,
-        namespace: Option<&str>,
-        version: &str,
-        method: &str,
-        args: Map<String, Value>,
-        fanout: bool,
-    ) -> Result<(), CallError> {
-        let mut target = crate::rpc::Target::new(topic, version).fanout(fanout);
-        if let Some(ns) = namespace {
-            target = target.namespace(ns);
-        }
-        crate::rpc::RpcClient::cast(self, ctx, &target, method, args)
-            .await
-            .map_err(|e| rpc_error(topic, method, e))
-    }
-}
-
-fn rpc_error(topic: &str, method: &str, e: crate::rpc::RpcError) -> CallError {
-    match e {
-        crate::rpc::RpcError::Timeout { .. } => CallError::Timeout {
-            topic: topic.to_string(),
-            method: method.to_string(),
-        },
-        crate::rpc::RpcError::Remote(r) => CallError::Remote {
-            class: r.class,
-            module: r.module,
-            message: r.message,
-            kwargs: r.kwargs,
-        },
-        other => CallError::Transport(other.to_string()),
     }
 }

@@ -138,7 +138,9 @@ pub struct PyServer {
 impl PyServer {
     pub async fn start(url: &str, topics: &str, host: &str, mode: Option<&str>) -> Self {
         let mut cmd = Command::new(common::python());
-        cmd.env("PYTHONDONTWRITEBYTECODE", "1").arg(peer_script()).args(["server", url, topics, host]);
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+            .arg(peer_script())
+            .args(["server", url, topics, host]);
         if let Some(m) = mode {
             cmd.arg(m);
         }
