@@ -106,7 +106,7 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         policy: s.policy.clone(),
         lookup: Box::new(driver.docker().clone()),
     });
-    let manager = Arc::new(ComputeManager::new(
+    let mut manager = ComputeManager::new(
         ManagerConfig {
             host: host.clone(),
             shutdown_timeout: s.default.shutdown_timeout,
@@ -118,7 +118,12 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         images.clone(),
         network,
         options,
-    ));
+    );
+    manager.vif_plugging = (
+        s.default.vif_plugging_timeout,
+        s.default.vif_plugging_is_fatal,
+    );
+    let manager = Arc::new(manager);
 
     // register like nova-compute: conductor, Service, ComputeNode, placement
     let mut wait_rx = stop_rx.clone();

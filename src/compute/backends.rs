@@ -63,6 +63,12 @@ pub trait NetworkBackend: Send + Sync {
 
     /// Remove everything `plug` and `attach` made.
     async fn unplug(&self, instance: &Instance, network_info: &str) -> Result<(), NovaException>;
+
+    /// The external events (name, tag) Neutron sends once the plugged VIFs are
+    /// wired (`network-vif-plugged` for each VIF not active yet).
+    fn expected_events(&self, _network_info: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Container options from the instance's user_data, checked against the policy.
@@ -185,6 +191,12 @@ impl NetworkBackend for crate::network::VifManager {
         }
         self.unplug_all(instance.uuid(), &vifs).await?;
         Ok(())
+    }
+
+    fn expected_events(&self, network_info: &str) -> Vec<(String, String)> {
+        crate::network::parse_network_info(network_info)
+            .map(|v| crate::network::model::vif_plugged_events(&v))
+            .unwrap_or_default()
     }
 }
 

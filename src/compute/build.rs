@@ -69,9 +69,18 @@ impl ComputeManager {
         image: &ImageMeta,
     ) -> Result<crate::virt::InstanceInfo, NovaException> {
         let nw = inst.network_info_json();
-        let mode = self.network.plug(inst, &nw).await?;
+        let waits = self.expect_events(inst.uuid(), &self.network.expected_events(&nw));
+        let mode = match self.network.plug(inst, &nw).await {
+            Ok(m) => m,
+            Err(e) => {
+                // forget the waiters, then report
+                let _ = self.wait_events(inst.uuid(), Vec::new()).await;
+                return Err(e);
+            }
+        };
         let result = async {
             let spec = self.instance_spec(ctx, inst, image, mode).await?;
+            self.wait_events(inst.uuid(), waits).await?;
             let info = self.driver.spawn(&spec).await?;
             if let Some(pid) = info.pid {
                 self.network.attach(inst, &nw, pid).await?;

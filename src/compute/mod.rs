@@ -13,6 +13,7 @@
 pub mod backends;
 pub mod build;
 pub mod endpoint;
+pub mod events;
 pub mod ops;
 pub mod service;
 
@@ -55,6 +56,9 @@ pub struct ComputeManager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The ComputeNode record's id and uuid, once registered.
     node: Mutex<Option<(i64, String)>>,
+    events: events::InstanceEvents,
+    /// How long to wait for network-vif-plugged, and whether a timeout is fatal.
+    pub vif_plugging: (Duration, bool),
 }
 
 impl ComputeManager {
@@ -77,7 +81,30 @@ impl ComputeManager {
             options,
             locks: Mutex::new(HashMap::new()),
             node: Mutex::new(None),
+            events: events::InstanceEvents::default(),
+            vif_plugging: (Duration::from_secs(300), true),
         }
+    }
+
+    pub(crate) fn expect_events(
+        &self,
+        uuid: &str,
+        events: &[(String, String)],
+    ) -> Vec<events::Wait> {
+        self.events.expect(uuid, events)
+    }
+
+    pub(crate) fn deliver_event(&self, uuid: &str, name: &str, tag: &str, status: &str) -> bool {
+        self.events.deliver(uuid, name, tag, status)
+    }
+
+    pub(crate) async fn wait_events(
+        &self,
+        uuid: &str,
+        waits: Vec<events::Wait>,
+    ) -> Result<(), NovaException> {
+        let (timeout, fatal) = self.vif_plugging;
+        self.events.wait(uuid, waits, timeout, fatal).await
     }
 
     /// The lock that serialises operations on one instance.

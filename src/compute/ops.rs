@@ -350,8 +350,8 @@ impl ComputeManager {
         Ok(json!(d))
     }
 
-    /// external_instance_event (cast): network-vif-plugged and friends. We do not
-    /// wait for Neutron's events, so they need no action beyond a log line.
+    /// external_instance_event (cast): network-vif-plugged and friends, handed to
+    /// whoever waits for them (a build waiting for its VIFs).
     pub async fn external_instance_event(
         &self,
         args: Map<String, Value>,
@@ -362,11 +362,13 @@ impl ComputeManager {
                 let f = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
                 let (instance, name, tag, status) =
                     (f("instance_uuid"), f("name"), f("tag"), f("status"));
+                let waited = self.deliver_event(&instance, &name, &tag, &status);
                 info!(
                     %instance,
                     %name,
                     %tag,
                     %status,
+                    waited,
                     "external instance event"
                 );
             }
