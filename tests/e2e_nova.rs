@@ -72,6 +72,16 @@ async fn compute_node_registers_with_real_resources() {
     let h = &hv["hypervisors"][0];
     assert_eq!(h["hypervisor_type"], "docker", "{hv}");
     assert_eq!(h["state"], "up");
+    // get_host_uptime, as nova-api asks for it (microversion >= 2.88)
+    let one = stack
+        .get(&format!(
+            "{}/os-hypervisors/{}",
+            stack.nova,
+            h["id"].as_str().unwrap()
+        ))
+        .await;
+    let uptime = one["hypervisor"]["uptime"].as_str().unwrap_or_default();
+    assert!(uptime.contains("load average"), "{one}");
 
     let rp = stack
         .get(&format!(
@@ -149,6 +159,15 @@ async fn server_lifecycle_end_to_end() {
     );
     assert_eq!(c["Config"]["WorkingDir"], "/tmp");
     assert_eq!(c["HostConfig"]["Memory"], 128 * 1024 * 1024);
+
+    // diagnostics (get_instance_diagnostics): real numbers from the container
+    let d = stack
+        .get(&format!("{}/servers/{id}/diagnostics", stack.nova))
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    assert_eq!(d["hypervisor"], "docker", "{d}");
+    assert!(d["memory_details"]["used"].as_i64().unwrap_or(0) > 0, "{d}");
+    assert!(d["uptime"].as_i64().is_some(), "{d}");
 
     // each lifecycle operation ends in the right status with the container in step
     for (action, status, docker_state) in [
@@ -287,6 +306,7 @@ async fn bad_images_and_options_end_in_error_with_a_readable_fault() {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        eprintln!("fault of {id}: {msg}");
         assert!(
             msg.contains(needle),
             "fault {:?} does not name {needle}",
