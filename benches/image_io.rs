@@ -20,9 +20,10 @@ use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 use bollard::Docker;
+use futures_util::StreamExt;
 use nova_docker::config::Ini;
 use nova_docker::context::RequestContext;
-use nova_docker::image::{local_ref, ImageConfig, ImageService, SnapshotProps};
+use nova_docker::image::{coalesce, local_ref, ImageConfig, ImageService, SnapshotProps};
 use serde_json::{json, Map};
 
 fn sh(script: &str) -> String {
@@ -52,6 +53,16 @@ fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // fields after ")": state is [0]; utime is field 14 of the line, [11] here
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
 }
 
 fn ctx() -> RequestContext {
@@ -135,6 +146,7 @@ async fn run() {
     let (mut up_base, mut up_ours, mut load_base, mut load_ours) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut rss_up, mut rss_load, mut size) = (0u64, 0u64, 0u64);
+    let (mut cpu_up, mut cpu_load) = (Vec::new(), Vec::new());
     let rss0 = peak_rss_kib();
     for round in 0..rounds {
         // ---- upload: baseline pipeline
@@ -167,8 +179,25 @@ async fn run() {
             )
             .await
             .expect("create container");
+        if std::env::var_os("ND_BENCH_DIAG").is_some() {
+            let d = queued(&svc, "bench-diag-upload", true).await;
+            let t = Instant::now();
+            let data = docker
+                .export_image(&big)
+                .map(|r| r.map_err(std::io::Error::other));
+            svc.glance()
+                .upload(&ctx(), &d, coalesce(Box::pin(data), 64 * 1024))
+                .await
+                .expect("upload");
+            eprintln!(
+                "diag: upload alone (export_image -> PUT file) {:.2}s",
+                t.elapsed().as_secs_f64()
+            );
+            let _ = svc.glance().delete(&ctx(), &d).await;
+        }
         let b = queued(&svc, "bench-snapshot", false).await;
         reset_peak_rss();
+        let c0 = cpu_secs();
         let t = Instant::now();
         svc.snapshot(
             &ctx(),
@@ -182,6 +211,7 @@ async fn run() {
         .await
         .expect("snapshot");
         up_ours.push(t.elapsed().as_secs_f64());
+        cpu_up.push(cpu_secs() - c0);
         rss_up = rss_up.max(peak_rss_kib());
         let _ = docker
             .remove_container(
@@ -204,18 +234,41 @@ async fn run() {
         rmi(&docker, &big).await;
 
         // ---- load: ours
+        if std::env::var_os("ND_BENCH_DIAG").is_some() {
+            let t = Instant::now();
+            sh(&format!(
+                "curl -sf {glance}/v2/images/{a}/file -o /dev/null"
+            ));
+            let t_curl = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let c = cpu_secs();
+            let (_, s) = svc.glance().download(&ctx(), &a).await.expect("download");
+            let mut s = Box::pin(s);
+            let mut h = nova_docker::image::Hasher::new("sha512").expect("sha512");
+            while let Some(b) = s.next().await {
+                h.update(&b.expect("data"));
+            }
+            let _ = h.hex();
+            eprintln!(
+                "diag: curl -o /dev/null {t_curl:.2}s; our download+sha512 {:.2}s ({:.2} CPU s)",
+                t.elapsed().as_secs_f64(),
+                cpu_secs() - c
+            );
+        }
         reset_peak_rss();
+        let c0 = cpu_secs();
         let t = Instant::now();
         let r = svc.ensure_image(&ctx(), &a).await.expect("ensure_image");
         load_ours.push(t.elapsed().as_secs_f64());
+        cpu_load.push(cpu_secs() - c0);
         rss_load = rss_load.max(peak_rss_kib());
         assert_eq!(r, local_ref(&a));
         // the tarball carries the bench image's tag: it stays for the next round
         rmi(&docker, &r).await;
         let _ = svc.glance().delete(&ctx(), &a).await;
         eprintln!(
-            "round {round}: upload base {:.2}s ours {:.2}s; load base {:.2}s ours {:.2}s",
-            up_base[round], up_ours[round], load_base[round], load_ours[round]
+            "round {round}: upload base {:.2}s ours {:.2}s ({:.2} CPU s); load base {:.2}s ours {:.2}s ({:.2} CPU s)",
+            up_base[round], up_ours[round], cpu_up[round], load_base[round], load_ours[round], cpu_load[round]
         );
     }
     let (t_up_base, t_up_ours, t_load_base, t_load_ours) = (

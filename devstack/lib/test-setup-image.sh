@@ -1,7 +1,9 @@
 # Test stack for the image service (sourced by devstack/run-tests.sh after the
 # venv is ready): a real glance-api from the venv, file store, SQLite database,
-# no Keystone (devstack/lib/noauth.py fills the identity headers), state under
+# no Keystone (devstack/files/noauth.py fills the identity headers), state under
 # $ND_STATE/glance. Idempotent: a glance-api of ours that still answers is reused.
+# One request at a time (gunicorn gthread, 1 thread): SQLite fails concurrent
+# writers with "database is locked"; requests queue instead.
 #
 # Exports:
 #   NOVA_DOCKER_TEST_GLANCE_URL         http://127.0.0.1:<port>
@@ -28,7 +30,7 @@ nd_image_glance() {
   fi
   while nd_image_port_busy "$port"; do port=$((port + 1)); done
   [ -x "$ND_VENV/bin/glance-manage" ] || nd_die "glance is not installed in $ND_VENV (nd_ensure_venv)"
-  cp "$_ND_IMAGE_LIB/noauth.py" "$g/python/nd_noauth.py"
+  cp "$_ND_IMAGE_LIB/../files/noauth.py" "$g/python/nd_noauth.py"
   cat >"$g/etc/glance-api.conf" <<CONF
 [DEFAULT]
 bind_host = 127.0.0.1
@@ -44,7 +46,7 @@ filesystem_store_datadir = $g/staging/
 [os_glance_tasks_store]
 filesystem_store_datadir = $g/tasks/
 [database]
-connection = sqlite:///$g/glance.sqlite
+connection = sqlite:///$g/glance.sqlite?timeout=60
 [paste_deploy]
 flavor =
 config_file = $g/etc/glance-api-paste.ini
@@ -87,7 +89,7 @@ CONF
   echo "$port" >"$g/run/port"
   : >"$g/run/access.log"
   OS_GLANCE_CONFIG_DIR="$g/etc" PYTHONPATH="$g/python" setsid "$ND_VENV/bin/gunicorn" \
-    -b "127.0.0.1:$port" -w 1 -k gthread --threads 8 --timeout 600 --no-control-socket \
+    -b "127.0.0.1:$port" -w 1 -k gthread --threads 1 --timeout 600 --no-control-socket \
     --access-logfile "$g/run/access.log" --name glance-api glance.wsgi.api:application \
     >>"$g/run/glance-api.log" 2>&1 </dev/null &
   echo $! >"$pidf"

@@ -200,7 +200,6 @@ impl GlanceClient {
         let http = Session::client_builder(&cfg.auth)
             .map_err(|e| ImageError::Config(e.to_string()))?
             .read_timeout(cfg.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ImageError::Config(format!("HTTP client: {e}")))?;
         let session = Session::with_client(cfg.auth.clone(), http);

@@ -51,6 +51,8 @@ pub const SNAPSHOT_REPO_PREFIX: &str = "nova-snapshot/";
 const HOLD_BACK: usize = 256 * 1024;
 /// Data is handed to Docker in pieces of about this size.
 const WRITE_CHUNK: usize = 512 * 1024;
+/// Data is sent to Glance in chunks of about this size.
+const UPLOAD_CHUNK: usize = 64 * 1024;
 
 /// The local Docker reference of a Glance image: `glance/<image_id>:latest`.
 pub fn local_ref(image_id: &str) -> String {
@@ -221,41 +223,37 @@ impl ExpectedHash {
     }
 }
 
-/// A running digest of one of the algorithms Glance uses.
+/// A running digest of one of the algorithms Glance uses (SHA-2 through ring's
+/// assembly: hashing must keep up with the data).
 pub enum Hasher {
     Md5(md5::Md5),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
+    Sha2(ring::digest::Context),
 }
 
 impl Hasher {
     pub fn new(algo: &str) -> Option<Self> {
-        use sha2::Digest;
+        use md5::Digest;
+        let sha = |a: &'static ring::digest::Algorithm| Hasher::Sha2(ring::digest::Context::new(a));
         Some(match algo.to_ascii_lowercase().as_str() {
             "md5" => Hasher::Md5(md5::Md5::new()),
-            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
-            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
+            "sha256" => sha(&ring::digest::SHA256),
+            "sha384" => sha(&ring::digest::SHA384),
+            "sha512" => sha(&ring::digest::SHA512),
             _ => return None,
         })
     }
     pub fn update(&mut self, data: &[u8]) {
-        use sha2::Digest;
+        use md5::Digest;
         match self {
             Hasher::Md5(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
+            Hasher::Sha2(h) => h.update(data),
         }
     }
     pub fn hex(self) -> String {
-        use sha2::Digest;
+        use md5::Digest;
         match self {
             Hasher::Md5(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha384(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
+            Hasher::Sha2(h) => hex::encode(h.finish().as_ref()),
         }
     }
 }
@@ -599,7 +597,12 @@ impl ImageService {
             .docker
             .export_image(commit_id)
             .map(|r| r.map_err(|e| std::io::Error::other(format!("docker save: {e}"))));
-        glance.upload(ctx, image_id, data).await?;
+        // Glance reads the chunked body 64 KiB at a time: chunks of that size suit it
+        // best (larger ones get re-copied by gunicorn's reader, smaller ones cost
+        // per-chunk overhead).
+        glance
+            .upload(ctx, image_id, coalesce(Box::pin(data), UPLOAD_CHUNK))
+            .await?;
         let rec = glance.get(ctx, image_id).await?;
         if rec.status != "active" {
             return Err(ImageError::Upload {
@@ -669,6 +672,52 @@ impl ImageService {
         }
         Ok(deleted)
     }
+}
+
+type IoStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Regroup a byte stream into pieces of about `size` bytes (the last may be
+/// shorter); an error passes through after the bytes before it.
+pub fn coalesce(
+    inner: IoStream,
+    size: usize,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(
+        (Some(inner), bytes::BytesMut::new()),
+        move |(inner, mut buf)| async move {
+            let mut inner = inner?;
+            loop {
+                match inner.next().await {
+                    Some(Ok(b)) => {
+                        if buf.is_empty() && b.len() >= size {
+                            return Some((Ok(b), (Some(inner), buf)));
+                        }
+                        buf.extend_from_slice(&b);
+                        if buf.len() >= size {
+                            let out = buf.split().freeze();
+                            return Some((Ok(out), (Some(inner), buf)));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if buf.is_empty() {
+                            return Some((Err(e), (None, buf)));
+                        }
+                        // the bytes first, the error on the next poll
+                        let out = buf.split().freeze();
+                        let rest: IoStream = Box::pin(futures_util::stream::once(async { Err(e) }));
+                        return Some((Ok(out), (Some(rest), buf)));
+                    }
+                    None => {
+                        if buf.is_empty() {
+                            return None;
+                        }
+                        let out = buf.split().freeze();
+                        return Some((Ok(out), (None, buf)));
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// Backup ids newest first: `newest` leads, the rest keep Glance's created_at
@@ -806,24 +855,25 @@ impl Inner {
             }
         }
         let before = self.image_ids().await?;
+        let image_id_owned = image_id.to_string();
         tracing::info!(%image_id, size = ?rec.size, "loading image from glance into docker");
 
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let pump = tokio::spawn(pump(
-            Box::pin(data),
-            tx,
-            expected,
-            max,
-            image_id.to_string(),
-            rec.size,
-        ));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        let pump = tokio::spawn(async move {
+            let r = pump(Box::pin(data), &tx, expected, max, image_id_owned, rec.size).await;
+            if let Err(PumpError::Fail(e)) = &r {
+                // An error frame aborts the request: Docker sees a broken body.
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+            r
+        });
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let mut load = self.docker.import_image_stream(
+        let mut load = self.docker.import_image(
             ImportImageOptions {
                 quiet: true,
                 ..Default::default()
             },
-            body,
+            bollard::body_try_stream(body),
             None,
         );
         let mut report = LoadReport::default();
@@ -905,7 +955,7 @@ impl Inner {
 /// way. The last [`HOLD_BACK`] bytes are sent only once size and hash check out.
 async fn pump(
     mut data: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ImageError>> + Send>>,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     expected: Option<ExpectedHash>,
     max: u64,
     image_id: String,
@@ -944,7 +994,7 @@ async fn pump(
         {
             if let Some(f) = held.pop_front() {
                 held_len -= f.len();
-                tx.send(f).await.map_err(|_| PumpError::ReceiverGone)?;
+                tx.send(Ok(f)).await.map_err(|_| PumpError::ReceiverGone)?;
             }
         }
     }
@@ -971,7 +1021,7 @@ async fn pump(
         }
     }
     for f in held {
-        tx.send(f).await.map_err(|_| PumpError::ReceiverGone)?;
+        tx.send(Ok(f)).await.map_err(|_| PumpError::ReceiverGone)?;
     }
     Ok(total)
 }
@@ -1022,6 +1072,9 @@ mod tests {
             h.hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        let mut h = Hasher::new("SHA512").unwrap();
+        h.update(b"abc");
+        assert!(h.hex().starts_with("ddaf35a193617aba"));
     }
 
     fn data(
@@ -1040,13 +1093,21 @@ mod tests {
             algo: "md5".into(),
             value: "00".into(),
         };
-        let r = pump(data(vec![big, b"tail"]), tx, Some(bad), 0, "i".into(), None).await;
+        let r = pump(
+            data(vec![big, b"tail"]),
+            &tx,
+            Some(bad),
+            0,
+            "i".into(),
+            None,
+        )
+        .await;
         assert!(matches!(
             r,
             Err(PumpError::Fail(ImageError::ChecksumMismatch { .. }))
         ));
         let mut got = 0;
-        while let Ok(b) = rx.try_recv() {
+        while let Ok(Ok(b)) = rx.try_recv() {
             got += b.len();
         }
         assert!(got < HOLD_BACK * 2 + 4, "the tail must not reach docker");
@@ -1061,7 +1122,7 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let n = pump(
             data(vec![big, b"tail"]),
-            tx,
+            &tx,
             Some(good),
             0,
             "i".into(),
@@ -1071,7 +1132,7 @@ mod tests {
         .ok()
         .unwrap();
         let mut got = 0;
-        while let Ok(b) = rx.try_recv() {
+        while let Ok(Ok(b)) = rx.try_recv() {
             got += b.len();
         }
         assert_eq!(got as u64, n);
@@ -1080,7 +1141,15 @@ mod tests {
     #[tokio::test]
     async fn pump_enforces_max_size() {
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
-        let r = pump(data(vec![b"12345", b"6789"]), tx, None, 8, "i".into(), None).await;
+        let r = pump(
+            data(vec![b"12345", b"6789"]),
+            &tx,
+            None,
+            8,
+            "i".into(),
+            None,
+        )
+        .await;
         assert!(matches!(
             r,
             Err(PumpError::Fail(ImageError::TooLarge {
@@ -1089,6 +1158,23 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    #[tokio::test]
+    async fn coalesce_regroups_and_keeps_errors() {
+        let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Ok(Bytes::from_static(b"cd")),
+            Ok(Bytes::from_static(b"e")),
+            Err(std::io::Error::other("boom")),
+        ];
+        let out: Vec<_> = coalesce(Box::pin(futures_util::stream::iter(parts)), 3)
+            .collect()
+            .await;
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].as_ref().unwrap().as_ref(), b"abcd");
+        assert_eq!(out[1].as_ref().unwrap().as_ref(), b"e");
+        assert!(out[2].is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl Stack {
         Stack {
             state: PathBuf::from(env("NOVA_DOCKER_E2E_STATE", "/tmp/nova-docker-stack")),
             nova: env("NOVA_DOCKER_E2E_NOVA_URL", "http://127.0.0.1:8774/v2.1"),
-            glance: env("NOVA_DOCKER_TEST_GLANCE_URL", "http://127.0.0.1:9292"),
+            glance: env("NOVA_DOCKER_E2E_GLANCE_URL", "http://127.0.0.1:9292"),
             placement: env("NOVA_DOCKER_E2E_PLACEMENT_URL", "http://127.0.0.1:8778"),
             token: env("NOVA_DOCKER_E2E_TOKEN", "admin:admin"),
             venv: PathBuf::from(env("NOVA_DOCKER_E2E_VENV", "/opt/nova-docker-venv")),
