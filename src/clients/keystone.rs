@@ -623,12 +623,9 @@ pub enum SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn ini(text: &str) -> Ini {
-        let mut i = Ini::default();
-        i.merge_text(text, Path::new("nova.conf")).unwrap();
-        i
+        Ini::parse(text).unwrap()
     }
 
     #[test]

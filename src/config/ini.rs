@@ -72,6 +72,13 @@ impl Ini {
         Ok(ini)
     }
 
+    /// One file's text, named `nova.conf` in errors (tests and tools).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut ini = Ini::default();
+        ini.merge_text(text, Path::new("nova.conf"))?;
+        Ok(ini)
+    }
+
     /// Parse one file's text and layer it over what is already there.
     pub fn merge_text(&mut self, text: &str, file: &Path) -> Result<(), ConfigError> {
         let mut this_file: BTreeMap<String, BTreeMap<String, Vec<RawValue>>> = BTreeMap::new();

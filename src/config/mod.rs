@@ -320,12 +320,9 @@ impl DefaultConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn ini(t: &str) -> Ini {
-        let mut i = Ini::default();
-        i.merge_text(t, Path::new("nova.conf")).unwrap();
-        i
+        Ini::parse(t).unwrap()
     }
 
     #[test]

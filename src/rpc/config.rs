@@ -288,12 +288,9 @@ fn ms(secs: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn ini(t: &str) -> Ini {
-        let mut i = Ini::default();
-        i.merge_text(t, Path::new("nova.conf")).unwrap();
-        i
+        Ini::parse(t).unwrap()
     }
 
     #[test]
