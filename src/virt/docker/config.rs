@@ -48,7 +48,7 @@ impl Default for DockerConfig {
             cpu_mode: CpuMode::Quota,
             pids_limit: None,
             api_timeout: Duration::from_secs(120),
-            spawn_confirm_window: Duration::from_millis(1000),
+            spawn_confirm_window: Duration::from_millis(250),
             state_dir: PathBuf::from("/var/lib/nova/nova-docker"),
         }
     }
