@@ -18,7 +18,8 @@ nd_ensure_docker
 nd_controlplane_up
 nd_build_test_image busybox:latest
 
-if [ ! -x "$TOP/target/release/nova-docker-compute" ] || [ -n "$(find "$TOP/src" -newer "$TOP/target/release/nova-docker-compute" -print -quit)" ]; then
+ND_BIN=${CARGO_TARGET_DIR:-$TOP/target}/release/nova-docker-compute
+if [ ! -x "$ND_BIN" ] || [ -n "$(find "$TOP/src" "$TOP/Cargo.toml" -newer "$ND_BIN" -print -quit)" ]; then
   command -v cargo >/dev/null || nd_die "cargo not found: install a Rust toolchain first"
   nd_log "cargo build --release"
   (cd "$TOP" && cargo build --release --bin nova-docker-compute >"$ND_STATE/build.log" 2>&1) \
@@ -26,7 +27,7 @@ if [ ! -x "$TOP/target/release/nova-docker-compute" ] || [ -n "$(find "$TOP/src"
 fi
 conf=$ND_ETC/nova/nova-compute-$ND_HOST.conf
 nd_compute_conf "$ND_HOST" "$conf"
-nd_start nova-docker-compute "$TOP/target/release/nova-docker-compute" --config-file "$conf"
+nd_start nova-docker-compute "$ND_BIN" --config-file "$conf"
 nd_log "waiting for nova-docker-compute on host $ND_HOST to report"
 end=$((SECONDS + ND_WAIT))
 until curl -s -H "X-Auth-Token: $ND_TOKEN" "http://$ND_BIND:$ND_NOVA_API_PORT/v2.1/os-services?binary=nova-compute&host=$ND_HOST" \
