@@ -87,19 +87,16 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
     );
     let client = RpcClient::connect(s.rabbit.clone()).await?;
     let conductor = Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout);
-    let placement = match s.placement.endpoint_override.is_some()
+    let placement = if s.placement.endpoint_override.is_some()
         || s.placement.endpoint.is_some()
         || s.placement.auth_url.is_some()
     {
-        true => {
-            let session = Session::new(s.placement.clone()).map_err(setup("[placement]"))?;
-            let http = session.http().clone();
-            Some(PlacementClient::new(http, Arc::new(session)))
-        }
-        false => {
-            warn!("no [placement] endpoint or auth_url configured: resources are not reported to placement");
-            None
-        }
+        let session = Session::new(s.placement.clone()).map_err(setup("[placement]"))?;
+        let http = session.http().clone();
+        Some(PlacementClient::new(http, Arc::new(session)))
+    } else {
+        warn!("no [placement] endpoint or auth_url configured: resources are not reported to placement");
+        None
     };
     let network: Arc<dyn NetworkBackend> = Arc::new(s.network);
     let options = Arc::new(UserDataOptions {

@@ -117,10 +117,6 @@ impl Conductor {
         Self { rpc, timeout }
     }
 
-    pub fn rpc(&self) -> &Arc<dyn RpcCaller> {
-        &self.rpc
-    }
-
     /// `ping` (baseapi 1.0) as nova-compute does until the conductor answers.
     pub async fn ping(&self, ctx: &RequestContext, timeout: Duration) -> Result<Value, CallError> {
         self.rpc

@@ -236,36 +236,6 @@ impl PlacementClient {
             _ => Err(Self::fail("DELETE", &path, st, &v)),
         }
     }
-
-    /// Allocations of an instance against providers: {rp_uuid: {resources}}.
-    pub async fn get_allocations(&self, consumer: &str) -> Result<Value, PlacementError> {
-        let path = format!("/allocations/{consumer}");
-        let (st, v) = self.request("GET", &path, "1.28", None).await?;
-        if st != 200 {
-            return Err(Self::fail("GET", &path, st, &v));
-        }
-        Ok(v["allocations"].clone())
-    }
-
-    /// The provider record, or None.
-    pub async fn get_provider(&self, uuid: &str) -> Result<Option<Value>, PlacementError> {
-        let path = format!("/resource_providers/{uuid}");
-        let (st, v) = self.request("GET", &path, "1.14", None).await?;
-        match st {
-            200 => Ok(Some(v)),
-            404 => Ok(None),
-            _ => Err(Self::fail("GET", &path, st, &v)),
-        }
-    }
-
-    pub async fn get_inventories(&self, uuid: &str) -> Result<Value, PlacementError> {
-        let path = format!("/resource_providers/{uuid}/inventories");
-        let (st, v) = self.request("GET", &path, "1.26", None).await?;
-        if st != 200 {
-            return Err(Self::fail("GET", &path, st, &v));
-        }
-        Ok(v["inventories"].clone())
-    }
 }
 
 /// Placement reached through a keystoneauth-style session (`[placement]` options).

@@ -81,22 +81,6 @@ pub trait OptionsBackend: Send + Sync {
     ) -> Result<Option<ContainerCreateBody>, NovaException>;
 }
 
-/// Networking for clouds without any: nothing to plug.
-pub struct NoNetwork;
-
-#[async_trait]
-impl NetworkBackend for NoNetwork {
-    async fn plug(&self, _: &Instance, _: &str) -> Result<Option<String>, NovaException> {
-        Ok(None)
-    }
-    async fn attach(&self, _: &Instance, _: &str, _: u32) -> Result<(), NovaException> {
-        Ok(())
-    }
-    async fn unplug(&self, _: &Instance, _: &str) -> Result<(), NovaException> {
-        Ok(())
-    }
-}
-
 /// Glance and Docker through [`crate::image::ImageService`].
 #[async_trait]
 impl ImageBackend for crate::image::ImageService {

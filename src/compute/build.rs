@@ -11,7 +11,6 @@ use crate::context::RequestContext;
 use crate::exception::NovaException;
 use crate::objects::{task_state, vm_state, ImageMeta, Instance};
 use crate::virt::docker::{split_command_line, InstanceSpec};
-use crate::virt::PowerState;
 
 impl ComputeManager {
     /// The container spec of an instance, with its image already in Docker.
@@ -217,7 +216,7 @@ impl ComputeManager {
                         Some(&expect(&[task_state::REBUILD_BLOCK_DEVICE_MAPPING])),
                     )
                     .await?;
-                let image = self.image_meta(&ctx, &inst, image).await;
+                let image = Self::image_meta(&inst, image);
                 let info = self.spawn_instance(&ctx, &inst, &image).await?;
                 inst.set_power_state(info.state);
                 inst.set_vm_state(vm_state::ACTIVE);
@@ -241,12 +240,7 @@ impl ComputeManager {
 
     /// Fill in the container_format (and os_command_line) of a rebuild's image
     /// from the instance's system_metadata, which Nova updated to the new image.
-    async fn image_meta(
-        &self,
-        _ctx: &RequestContext,
-        inst: &Instance,
-        mut image: ImageMeta,
-    ) -> ImageMeta {
+    fn image_meta(inst: &Instance, mut image: ImageMeta) -> ImageMeta {
         for (k, v) in inst.system_metadata() {
             match k.as_str() {
                 "image_container_format" if image.container_format.is_none() => {
@@ -280,9 +274,4 @@ pub(crate) fn instance_arg(args: &Map<String, Value>) -> Result<Instance, NovaEx
             json!({"code": 400}),
         )
     })
-}
-
-/// Power state after an operation, for the instance record.
-pub(crate) fn power(info: &crate::virt::InstanceInfo) -> PowerState {
-    info.state
 }

@@ -31,7 +31,7 @@ use crate::exception::NovaException;
 use crate::objects::{task_state, vm_state, Instance};
 use crate::virt::docker::DockerDriver;
 
-pub use backends::{ImageBackend, NetworkBackend, NoNetwork, OptionsBackend, SnapshotKind};
+pub use backends::{ImageBackend, NetworkBackend, OptionsBackend, SnapshotKind};
 
 /// Settings of the manager itself.
 #[derive(Debug, Clone)]

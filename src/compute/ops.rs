@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
-use super::build::{instance_arg, power};
+use super::build::instance_arg;
 use super::{
     expect, now_value, ComputeManager, SnapshotKind, HARD_REBOOT_STATES, SOFT_REBOOT_STATES,
 };
@@ -121,7 +121,7 @@ impl ComputeManager {
                 if op.starts() {
                     self.rewire(&inst, &info).await?;
                 }
-                inst.set_power_state(power(&info));
+                inst.set_power_state(info.state);
                 inst.set_vm_state(op.final_vm_state());
                 inst.set_task_state(None);
                 self.conductor

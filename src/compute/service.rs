@@ -15,7 +15,7 @@ use crate::clients::conductor::CallError;
 use crate::clients::placement::{Inventory, TRAITS};
 use crate::config::DefaultConfig;
 use crate::context::RequestContext;
-use crate::objects::{new_service, task_state, vm_state, Instance, NovaObject, SERVICE_VERSION};
+use crate::objects::{new_service, vm_state, Instance, NovaObject, SERVICE_VERSION};
 use crate::virt::docker::{EventKind, HostResources};
 use crate::virt::PowerState;
 
@@ -449,25 +449,6 @@ impl ComputeManager {
         }
     }
 }
-
-/// Task states that mean an operation was in flight when the service stopped;
-/// at start-up they are cleared like nova's `_init_instance` does for the ones it
-/// cannot resume.
-pub const STALE_TASK_STATES: &[&str] = &[
-    task_state::POWERING_OFF,
-    task_state::POWERING_ON,
-    task_state::PAUSING,
-    task_state::UNPAUSING,
-    task_state::SUSPENDING,
-    task_state::RESUMING,
-    task_state::REBOOT_PENDING,
-    task_state::REBOOT_STARTED,
-    task_state::REBOOT_PENDING_HARD,
-    task_state::REBOOT_STARTED_HARD,
-    task_state::IMAGE_SNAPSHOT,
-    task_state::IMAGE_PENDING_UPLOAD,
-    task_state::IMAGE_UPLOADING,
-];
 
 #[cfg(test)]
 mod tests {
