@@ -9,7 +9,7 @@ source "$TOP/devstack/lib/functions.sh"
 source "$TOP/devstack/lib/controlplane.sh"
 mkdir -p "$ND_STATE"
 
-nd_apt_install ca-certificates curl iproute2 iptables gcc pkg-config
+nd_apt_install ca-certificates curl iproute2 iptables procps util-linux gcc pkg-config
 nd_ensure_docker
 nd_ensure_rabbitmq
 nd_ensure_venv
