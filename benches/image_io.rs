@@ -11,6 +11,12 @@
 //! and the peak RSS of this process during our operations (VmHWM, reset through
 //! /proc/self/clear_refs before each). Targets: >= 0.9x the pipelines' throughput,
 //! peak RSS < 64 MiB.
+//!
+//! Fairness on a shared, noisy 2-core machine: every timed run starts after `sync`
+//! (no dirty pages of the previous run are written back during the next), the
+//! order of baseline and ours alternates from round to round, and the verdict is
+//! the ratio of the medians over ND_BENCH_ROUNDS (default 5) rounds; the per-round
+//! ratios are printed too.
 
 use std::process::Command;
 use std::time::Instant;
@@ -39,6 +45,13 @@ fn sh(script: &str) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Before each timed run: write back what the previous run left dirty, so that
+/// neither side pays for the other's disk writes.
+fn settle() {
+    sh("sync");
+    std::thread::sleep(std::time::Duration::from_millis(500));
 }
 
 fn reset_peak_rss() {
@@ -141,7 +154,7 @@ async fn run() {
     let rounds: usize = std::env::var("ND_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(5)
         .max(1);
     let (mut up_base, mut up_ours, mut load_base, mut load_ours) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -149,22 +162,11 @@ async fn run() {
     let (mut cpu_up, mut cpu_load) = (Vec::new(), Vec::new());
     let rss0 = peak_rss_kib();
     for round in 0..rounds {
-        // ---- upload: baseline pipeline
-        let a = queued(&svc, "bench-upload-baseline", true).await;
-        let t = Instant::now();
-        sh(&format!(
-            "docker save {big} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - {glance}/v2/images/{a}/file"
-        ));
-        up_base.push(t.elapsed().as_secs_f64());
-        size = svc
-            .glance()
-            .get(&ctx(), &a)
-            .await
-            .expect("get")
-            .size
-            .unwrap_or(0);
+        // odd rounds run ours first, even rounds the baseline first
+        let ours_first = round % 2 == 1;
 
-        // ---- upload: ours (snapshot of a container of the image)
+        // ---- upload: `docker save | curl -T` against a snapshot of a container
+        let a = queued(&svc, "bench-upload-baseline", true).await;
         let cname = format!("nd-bench-{}", uuid::Uuid::new_v4());
         docker
             .create_container(
@@ -196,23 +198,41 @@ async fn run() {
             let _ = svc.glance().delete(&ctx(), &d).await;
         }
         let b = queued(&svc, "bench-snapshot", false).await;
-        reset_peak_rss();
-        let c0 = cpu_secs();
-        let t = Instant::now();
-        svc.snapshot(
-            &ctx(),
-            &cname,
-            &b,
-            SnapshotProps {
-                instance_uuid: uuid::Uuid::new_v4().to_string(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("snapshot");
-        up_ours.push(t.elapsed().as_secs_f64());
-        cpu_up.push(cpu_secs() - c0);
-        rss_up = rss_up.max(peak_rss_kib());
+        for ours in [ours_first, !ours_first] {
+            settle();
+            if ours {
+                reset_peak_rss();
+                let c0 = cpu_secs();
+                let t = Instant::now();
+                svc.snapshot(
+                    &ctx(),
+                    &cname,
+                    &b,
+                    SnapshotProps {
+                        instance_uuid: uuid::Uuid::new_v4().to_string(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("snapshot");
+                up_ours.push(t.elapsed().as_secs_f64());
+                cpu_up.push(cpu_secs() - c0);
+                rss_up = rss_up.max(peak_rss_kib());
+            } else {
+                let t = Instant::now();
+                sh(&format!(
+                    "docker save {big} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - {glance}/v2/images/{a}/file"
+                ));
+                up_base.push(t.elapsed().as_secs_f64());
+            }
+        }
+        size = svc
+            .glance()
+            .get(&ctx(), &a)
+            .await
+            .expect("get")
+            .size
+            .unwrap_or(0);
         let _ = docker
             .remove_container(
                 &cname,
@@ -224,16 +244,8 @@ async fn run() {
             .await;
         let _ = svc.glance().delete(&ctx(), &b).await;
 
-        // ---- load: baseline pipeline (the image must not be in Docker beforehand)
-        rmi(&docker, &big).await;
-        let t = Instant::now();
-        sh(&format!(
-            "curl -sf {glance}/v2/images/{a}/file | docker load -q >/dev/null"
-        ));
-        load_base.push(t.elapsed().as_secs_f64());
-        rmi(&docker, &big).await;
-
-        // ---- load: ours
+        // ---- load: `curl | docker load` against ensure_image, both from image `a`
+        // (whose tarball carries the bench image's tag); neither finds it in Docker
         if std::env::var_os("ND_BENCH_DIAG").is_some() {
             let t = Instant::now();
             sh(&format!(
@@ -255,20 +267,38 @@ async fn run() {
                 cpu_secs() - c
             );
         }
-        reset_peak_rss();
-        let c0 = cpu_secs();
-        let t = Instant::now();
-        let r = svc.ensure_image(&ctx(), &a).await.expect("ensure_image");
-        load_ours.push(t.elapsed().as_secs_f64());
-        cpu_load.push(cpu_secs() - c0);
-        rss_load = rss_load.max(peak_rss_kib());
-        assert_eq!(r, local_ref(&a));
-        // the tarball carries the bench image's tag: it stays for the next round
-        rmi(&docker, &r).await;
+        rmi(&docker, &big).await;
+        for (i, ours) in [ours_first, !ours_first].into_iter().enumerate() {
+            settle();
+            if ours {
+                reset_peak_rss();
+                let c0 = cpu_secs();
+                let t = Instant::now();
+                let r = svc.ensure_image(&ctx(), &a).await.expect("ensure_image");
+                load_ours.push(t.elapsed().as_secs_f64());
+                cpu_load.push(cpu_secs() - c0);
+                rss_load = rss_load.max(peak_rss_kib());
+                assert_eq!(r, local_ref(&a));
+            } else {
+                let t = Instant::now();
+                sh(&format!(
+                    "curl -sf {glance}/v2/images/{a}/file | docker load -q >/dev/null"
+                ));
+                load_base.push(t.elapsed().as_secs_f64());
+            }
+            // after the first load the image goes; after the second the bench
+            // image's tag stays for the next round
+            rmi(&docker, &local_ref(&a)).await;
+            if i == 0 {
+                rmi(&docker, &big).await;
+            }
+        }
         let _ = svc.glance().delete(&ctx(), &a).await;
         eprintln!(
-            "round {round}: upload base {:.2}s ours {:.2}s ({:.2} CPU s); load base {:.2}s ours {:.2}s ({:.2} CPU s)",
-            up_base[round], up_ours[round], cpu_up[round], load_base[round], load_ours[round], cpu_load[round]
+            "round {round} ({} first): upload base {:.2}s ours {:.2}s ({:.2} CPU s) ratio {:.2}; load base {:.2}s ours {:.2}s ({:.2} CPU s) ratio {:.2}",
+            if ours_first { "ours" } else { "baseline" },
+            up_base[round], up_ours[round], cpu_up[round], up_base[round] / up_ours[round],
+            load_base[round], load_ours[round], cpu_load[round], load_base[round] / load_ours[round]
         );
     }
     let (t_up_base, t_up_ours, t_load_base, t_load_ours) = (

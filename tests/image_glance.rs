@@ -525,3 +525,98 @@ async fn snapshot_then_boot_from_it_and_backup_rotation() {
     }
     let _: Value = json!(null);
 }
+
+/// A tenant's tarball that names other images' tags (the cached tag of another
+/// Glance image, an operator's local tag) loads, but moves neither: Docker gets
+/// the tarball without its tags and the image is tagged by its own Glance id.
+#[tokio::test]
+#[ignore = "needs glance and docker; run by devstack/run-tests.sh"]
+async fn a_tarball_cannot_take_over_tags_on_the_host() {
+    let d = docker();
+    let svc = service();
+    let busybox = d
+        .inspect_image(&common::busybox_image())
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    // the victim: a cached Glance image and an operator's tag
+    let victim = upload_new(&svc, "victim", "docker", busybox_tarball(&d).await).await;
+    let victim_ref = svc.ensure_image(&ctx(), &victim).await.unwrap();
+    let operator_tag = format!("nd-operator-{}:latest", uuid::Uuid::new_v4().simple());
+    let (repo, tag) = operator_tag.split_once(':').unwrap();
+    let retag = |id: String, repo: String, tag: String| {
+        let d = d.clone();
+        async move {
+            d.tag_image(
+                &id,
+                Some(bollard::query_parameters::TagImageOptions {
+                    repo: Some(repo),
+                    tag: Some(tag),
+                }),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    retag(busybox.clone(), repo.into(), tag.into()).await;
+
+    // the attacker's image, saved under both names (tags put back right after)
+    let c = run(
+        &d,
+        &common::busybox_image(),
+        &["/bin/sh", "-c", "echo evil > /evil"],
+    )
+    .await;
+    let mut w = d.wait_container(&c, None::<WaitContainerOptions>);
+    while w.next().await.is_some() {}
+    let evil = d
+        .commit_container(
+            CommitContainerOptions {
+                container: Some(c.clone()),
+                ..Default::default()
+            },
+            ContainerConfig::default(),
+        )
+        .await
+        .unwrap()
+        .id;
+    rm_container(&d, &c).await;
+    let victim_repo = format!("glance/{victim}");
+    retag(evil.clone(), victim_repo.clone(), "latest".into()).await;
+    retag(evil.clone(), repo.into(), tag.into()).await;
+    let mut tarball = Vec::new();
+    let mut s = d.export_images(&[victim_ref.as_str(), operator_tag.as_str()]);
+    while let Some(b) = s.next().await {
+        tarball.extend_from_slice(&b.unwrap());
+    }
+    retag(busybox.clone(), victim_repo, "latest".into()).await;
+    retag(busybox.clone(), repo.into(), tag.into()).await;
+    rm_image(&d, &evil).await;
+    assert!(
+        String::from_utf8_lossy(&tarball).contains(&operator_tag),
+        "the tarball carries the tags"
+    );
+
+    let attacker = upload_new(&svc, "attacker", "docker", tarball).await;
+    let r = svc.ensure_image(&ctx(), &attacker).await.unwrap();
+    let loaded = d.inspect_image(&r).await.unwrap();
+    assert_eq!(loaded.id.as_deref(), Some(evil.as_str()));
+    assert_eq!(loaded.repo_tags, Some(vec![local_ref(&attacker)]));
+    for name in [&victim_ref, &operator_tag] {
+        assert_eq!(
+            d.inspect_image(name).await.unwrap().id.as_deref(),
+            Some(busybox.as_str()),
+            "{name} was moved"
+        );
+    }
+
+    rm_image(&d, &r).await;
+    rm_image(&d, &operator_tag).await;
+    let _ = d
+        .remove_image(&victim_ref, None::<RemoveImageOptions>, None)
+        .await;
+    for id in [victim, attacker] {
+        svc.glance().delete(&ctx(), &id).await.unwrap();
+    }
+}

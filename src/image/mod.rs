@@ -17,6 +17,7 @@
 //! (default 86400).
 
 pub mod glance;
+pub mod tarfilter;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -346,6 +347,7 @@ pub struct ImageService {
     inner: Arc<Inner>,
 }
 
+#[derive(Debug)]
 enum PumpError {
     /// Docker stopped reading (its own error says why).
     ReceiverGone,
@@ -966,6 +968,9 @@ async fn pump(
     let mut held_len = 0usize;
     let mut total = 0u64;
     let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
+    let mut stripper = tarfilter::TagStripper::new();
+    let mut parts = Vec::new();
+    let mut tar_err = None;
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(PumpError::Fail)?;
         total += chunk.len() as u64;
@@ -979,8 +984,19 @@ async fn pump(
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);
         }
+        if tar_err.is_some() {
+            // Docker gets no more; the rest is still hashed so that a corrupt
+            // download is reported as such
+            continue;
+        }
+        if let Err(e) = stripper.push(chunk, &mut parts) {
+            tar_err = Some(e);
+            continue;
+        }
         // Docker gets few large writes rather than many network-sized ones.
-        buf.extend_from_slice(&chunk);
+        for p in parts.drain(..) {
+            buf.extend_from_slice(&p);
+        }
         if buf.len() < WRITE_CHUNK {
             continue;
         }
@@ -998,9 +1014,6 @@ async fn pump(
             }
         }
     }
-    if !buf.is_empty() {
-        held.push_back(buf.split().freeze());
-    }
     if let Some(size) = expected_size {
         if size != total {
             return Err(PumpError::Fail(ImageError::Download {
@@ -1009,6 +1022,8 @@ async fn pump(
             }));
         }
     }
+    // the hash speaks first: a corrupt download is a checksum error, not a tar error
+    let tar_err = tar_err.or_else(|| stripper.finish().err());
     if let (Some(h), Some(e)) = (hasher, expected) {
         let actual = h.hex();
         if actual != e.value {
@@ -1019,6 +1034,15 @@ async fn pump(
                 actual,
             }));
         }
+    }
+    if let Some(e) = tar_err {
+        return Err(PumpError::Fail(ImageError::Unacceptable {
+            image_id,
+            reason: format!("its data is not a usable `docker save` tarball: {e}"),
+        }));
+    }
+    if !buf.is_empty() {
+        held.push_back(buf.split().freeze());
     }
     for f in held {
         tx.send(Ok(f)).await.map_err(|_| PumpError::ReceiverGone)?;
@@ -1085,18 +1109,98 @@ mod tests {
         ))
     }
 
+    /// A `docker save`-like tarball with a layer of `n` bytes, tagged in its manifest.
+    fn tarball(n: usize) -> &'static [u8] {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, body) in [
+            ("l1/layer.tar", vec![7u8; n]),
+            (
+                "manifest.json",
+                br#"[{"Config":"c.json","RepoTags":["glance/victim:latest"],"Layers":["l1/layer.tar"]}]"#.to_vec(),
+            ),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, path, &body[..]).unwrap();
+        }
+        Box::leak(b.into_inner().unwrap().into_boxed_slice())
+    }
+
+    fn md5_of(parts: &[&[u8]]) -> ExpectedHash {
+        let mut h = Hasher::new("md5").unwrap();
+        for p in parts {
+            h.update(p);
+        }
+        ExpectedHash {
+            algo: "md5".into(),
+            value: h.hex(),
+        }
+    }
+
+    fn received(rx: &mut tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Vec<u8> {
+        let mut got = Vec::new();
+        while let Ok(Ok(b)) = rx.try_recv() {
+            got.extend_from_slice(&b);
+        }
+        got
+    }
+
     #[tokio::test]
     async fn pump_withholds_the_tail_on_mismatch() {
-        let big: &'static [u8] = Box::leak(vec![7u8; HOLD_BACK * 2].into_boxed_slice());
+        let tb = tarball(HOLD_BACK * 4);
+        let net = || tb.chunks(64 * 1024).collect::<Vec<_>>();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let bad = ExpectedHash {
             algo: "md5".into(),
             value: "00".into(),
         };
-        let r = pump(
-            data(vec![big, b"tail"]),
+        let r = pump(data(net()), &tx, Some(bad), 0, "i".into(), None).await;
+        assert!(matches!(
+            r,
+            Err(PumpError::Fail(ImageError::ChecksumMismatch { .. }))
+        ));
+        let got = received(&mut rx);
+        assert!(
+            !got.is_empty() && got.len() < tb.len(),
+            "the tail must not reach docker"
+        );
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let n = pump(
+            data(net()),
             &tx,
-            Some(bad),
+            Some(md5_of(&[tb])),
+            0,
+            "i".into(),
+            Some(tb.len() as u64),
+        )
+        .await
+        .ok()
+        .unwrap();
+        assert_eq!(n, tb.len() as u64);
+        // what docker got is the tarball without its tags
+        let mut want = Vec::new();
+        let mut f = tarfilter::TagStripper::new();
+        f.push(Bytes::from_static(tb), &mut want).unwrap();
+        assert_eq!(received(&mut rx), want.concat());
+        let text = String::from_utf8_lossy(&want.concat()).into_owned();
+        assert!(text.contains(r#"[{"Config":"c.json","Layers":["l1/layer.tar"]}]"#));
+        assert!(!text.contains("victim"));
+    }
+
+    #[tokio::test]
+    async fn pump_reports_a_corrupt_download_before_a_broken_tarball() {
+        let tb = tarball(1000);
+        let mut broken = tb.to_vec();
+        broken[0] ^= 0xff; // the first tar header
+        let broken: &'static [u8] = Box::leak(broken.into_boxed_slice());
+        // Glance's hash is of the good data: a checksum error
+        let (tx, _rx) = tokio::sync::mpsc::channel(1024);
+        let r = pump(
+            data(vec![broken]),
+            &tx,
+            Some(md5_of(&[tb])),
             0,
             "i".into(),
             None,
@@ -1106,36 +1210,26 @@ mod tests {
             r,
             Err(PumpError::Fail(ImageError::ChecksumMismatch { .. }))
         ));
-        let mut got = 0;
-        while let Ok(Ok(b)) = rx.try_recv() {
-            got += b.len();
-        }
-        assert!(got < HOLD_BACK * 2 + 4, "the tail must not reach docker");
-
-        let mut h = Hasher::new("md5").unwrap();
-        h.update(big);
-        h.update(b"tail");
-        let good = ExpectedHash {
-            algo: "md5".into(),
-            value: h.hex(),
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let n = pump(
-            data(vec![big, b"tail"]),
+        // Glance's hash is of the broken data: the tarball is unacceptable
+        let (tx, _rx) = tokio::sync::mpsc::channel(1024);
+        let r = pump(
+            data(vec![broken]),
             &tx,
-            Some(good),
+            Some(md5_of(&[broken])),
             0,
             "i".into(),
-            Some(big.len() as u64 + 4),
+            None,
         )
-        .await
-        .ok()
-        .unwrap();
-        let mut got = 0;
-        while let Ok(Ok(b)) = rx.try_recv() {
-            got += b.len();
+        .await;
+        match r {
+            Err(PumpError::Fail(e @ ImageError::Unacceptable { .. })) => {
+                assert!(
+                    e.to_string().contains("not a usable `docker save` tarball"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
         }
-        assert_eq!(got as u64, n);
     }
 
     #[tokio::test]
