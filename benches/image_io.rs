@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions,
+    CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions, TagImageOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -76,6 +76,21 @@ fn cpu_secs() -> f64 {
     // fields after ")": state is [0]; utime is field 14 of the line, [11] here
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
+}
+
+/// Machine-wide busy CPU seconds (user, nice, system, irq, softirq; not steal).
+fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let g = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    (g(0) + g(1) + g(2) + g(5) + g(6)) / 100.0
 }
 
 fn ctx() -> RequestContext {
@@ -160,6 +175,8 @@ async fn run() {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut rss_up, mut rss_load, mut size) = (0u64, 0u64, 0u64);
     let (mut cpu_up, mut cpu_load) = (Vec::new(), Vec::new());
+    // machine-wide busy CPU seconds of each timed run: [upload base, ours, load base, ours]
+    let mut busy: [Vec<f64>; 4] = Default::default();
     let rss0 = peak_rss_kib();
     for round in 0..rounds {
         // odd rounds run ours first, even rounds the baseline first
@@ -200,6 +217,7 @@ async fn run() {
         let b = queued(&svc, "bench-snapshot", false).await;
         for ours in [ours_first, !ours_first] {
             settle();
+            let m0 = machine_busy_secs();
             if ours {
                 reset_peak_rss();
                 let c0 = cpu_secs();
@@ -225,6 +243,7 @@ async fn run() {
                 ));
                 up_base.push(t.elapsed().as_secs_f64());
             }
+            busy[usize::from(ours)].push(machine_busy_secs() - m0);
         }
         size = svc
             .glance()
@@ -245,7 +264,8 @@ async fn run() {
         let _ = svc.glance().delete(&ctx(), &b).await;
 
         // ---- load: `curl | docker load` against ensure_image, both from image `a`
-        // (whose tarball carries the bench image's tag); neither finds it in Docker
+        // (whose tarball carries the bench image's tag, which only the baseline
+        // applies); neither finds it in Docker
         if std::env::var_os("ND_BENCH_DIAG").is_some() {
             let t = Instant::now();
             sh(&format!(
@@ -270,6 +290,7 @@ async fn run() {
         rmi(&docker, &big).await;
         for (i, ours) in [ours_first, !ours_first].into_iter().enumerate() {
             settle();
+            let m0 = machine_busy_secs();
             if ours {
                 reset_peak_rss();
                 let c0 = cpu_secs();
@@ -279,6 +300,19 @@ async fn run() {
                 cpu_load.push(cpu_secs() - c0);
                 rss_load = rss_load.max(peak_rss_kib());
                 assert_eq!(r, local_ref(&a));
+                // Docker got the tarball without its tags: the bench image's tag
+                // comes back by hand for the next round
+                let (repo, tag) = big.split_once(':').expect("bench image tag");
+                docker
+                    .tag_image(
+                        &r,
+                        Some(TagImageOptions {
+                            repo: Some(repo.into()),
+                            tag: Some(tag.into()),
+                        }),
+                    )
+                    .await
+                    .expect("tag");
             } else {
                 let t = Instant::now();
                 sh(&format!(
@@ -286,6 +320,7 @@ async fn run() {
                 ));
                 load_base.push(t.elapsed().as_secs_f64());
             }
+            busy[2 + usize::from(ours)].push(machine_busy_secs() - m0);
             // after the first load the image goes; after the second the bench
             // image's tag stays for the next round
             rmi(&docker, &local_ref(&a)).await;
@@ -301,6 +336,12 @@ async fn run() {
             load_base[round], load_ours[round], cpu_load[round], load_base[round] / load_ours[round]
         );
     }
+    let paired = |base: &[f64], ours: &[f64]| {
+        let mut r: Vec<f64> = base.iter().zip(ours).map(|(b, o)| b / o).collect();
+        median(&mut r)
+    };
+    let (pair_up, pair_load) = (paired(&up_base, &up_ours), paired(&load_base, &load_ours));
+    let busy_med: Vec<f64> = busy.iter_mut().map(|v| median(v)).collect();
     let (t_up_base, t_up_ours, t_load_base, t_load_ours) = (
         median(&mut up_base),
         median(&mut up_ours),
@@ -328,6 +369,16 @@ async fn run() {
         mb / t_load_ours,
         t_load_base / t_load_ours,
         rss_load as f64 / 1024.0
+    );
+    println!(
+        "median of the per-round ratios: upload {pair_up:.2}x, load {pair_load:.2}x; \
+         our process CPU (median): upload {:.2} s, load {:.2} s",
+        median(&mut cpu_up),
+        median(&mut cpu_load)
+    );
+    println!(
+        "machine-wide busy CPU s (median): upload base {:.1} ours {:.1}; load base {:.1} ours {:.1}",
+        busy_med[0], busy_med[1], busy_med[2], busy_med[3]
     );
     let ok = t_up_base / t_up_ours >= 0.9
         && t_load_base / t_load_ours >= 0.9

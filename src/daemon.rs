@@ -147,6 +147,7 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         .register_node(service.get_i64("id").unwrap_or(0), &node, &policy, &host_ip)
         .await
         .map_err(setup("ComputeNode"))?;
+    manager.init_instances().await;
     manager.sync_all().await;
 
     // serve RPC

@@ -373,3 +373,54 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
     }
     drop(d2);
 }
+
+/// A daemon killed in the middle of an operation (here a stop that waits for a
+/// container which ignores SIGTERM) finishes it when it starts again, as
+/// nova-compute's `init_host` does: the instance does not keep its task state
+/// (which makes Nova's API refuse every later action) forever.
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
+    let stack = Stack::from_env();
+    let host = "nd-e2e-crash";
+    let conf = stack.compute_conf(host, "\n[DEFAULT]\nshutdown_timeout = 15\n");
+    let mut child = stack.start_daemon(host, &conf);
+    stack.wait_registered(host, &mut child).await;
+    let mut d = Daemon { child: Some(child) };
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    let stubborn = r#"{"command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}"#;
+    let a = stack
+        .create_server("e2e-crash-a", &image, &flavor, host, Some(stubborn))
+        .await;
+    stack.wait_status(&a, "ACTIVE", T).await;
+
+    let (st, v) = stack.action(&a, json!({"os-stop": null})).await;
+    assert_eq!(st, 202, "{v}");
+    let t = Instant::now();
+    while stack.server(&a).await["OS-EXT-STS:task_state"] != json!("powering-off") {
+        assert!(t.elapsed() < T, "no powering-off task state");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // the daemon is inside the graceful stop, which lasts shutdown_timeout ...
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(docker_status(&a).as_deref(), Some("running"));
+    // ... when it is killed
+    let mut c = d.child.take().unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    assert_eq!(
+        stack.server(&a).await["OS-EXT-STS:task_state"],
+        json!("powering-off")
+    );
+
+    // started again, it carries the stop out: SHUTOFF, no task state
+    let mut child = stack.start_daemon(host, &conf);
+    stack.wait_registered(host, &mut child).await;
+    let d2 = Daemon { child: Some(child) };
+    stack.wait_status(&a, "SHUTOFF", T).await;
+    assert_eq!(docker_status(&a).as_deref(), Some("exited"));
+    stack.delete_server(&a).await;
+    stack.wait_gone(&a, T).await;
+    drop(d2);
+}

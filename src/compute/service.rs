@@ -10,11 +10,13 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::ops::PowerOp;
 use super::ComputeManager;
 use crate::clients::conductor::CallError;
 use crate::clients::placement::{Inventory, TRAITS};
 use crate::config::DefaultConfig;
 use crate::context::RequestContext;
+use crate::exception::NovaException;
 use crate::objects::{new_service, vm_state, Instance, NovaObject, SERVICE_VERSION};
 use crate::virt::docker::{EventKind, HostResources};
 use crate::virt::PowerState;
@@ -395,6 +397,106 @@ impl ComputeManager {
             inst.set_power_state(state);
             if let Err(e) = self.conductor.instance_save(ctx, inst, Some(&[None])).await {
                 warn!(instance = %uuid, error = %e, "power sync save failed");
+            }
+        }
+    }
+
+    /// Start-up, before RPC is served (Nova's `init_host` / `_init_instance`): an
+    /// operation this service was doing when it stopped (a crash, a kill, a host
+    /// reboot) left its task state behind, and Nova's API refuses every action on
+    /// an instance with a task state. A build or rebuild that was cut off ends in
+    /// ERROR with a fault; a delete, stop or start is carried out again; any other
+    /// task state is dropped and the vm_state follows the container.
+    pub async fn init_instances(&self) {
+        let ctx = RequestContext::admin();
+        let list = match self.conductor.instances_on_host(&ctx, &self.cfg.host).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "start-up: cannot list our instances");
+                return;
+            }
+        };
+        for inst in list {
+            if inst.host() != Some(self.cfg.host.as_str()) {
+                continue;
+            }
+            if let Some(ts) = inst.task_state().map(str::to_string) {
+                self.init_instance(&ctx, inst, &ts).await;
+            }
+        }
+    }
+
+    async fn init_instance(&self, ctx: &RequestContext, mut inst: Instance, ts: &str) {
+        use crate::objects::task_state as t;
+        let uuid = inst.uuid().to_string();
+        info!(instance = %uuid, task_state = ts, "start-up: the operation in progress when the service stopped is resolved");
+        let args = || {
+            let mut m = serde_json::Map::new();
+            m.insert("instance".into(), inst.to_primitive());
+            m
+        };
+        let cut_off = |what: &str| {
+            NovaException::internal(format!(
+                "The compute service restarted while the instance was being {what}; the operation did not finish."
+            ))
+        };
+        let building = inst.vm_state() == Some(vm_state::BUILDING)
+            || [
+                t::SCHEDULING,
+                t::BLOCK_DEVICE_MAPPING,
+                t::NETWORKING,
+                t::SPAWNING,
+            ]
+            .contains(&ts);
+        let rebuilding = [
+            t::REBUILDING,
+            t::REBUILD_BLOCK_DEVICE_MAPPING,
+            t::REBUILD_SPAWNING,
+        ]
+        .contains(&ts);
+        let op = match ts {
+            t::POWERING_OFF => Some(PowerOp::Stop),
+            t::POWERING_ON => Some(PowerOp::Start),
+            _ => None,
+        };
+        if building || rebuilding {
+            let lock = self.instance_lock(&uuid);
+            let _g = lock.lock().await;
+            let e = cut_off(if building { "built" } else { "rebuilt" });
+            self.fail_instance(ctx, &mut inst, &e, true).await;
+        } else if ts == t::DELETING {
+            let _ = self.terminate_instance(ctx.clone(), args()).await;
+        } else if let Some(op) = op {
+            let _ = self.power_op(op, ctx.clone(), args()).await;
+        } else {
+            let lock = self.instance_lock(&uuid);
+            let _g = lock.lock().await;
+            let state = match self.driver.get_info(&uuid).await {
+                Ok(i) => i.state,
+                Err(crate::virt::docker::DriverError::NotFound { .. }) => PowerState::NoState,
+                Err(e) => {
+                    warn!(instance = %uuid, error = %e, "start-up: cannot read the container");
+                    return;
+                }
+            };
+            let vm = match state {
+                PowerState::Running => vm_state::ACTIVE,
+                PowerState::Paused => vm_state::PAUSED,
+                PowerState::Suspended => vm_state::SUSPENDED,
+                _ => vm_state::STOPPED,
+            };
+            // a soft-deleted instance stays soft-deleted
+            if inst.vm_state() != Some(vm_state::SOFT_DELETED) || ts == t::RESTORING {
+                inst.set_vm_state(vm);
+            }
+            inst.set_power_state(state);
+            inst.set_task_state(None);
+            if let Err(e) = self
+                .conductor
+                .instance_save(ctx, &mut inst, Some(&[Some(ts)]))
+                .await
+            {
+                warn!(instance = %uuid, error = %e, "start-up: cannot clear the task state");
             }
         }
     }
