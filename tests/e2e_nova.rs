@@ -393,7 +393,11 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     let a = stack
         .create_server("e2e-crash-a", &image, &flavor, host, Some(stubborn))
         .await;
+    let b = stack
+        .create_server("e2e-crash-b", &image, &flavor, host, None)
+        .await;
     stack.wait_status(&a, "ACTIVE", T).await;
+    stack.wait_status(&b, "ACTIVE", T).await;
 
     let (st, v) = stack.action(&a, json!({"os-stop": null})).await;
     assert_eq!(st, 202, "{v}");
@@ -417,10 +421,39 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     // started again, it carries the stop out: SHUTOFF, no task state
     let mut child = stack.start_daemon(host, &conf);
     stack.wait_registered(host, &mut child).await;
-    let d2 = Daemon { child: Some(child) };
+    let mut d2 = Daemon { child: Some(child) };
     stack.wait_status(&a, "SHUTOFF", T).await;
     assert_eq!(docker_status(&a).as_deref(), Some("exited"));
-    stack.delete_server(&a).await;
-    stack.wait_gone(&a, T).await;
-    drop(d2);
+
+    // Other cut-off states, written into Nova's database while the daemon is
+    // down: an operation with nothing to redo loses its task state; a build
+    // that never finished ends in ERROR with a fault saying why.
+    d2.stop();
+    stack.sql(&format!(
+        "UPDATE instances SET task_state='pausing' WHERE uuid='{a}'; \
+         UPDATE instances SET vm_state='building', task_state='spawning' WHERE uuid='{b}';"
+    ));
+    assert_eq!(
+        stack.server(&a).await["OS-EXT-STS:task_state"],
+        json!("pausing")
+    );
+    let mut child = stack.start_daemon(host, &conf);
+    stack.wait_registered(host, &mut child).await;
+    let d3 = Daemon { child: Some(child) };
+    stack.wait_status(&a, "SHUTOFF", T).await;
+    let sb = stack.wait_status(&b, "ERROR", T).await;
+    let fault = sb["fault"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        fault.contains("restarted while the instance was being built"),
+        "fault: {}",
+        sb["fault"]
+    );
+    for sid in [&a, &b] {
+        stack.delete_server(sid).await;
+        stack.wait_gone(sid, T).await;
+    }
+    drop(d3);
 }

@@ -112,6 +112,22 @@ impl Stack {
             .expect("start nova-docker-compute")
     }
 
+    /// Run SQL in Nova's cell database (the stack's private MariaDB, as root
+    /// over its socket): the tests use it to stage states a crash leaves behind.
+    pub fn sql(&self, sql: &str) {
+        let sock = self.state.join("data/mysqlrun/mysqld.sock");
+        let out = Command::new("mysql")
+            .args(["--no-defaults", "-u", "root", "nova", "-e", sql])
+            .arg(format!("--socket={}", sock.display()))
+            .output()
+            .expect("mysql client");
+        assert!(
+            out.status.success(),
+            "mysql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub async fn service_state(&self, host: &str) -> Option<String> {
         let v = self
             .get(&format!(
