@@ -147,8 +147,7 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         .register_node(service.get_i64("id").unwrap_or(0), &node, &policy, &host_ip)
         .await
         .map_err(setup("ComputeNode"))?;
-    manager.init_instances().await;
-    manager.sync_all().await;
+    manager.start_up().await;
 
     // serve RPC
     let dispatcher = Dispatcher::new("compute").with(Arc::new(ComputeEndpoint(manager.clone())));

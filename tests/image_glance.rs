@@ -157,17 +157,9 @@ async fn rm_image(docker: &Docker, r: &str) {
         .await;
 }
 
-/// A new image unknown to Docker: busybox plus a file with a random line; saved
-/// by ID (so the tarball carries no tags) and removed locally. Returns the
-/// tarball and the Docker image id.
-async fn unique_image_tarball(docker: &Docker) -> (Vec<u8>, String) {
-    let mark = uuid::Uuid::new_v4().to_string();
-    let c = run(
-        docker,
-        &common::busybox_image(),
-        &["/bin/sh", "-c", &format!("echo {mark} > /uniq")],
-    )
-    .await;
+/// The image id of busybox after `script` ran in it (the container is removed).
+async fn commit_of(docker: &Docker, script: &str) -> String {
+    let c = run(docker, &common::busybox_image(), &["/bin/sh", "-c", script]).await;
     let mut w = docker.wait_container(&c, None::<WaitContainerOptions>);
     while w.next().await.is_some() {}
     let id = docker
@@ -182,6 +174,15 @@ async fn unique_image_tarball(docker: &Docker) -> (Vec<u8>, String) {
         .unwrap()
         .id;
     rm_container(docker, &c).await;
+    id
+}
+
+/// A new image unknown to Docker: busybox plus a file with a random line; saved
+/// by ID (so the tarball carries no tags) and removed locally. Returns the
+/// tarball and the Docker image id.
+async fn unique_image_tarball(docker: &Docker) -> (Vec<u8>, String) {
+    let mark = uuid::Uuid::new_v4().to_string();
+    let id = commit_of(docker, &format!("echo {mark} > /uniq")).await;
     let mut data = Vec::new();
     let mut s = docker.export_image(&id);
     while let Some(b) = s.next().await {
@@ -562,26 +563,7 @@ async fn a_tarball_cannot_take_over_tags_on_the_host() {
     retag(busybox.clone(), repo.into(), tag.into()).await;
 
     // the attacker's image, saved under both names (tags put back right after)
-    let c = run(
-        &d,
-        &common::busybox_image(),
-        &["/bin/sh", "-c", "echo evil > /evil"],
-    )
-    .await;
-    let mut w = d.wait_container(&c, None::<WaitContainerOptions>);
-    while w.next().await.is_some() {}
-    let evil = d
-        .commit_container(
-            CommitContainerOptions {
-                container: Some(c.clone()),
-                ..Default::default()
-            },
-            ContainerConfig::default(),
-        )
-        .await
-        .unwrap()
-        .id;
-    rm_container(&d, &c).await;
+    let evil = commit_of(&d, "echo evil > /evil").await;
     let victim_repo = format!("glance/{victim}");
     retag(evil.clone(), victim_repo.clone(), "latest".into()).await;
     retag(evil.clone(), repo.into(), tag.into()).await;

@@ -407,21 +407,35 @@ impl ComputeManager {
     /// an instance with a task state. A build or rebuild that was cut off ends in
     /// ERROR with a fault; a delete, stop or start is carried out again; any other
     /// task state is dropped and the vm_state follows the container.
-    pub async fn init_instances(&self) {
+    ///
+    /// Instances without a task state are synced as [`Self::sync_all`] does; one
+    /// listing serves both.
+    pub async fn start_up(&self) {
         let ctx = RequestContext::admin();
-        let list = match self.conductor.instances_on_host(&ctx, &self.cfg.host).await {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(error = %e, "start-up: cannot list our instances");
-                return;
-            }
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
         };
-        for inst in list {
-            if inst.host() != Some(self.cfg.host.as_str()) {
-                continue;
+        for mut inst in list {
+            match inst.task_state().map(str::to_string) {
+                Some(ts) if inst.host() == Some(self.cfg.host.as_str()) => {
+                    self.init_instance(&ctx, inst, &ts).await
+                }
+                _ => {
+                    let lock = self.instance_lock(inst.uuid());
+                    let _g = lock.lock().await;
+                    self.sync_record(&ctx, &mut inst).await;
+                }
             }
-            if let Some(ts) = inst.task_state().map(str::to_string) {
-                self.init_instance(&ctx, inst, &ts).await;
+        }
+    }
+
+    /// The instances Nova has on this host; `None` (logged) when it cannot say.
+    async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
+        match self.conductor.instances_on_host(ctx, &self.cfg.host).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warn!(error = %e, "cannot list our instances");
+                None
             }
         }
     }
@@ -504,12 +518,8 @@ impl ComputeManager {
     /// Sync every instance Nova has on this host (start-up and periodic backstop).
     pub async fn sync_all(&self) {
         let ctx = RequestContext::admin();
-        let list = match self.conductor.instances_on_host(&ctx, &self.cfg.host).await {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(error = %e, "power sync: cannot list our instances");
-                return;
-            }
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
         };
         for mut inst in list {
             let lock = self.instance_lock(inst.uuid());

@@ -221,31 +221,20 @@ impl TagStripper {
         let bad = |reason: String| TarError::Header { offset: at, reason };
         let h = tar::Header::from_byte_slice(&self.header);
         let sum = h.cksum().map_err(|e| bad(e.to_string()))?;
-        // signed or unsigned byte sums are both accepted, as Go does
-        let unsigned: u32 = self
-            .header
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    *b as u32
-                }
-            })
-            .sum();
-        let signed: i64 = self
-            .header
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    *b as i8 as i64
-                }
-            })
-            .sum();
+        // signed or unsigned byte sums are both accepted, as Go does; the
+        // checksum field itself counts as spaces
+        let (unsigned, signed) =
+            self.header
+                .iter()
+                .enumerate()
+                .fold((0u32, 0i64), |(u, s), (i, b)| {
+                    let (bu, bs) = if (148..156).contains(&i) {
+                        (32, 32)
+                    } else {
+                        (u32::from(*b), i64::from(*b as i8))
+                    };
+                    (u + bu, s + bs)
+                });
         if sum != unsigned && i64::from(sum) != signed {
             return Err(bad("bad checksum".into()));
         }
@@ -377,9 +366,9 @@ impl TagStripper {
                 kind, size, data, ..
             } => {
                 // the raw entry (header already kept) goes out with its entry
-                let mut raw = data.clone();
-                raw.resize(padded(size) as usize, 0);
-                self.meta_raw.extend_from_slice(&raw);
+                let end = self.meta_raw.len() + padded(size) as usize;
+                self.meta_raw.extend_from_slice(&data);
+                self.meta_raw.resize(end, 0);
                 self.on_meta(kind, data)
             }
             State::Rewrite {
