@@ -50,10 +50,12 @@ pub const SNAPSHOT_REPO_PREFIX: &str = "nova-snapshot/";
 /// How much of the end of the data is held back from Docker until the hash is
 /// verified: on a mismatch Docker gets a truncated tarball and fails the load.
 const HOLD_BACK: usize = 256 * 1024;
-/// Data is handed to Docker in pieces of about this size.
-const WRITE_CHUNK: usize = 512 * 1024;
 /// Data is sent to Glance in chunks of about this size.
 const UPLOAD_CHUNK: usize = 64 * 1024;
+/// How many network chunks the hash may lag behind the copy to Docker.
+const HASH_QUEUE: usize = 32;
+/// How many network chunks may wait for Docker to read them.
+const LOAD_QUEUE: usize = 32;
 
 /// The local Docker reference of a Glance image: `glance/<image_id>:latest`.
 pub fn local_ref(image_id: &str) -> String {
@@ -256,6 +258,40 @@ impl Hasher {
             Hasher::Md5(h) => hex::encode(h.finalize()),
             Hasher::Sha2(h) => hex::encode(h.finish().as_ref()),
         }
+    }
+}
+
+/// Hashes on a blocking thread of its own, so that the hash of image data runs
+/// beside the copy to Docker instead of in turn with it. Each network chunk is
+/// handed over as it arrives (shared, not copied, and hashed while still in the
+/// CPU's cache); the worker lags the copy by at most [`HASH_QUEUE`] chunks, which
+/// bounds the memory it holds.
+struct HashWorker {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<String>,
+}
+
+impl HashWorker {
+    fn start(mut hasher: Hasher) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher.hex()
+        });
+        Self { tx, done }
+    }
+
+    async fn update(&self, chunk: Bytes) {
+        // the worker ends only once this sender is dropped
+        let _ = self.tx.send(chunk).await;
+    }
+
+    /// The hex digest of everything handed over.
+    async fn finish(self) -> Result<String, String> {
+        drop(self.tx);
+        self.done.await.map_err(|e| e.to_string())
     }
 }
 
@@ -860,7 +896,7 @@ impl Inner {
         let image_id_owned = image_id.to_string();
         tracing::info!(%image_id, size = ?rec.size, "loading image from glance into docker");
 
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(LOAD_QUEUE);
         let pump = tokio::spawn(async move {
             let r = pump(Box::pin(data), &tx, expected, max, image_id_owned, rec.size).await;
             if let Err(PumpError::Fail(e)) = &r {
@@ -963,11 +999,13 @@ async fn pump(
     image_id: String,
     expected_size: Option<u64>,
 ) -> Result<u64, PumpError> {
-    let mut hasher = expected.as_ref().and_then(|e| Hasher::new(&e.algo));
+    let hasher = expected
+        .as_ref()
+        .and_then(|e| Hasher::new(&e.algo))
+        .map(HashWorker::start);
     let mut held: VecDeque<Bytes> = VecDeque::new();
     let mut held_len = 0usize;
     let mut total = 0u64;
-    let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
     let mut stripper = tarfilter::TagStripper::new();
     let mut parts = Vec::new();
     let mut tar_err = None;
@@ -981,8 +1019,8 @@ async fn pump(
                 max,
             }));
         }
-        if let Some(h) = hasher.as_mut() {
-            h.update(&chunk);
+        if let Some(h) = &hasher {
+            h.update(chunk.clone()).await;
         }
         if tar_err.is_some() {
             // Docker gets no more; the rest is still hashed so that a corrupt
@@ -993,17 +1031,11 @@ async fn pump(
             tar_err = Some(e);
             continue;
         }
-        // Docker gets few large writes rather than many network-sized ones.
+        // zero-copy: the network's chunks go on to Docker as they are
         for p in parts.drain(..) {
-            buf.extend_from_slice(&p);
+            held_len += p.len();
+            held.push_back(p);
         }
-        if buf.len() < WRITE_CHUNK {
-            continue;
-        }
-        let chunk = buf.split().freeze();
-        buf.reserve(WRITE_CHUNK);
-        held_len += chunk.len();
-        held.push_back(chunk);
         while held
             .front()
             .is_some_and(|f| held_len - f.len() >= HOLD_BACK)
@@ -1025,7 +1057,12 @@ async fn pump(
     // the hash speaks first: a corrupt download is a checksum error, not a tar error
     let tar_err = tar_err.or_else(|| stripper.finish().err());
     if let (Some(h), Some(e)) = (hasher, expected) {
-        let actual = h.hex();
+        let actual = h.finish().await.map_err(|reason| {
+            PumpError::Fail(ImageError::Download {
+                image_id: image_id.clone(),
+                reason: format!("the hash of its data could not be computed: {reason}"),
+            })
+        })?;
         if actual != e.value {
             return Err(PumpError::Fail(ImageError::ChecksumMismatch {
                 image_id,
@@ -1040,9 +1077,6 @@ async fn pump(
             image_id,
             reason: format!("its data is not a usable `docker save` tarball: {e}"),
         }));
-    }
-    if !buf.is_empty() {
-        held.push_back(buf.split().freeze());
     }
     for f in held {
         tx.send(Ok(f)).await.map_err(|_| PumpError::ReceiverGone)?;
