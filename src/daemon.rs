@@ -147,20 +147,10 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         .register_node(service.get_i64("id").unwrap_or(0), &node, &policy, &host_ip)
         .await
         .map_err(setup("ComputeNode"))?;
-    manager.start_up().await;
-
-    // serve RPC
-    let dispatcher = Dispatcher::new("compute").with(Arc::new(ComputeEndpoint(manager.clone())));
-    let server = RpcServer::new(
-        s.rabbit.clone(),
-        &host,
-        &["compute", "compute-alt"],
-        dispatcher,
-    )?;
-    let server_task = tokio::spawn(server.run(stop_rx.clone()));
-    info!(%host, node = %node, "compute service up");
-
-    // heartbeat
+    // heartbeat, from before start-up: resolving cut-off operations can take a
+    // while (a delete waits up to shutdown_timeout per container), and a service
+    // whose heartbeat is older than service_down_time makes nova-api delete its
+    // instances from the database without us, leaving their containers running
     {
         let m = manager.clone();
         let mut rx = stop_rx.clone();
@@ -177,6 +167,19 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
             }
         });
     }
+    manager.start_up().await;
+
+    // serve RPC
+    let dispatcher = Dispatcher::new("compute").with(Arc::new(ComputeEndpoint(manager.clone())));
+    let server = RpcServer::new(
+        s.rabbit.clone(),
+        &host,
+        &["compute", "compute-alt"],
+        dispatcher,
+    )?;
+    let server_task = tokio::spawn(server.run(stop_rx.clone()));
+    info!(%host, node = %node, "compute service up");
+
     // resources, power-state backstop, image cache
     {
         let m = manager.clone();

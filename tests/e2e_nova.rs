@@ -396,8 +396,12 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     let b = stack
         .create_server("e2e-crash-b", &image, &flavor, host, None)
         .await;
+    let r = stack
+        .create_server("e2e-crash-c", &image, &flavor, host, None)
+        .await;
     stack.wait_status(&a, "ACTIVE", T).await;
     stack.wait_status(&b, "ACTIVE", T).await;
+    stack.wait_status(&r, "ACTIVE", T).await;
 
     let (st, v) = stack.action(&a, json!({"os-stop": null})).await;
     assert_eq!(st, 202, "{v}");
@@ -451,9 +455,51 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
         "fault: {}",
         sb["fault"]
     );
-    for sid in [&a, &b] {
+
+    // The branches that carry an operation out or fail it: a cut-off start
+    // starts the container, a cut-off delete deletes, a cut-off rebuild ends in
+    // ERROR with a fault.
+    let mut d3 = d3;
+    d3.stop();
+    assert_eq!(docker_status(&a).as_deref(), Some("exited"));
+    stack.sql(&format!(
+        "UPDATE instances SET task_state='powering-on' WHERE uuid='{a}'; \
+         UPDATE instances SET task_state='deleting' WHERE uuid='{b}'; \
+         UPDATE instances SET task_state='rebuilding' WHERE uuid='{r}';"
+    ));
+    let mut child = stack.start_daemon(host, &conf);
+    stack.wait_registered(host, &mut child).await;
+    let d4 = Daemon { child: Some(child) };
+    let sa = stack.wait_status(&a, "ACTIVE", T).await;
+    assert_eq!(sa["OS-EXT-STS:task_state"], json!(null), "{sa}");
+    assert_eq!(docker_status(&a).as_deref(), Some("running"));
+    stack.wait_gone(&b, T).await;
+    assert_eq!(
+        docker_status(&b),
+        None,
+        "the deleted server's container stays"
+    );
+    let sc = stack.wait_status(&r, "ERROR", T).await;
+    let fault = sc["fault"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        fault.contains("restarted while the instance was being rebuilt"),
+        "fault: {}",
+        sc["fault"]
+    );
+    // deleted through us, not behind our back by nova-api (which it does when the
+    // service's heartbeat is stale: start-up above waited on containers that
+    // ignore SIGTERM), so no container stays behind
+    for sid in [&a, &r] {
         stack.delete_server(sid).await;
         stack.wait_gone(sid, T).await;
+        assert_eq!(
+            docker_status(sid),
+            None,
+            "the deleted server's container stays"
+        );
     }
-    drop(d3);
+    drop(d4);
 }
