@@ -443,7 +443,7 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     );
     let mut child = stack.start_daemon(host, &conf);
     stack.wait_registered(host, &mut child).await;
-    let d3 = Daemon { child: Some(child) };
+    let mut d3 = Daemon { child: Some(child) };
     stack.wait_status(&a, "SHUTOFF", T).await;
     let sb = stack.wait_status(&b, "ERROR", T).await;
     let fault = sb["fault"]["message"]
@@ -459,7 +459,6 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     // The branches that carry an operation out or fail it: a cut-off start
     // starts the container, a cut-off delete deletes, a cut-off rebuild ends in
     // ERROR with a fault.
-    let mut d3 = d3;
     d3.stop();
     assert_eq!(docker_status(&a).as_deref(), Some("exited"));
     stack.sql(&format!(

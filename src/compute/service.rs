@@ -365,18 +365,26 @@ impl ComputeManager {
         self.sync_record(&ctx, &mut inst).await;
     }
 
+    /// The power state of an instance's container (`NoState` when there is
+    /// none); `None`, logged under `during`, when Docker cannot say.
+    async fn container_state(&self, uuid: &str, during: &str) -> Option<PowerState> {
+        match self.driver.get_info(uuid).await {
+            Ok(i) => Some(i.state),
+            Err(crate::virt::docker::DriverError::NotFound { .. }) => Some(PowerState::NoState),
+            Err(e) => {
+                warn!(instance = %uuid, error = %e, "{during}: cannot read the container");
+                None
+            }
+        }
+    }
+
     async fn sync_record(&self, ctx: &RequestContext, inst: &mut Instance) {
         if inst.host() != Some(self.cfg.host.as_str()) || inst.task_state().is_some() {
             return;
         }
         let uuid = inst.uuid().to_string();
-        let state = match self.driver.get_info(&uuid).await {
-            Ok(i) => i.state,
-            Err(crate::virt::docker::DriverError::NotFound { .. }) => PowerState::NoState,
-            Err(e) => {
-                warn!(instance = %uuid, error = %e, "power sync: cannot read the container");
-                return;
-            }
+        let Some(state) = self.container_state(&uuid, "power sync").await else {
+            return;
         };
         let recorded = inst.power_state();
         let vm = inst.vm_state().unwrap_or_default().to_string();
@@ -485,13 +493,8 @@ impl ComputeManager {
         } else {
             let lock = self.instance_lock(&uuid);
             let _g = lock.lock().await;
-            let state = match self.driver.get_info(&uuid).await {
-                Ok(i) => i.state,
-                Err(crate::virt::docker::DriverError::NotFound { .. }) => PowerState::NoState,
-                Err(e) => {
-                    warn!(instance = %uuid, error = %e, "start-up: cannot read the container");
-                    return;
-                }
+            let Some(state) = self.container_state(&uuid, "start-up").await else {
+                return;
             };
             let vm = match state {
                 PowerState::Running => vm_state::ACTIVE,
