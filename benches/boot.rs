@@ -17,7 +17,8 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::future::join_all;
-use nova_docker::virt::docker::{DockerConfig, DockerDriver, InstanceSpec};
+use nova_docker::virt::docker::{DockerConfig, DockerDriver};
+use nova_docker::virt::InstanceSpec;
 
 fn image() -> String {
     std::env::var("NOVA_DOCKER_TEST_IMAGE")
@@ -28,6 +29,7 @@ fn spec(host: &str) -> InstanceSpec {
     let uuid = uuid::Uuid::new_v4().to_string();
     InstanceSpec {
         hostname: format!("b-{}", &uuid[..8]),
+        domainname: None,
         uuid,
         display_name: "bench".into(),
         project_id: "bench".into(),

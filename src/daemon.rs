@@ -1,27 +1,29 @@
 //! The daemon: everything built from nova.conf, registered with Nova, serving
 //! compute RPC until SIGTERM. The periodic work (heartbeat, resource reports,
-//! power-state sync, image cache pruning) runs beside the RPC server; all of it
-//! stops through one shutdown channel.
+//! power-state sync, image cache pruning) and the engine's event watcher run
+//! beside the RPC server; every one of them is a task on one [`Tasks`], and a
+//! stop waits for all of them within `graceful_shutdown_timeout`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::clients::conductor::Conductor;
 use crate::clients::keystone::{AuthOptions, Session};
-use crate::clients::placement::PlacementClient;
+use crate::clients::placement::{Placement, PlacementClient};
 use crate::compute::backends::UserDataOptions;
 use crate::compute::endpoint::ComputeEndpoint;
 use crate::compute::service::{node_uuid, ResourcePolicy};
-use crate::compute::{ComputeManager, ManagerConfig, NetworkBackend};
+use crate::compute::{Backends, ComputeManager, ManagerConfig};
 use crate::config::{ConfigError, DefaultConfig, Ini};
 use crate::image::{ImageConfig, ImageService};
 use crate::network::VifManager;
+use crate::objects::NovaObject;
 use crate::rpc::{Dispatcher, RabbitConfig, RpcClient, RpcServer};
+use crate::tasks::Tasks;
 use crate::virt::docker::{DockerConfig, DockerDriver};
 
 impl From<crate::rpc::RpcError> for DaemonError {
@@ -72,12 +74,26 @@ impl Settings {
     }
 }
 
-/// Run until SIGTERM/SIGINT.
+/// Run until SIGTERM/SIGINT (or until the RPC server fails for good).
 pub async fn run(s: Settings) -> Result<(), DaemonError> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let host = s.default.host.clone();
-    info!(%host, transport = %s.rabbit.transport_url, "starting nova-docker-compute");
+    let tasks = Tasks::new();
+    tasks.spawn(stop_on_signal(tasks.clone()));
+    info!(host = %s.default.host, transport = %s.rabbit.transport_url, "starting nova-docker-compute");
+    let (manager, images, client) = build(&s, &tasks).await?;
+    let outcome = serve(&s, &tasks, &manager, images).await;
+    let clean = tasks.shut_down(s.default.graceful_shutdown_timeout).await;
+    client.close().await;
+    outcome?;
+    info!(clean, "stopped");
+    Ok(())
+}
 
+/// The manager and what it drives, from the settings.
+async fn build(
+    s: &Settings,
+    tasks: &Tasks,
+) -> Result<(Arc<ComputeManager>, Arc<ImageService>, RpcClient), DaemonError> {
+    let host = s.default.host.clone();
     let driver = DockerDriver::connect(s.docker.clone(), host.clone())
         .await
         .map_err(setup("Docker engine"))?;
@@ -86,191 +102,197 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
             .map_err(setup("image service"))?,
     );
     let client = RpcClient::connect(s.rabbit.clone()).await?;
-    let conductor = Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout);
-    let placement = if s.placement.endpoint_override.is_some()
-        || s.placement.endpoint.is_some()
-        || s.placement.auth_url.is_some()
-    {
-        let session = Session::new(s.placement.clone()).map_err(setup("[placement]"))?;
-        let http = session.http().clone();
-        Some(PlacementClient::new(http, Arc::new(session)))
-    } else {
-        warn!("no [placement] endpoint or auth_url configured: resources are not reported to placement");
-        None
-    };
-    let network: Arc<dyn NetworkBackend> = Arc::new(s.network);
     let options = Arc::new(UserDataOptions {
         policy: s.policy.clone(),
         lookup: Box::new(driver.docker().clone()),
     });
-    let mut manager = ComputeManager::new(
-        ManagerConfig {
-            host: host.clone(),
-            shutdown_timeout: s.default.shutdown_timeout,
-            default_network: s.default_network.clone(),
-        },
-        conductor,
-        placement,
-        driver,
-        images.clone(),
-        network,
+    let backends = Backends {
+        conductor: Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout),
+        placement: placement(&s.placement)?,
+        driver: Arc::new(driver),
+        images: images.clone(),
+        network: Arc::new(s.network.clone()),
         options,
-    );
-    manager.vif_plugging = (
-        s.default.vif_plugging_timeout,
-        s.default.vif_plugging_is_fatal,
-    );
-    let manager = Arc::new(manager);
+    };
+    let cfg = ManagerConfig {
+        host,
+        shutdown_timeout: s.default.shutdown_timeout,
+        default_network: s.default_network.clone(),
+        vif_plugging_timeout: s.default.vif_plugging_timeout,
+        vif_plugging_is_fatal: s.default.vif_plugging_is_fatal,
+    };
+    let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
+    Ok((manager, images, client))
+}
 
-    // register like nova-compute: conductor, Service, ComputeNode, placement
-    let mut wait_rx = stop_rx.clone();
-    let stop_on_signal = stop_tx.clone();
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        info!("signal received: stopping");
-        let _ = stop_on_signal.send(true);
-    });
-    if let Err(e) = manager.wait_for_conductor(&mut wait_rx).await {
-        if *stop_rx.borrow() {
-            return Ok(());
-        }
-        return Err(DaemonError::Setup(format!("conductor: {e}")));
+/// The placement client of `[placement]`, if it names placement at all.
+fn placement(opts: &AuthOptions) -> Result<Option<Arc<dyn Placement>>, DaemonError> {
+    if opts.endpoint_override.is_none() && opts.endpoint.is_none() && opts.auth_url.is_none() {
+        warn!("no [placement] endpoint or auth_url configured: resources are not reported to placement");
+        return Ok(None);
     }
-    let mut service = manager
+    let session = Session::new(opts.clone()).map_err(setup("[placement]"))?;
+    let http = session.http().clone();
+    Ok(Some(Arc::new(PlacementClient::new(
+        http,
+        Arc::new(session),
+    ))))
+}
+
+/// Register like nova-compute, finish what a crash cut off, serve RPC and the
+/// periodic work until the daemon stops.
+async fn serve(
+    s: &Settings,
+    tasks: &Tasks,
+    manager: &Arc<ComputeManager>,
+    images: Arc<ImageService>,
+) -> Result<(), DaemonError> {
+    let host = &s.default.host;
+    if manager.wait_for_conductor().await.is_err() {
+        return Ok(()); // stopped while waiting
+    }
+    let service = manager
         .register_service()
         .await
         .map_err(setup("Service record"))?;
-    let node = node_uuid(&s.default.state_path).map_err(setup("compute_id"))?;
+    let state_path = s.default.state_path.clone();
+    let node = tokio::task::spawn_blocking(move || node_uuid(&state_path))
+        .await
+        .map_err(setup("compute_id"))?
+        .map_err(setup("compute_id"))?;
     let policy = ResourcePolicy::from_config(&s.default);
-    let host_ip = s.default.my_ip.clone();
     manager
-        .register_node(service.get_i64("id").unwrap_or(0), &node, &policy, &host_ip)
+        .register_node(
+            service.get_i64("id").unwrap_or(0),
+            &node,
+            &policy,
+            &s.default.my_ip,
+        )
         .await
         .map_err(setup("ComputeNode"))?;
-    // heartbeat, from before start-up: resolving cut-off operations can take a
-    // while (a delete waits up to shutdown_timeout per container), and a service
-    // whose heartbeat is older than service_down_time makes nova-api delete its
-    // instances from the database without us, leaving their containers running
-    {
-        let m = manager.clone();
-        let mut rx = stop_rx.clone();
-        let every = s.default.report_interval;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = rx.changed() => return,
-                }
-                if let Err(e) = m.heartbeat(&mut service).await {
-                    warn!(error = %e, "heartbeat failed");
-                }
-            }
-        });
-    }
+    // the heartbeat from before start-up: resolving cut-off operations can take
+    // a while (a delete waits up to shutdown_timeout per container), and a
+    // service whose heartbeat is older than service_down_time makes nova-api
+    // delete its instances from the database behind our back
+    tasks.spawn(heartbeat(
+        manager.clone(),
+        service,
+        s.default.report_interval,
+    ));
     manager.start_up().await;
+    let server_done = serve_rpc(s, tasks, manager)?;
+    info!(%host, node = %node, "compute service up");
+    let every = Periods {
+        resources: s
+            .default
+            .resource_tracker_interval
+            .max(Duration::from_secs(10)),
+        power_sync: Duration::from_secs(s.default.sync_power_state_interval.max(10) as u64),
+        image_prune: Duration::from_secs(600),
+    };
+    tasks.spawn(periodic(
+        manager.clone(),
+        images,
+        policy,
+        s.default.my_ip.clone(),
+        every,
+    ));
+    tasks.spawn(manager.clone().watch_events());
+    tasks.stopping().await;
+    // the RPC server's own result: a fatal messaging error stops the daemon
+    server_done.await.unwrap_or(Ok(()))
+}
 
-    // serve RPC
+/// The RPC server as a task; its result arrives on the returned channel, and
+/// its end (for whatever reason) stops the daemon.
+fn serve_rpc(
+    s: &Settings,
+    tasks: &Tasks,
+    manager: &Arc<ComputeManager>,
+) -> Result<oneshot::Receiver<Result<(), DaemonError>>, DaemonError> {
     let dispatcher = Dispatcher::new("compute").with(Arc::new(ComputeEndpoint(manager.clone())));
     let server = RpcServer::new(
         s.rabbit.clone(),
-        &host,
+        &s.default.host,
         &["compute", "compute-alt"],
         dispatcher,
-    )?;
-    let server_task = tokio::spawn(server.run(stop_rx.clone()));
-    info!(%host, node = %node, "compute service up");
-
-    // resources, power-state backstop, image cache
-    {
-        let m = manager.clone();
-        let mut rx = stop_rx.clone();
-        let every = s
-            .default
-            .resource_tracker_interval
-            .max(Duration::from_secs(10));
-        let sync_every = Duration::from_secs(s.default.sync_power_state_interval.max(10) as u64);
-        let images = images.clone();
-        tokio::spawn(async move {
-            let mut last_sync = tokio::time::Instant::now();
-            let mut last_prune = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = rx.changed() => return,
-                }
-                m.update_resources(&policy, &host_ip).await;
-                if last_sync.elapsed() >= sync_every {
-                    m.sync_all().await;
-                    last_sync = tokio::time::Instant::now();
-                }
-                if last_prune.elapsed() >= Duration::from_secs(600) {
-                    let in_use = m.images_in_use().await;
-                    if let Err(e) = images.prune_unused(&in_use).await {
-                        warn!(error = %e, "image cache prune failed");
-                    }
-                    last_prune = tokio::time::Instant::now();
-                }
-            }
-        });
-    }
-    tokio::spawn(manager.clone().watch_events(stop_rx.clone()));
-
-    let r = server_task.await;
-    let _ = stop_tx.send(true);
-    signals.abort();
-    client.close().await;
-    match r {
-        Ok(r) => r?,
-        Err(e) => return Err(DaemonError::Setup(format!("RPC server task: {e}"))),
-    }
-    info!("stopped");
-    Ok(())
-}
-
-impl ComputeManager {
-    /// Local image references our containers use (for the cache pruning).
-    pub async fn images_in_use(&self) -> HashSet<String> {
-        use bollard::query_parameters::ListContainersOptions;
-        let mut filters = std::collections::HashMap::new();
-        filters.insert(
-            "label".to_string(),
-            vec![format!(
-                "{}={}",
-                crate::virt::LABEL_MANAGED_BY,
-                crate::virt::MANAGED_BY
-            )],
-        );
-        let mut set = HashSet::new();
-        match self
-            .driver
-            .docker()
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-        {
-            Ok(list) => {
-                for c in list {
-                    set.extend(c.image);
-                    set.extend(c.image_id);
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot list our containers"),
+    )?
+    .with_shutdown_grace(s.default.graceful_shutdown_timeout);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, done_rx) = oneshot::channel();
+    let t = tasks.clone();
+    tasks.spawn(async move {
+        t.stopping().await;
+        let _ = stop_tx.send(true);
+    });
+    let t = tasks.clone();
+    tasks.spawn(async move {
+        let r = server.run(stop_rx).await.map_err(DaemonError::from);
+        if let Err(e) = &r {
+            warn!(error = %e, "the RPC server stopped");
         }
-        set
+        let _ = done_tx.send(r);
+        t.stop();
+    });
+    Ok(done_rx)
+}
+
+/// `report_count += 1; service.save()` every `report_interval`.
+async fn heartbeat(manager: Arc<ComputeManager>, mut service: NovaObject, every: Duration) {
+    while manager.tasks().sleep(every).await {
+        if let Err(e) = manager.heartbeat(&mut service).await {
+            warn!(error = %e, "heartbeat failed");
+        }
     }
 }
 
-async fn wait_for_signal() {
+/// How often the periodic work runs.
+struct Periods {
+    resources: Duration,
+    power_sync: Duration,
+    image_prune: Duration,
+}
+
+/// Resources, the power-state backstop, the image cache.
+async fn periodic(
+    m: Arc<ComputeManager>,
+    images: Arc<ImageService>,
+    policy: ResourcePolicy,
+    host_ip: String,
+    every: Periods,
+) {
+    let (mut last_sync, mut last_prune) =
+        (tokio::time::Instant::now(), tokio::time::Instant::now());
+    while m.tasks().sleep(every.resources).await {
+        m.update_resources(&policy, &host_ip).await;
+        if last_sync.elapsed() >= every.power_sync {
+            m.sync_all().await;
+            last_sync = tokio::time::Instant::now();
+        }
+        if last_prune.elapsed() >= every.image_prune {
+            let in_use = m.images_in_use().await;
+            if let Err(e) = images.prune_unused(&in_use).await {
+                warn!(error = %e, "image cache prune failed");
+            }
+            last_prune = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// Stop the daemon on SIGTERM or SIGINT.
+async fn stop_on_signal(tasks: Tasks) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => info!("SIGTERM received: stopping"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received: stopping"),
+        _ = tasks.stopping() => return,
     }
+    tasks.stop();
 }

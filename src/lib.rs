@@ -4,12 +4,13 @@
 //! - [`rpc`]: the oslo.messaging transport (AMQP framing, server, client);
 //! - [`objects`]: Nova's versioned objects;
 //! - [`compute`]: the compute manager, one handler per compute RPC method;
-//! - [`virt::docker`]: the Docker driver;
+//! - [`virt`]: the driver seam and the Docker driver behind it;
 //! - [`image`]: Glance images in and out of Docker;
 //! - [`userdata`]: container options from user_data and their policy;
 //! - [`network`]: VIF drivers;
-//! - [`clients`]: keystone, conductor, placement and neutron clients;
-//! - [`config`]: nova.conf reading.
+//! - [`clients`]: the keystone, conductor and placement clients;
+//! - [`config`]: nova.conf reading;
+//! - [`tasks`]: the long-lived tasks and how they stop.
 
 pub mod clients;
 pub mod compute;
@@ -21,5 +22,6 @@ pub mod image;
 pub mod network;
 pub mod objects;
 pub mod rpc;
+pub mod tasks;
 pub mod userdata;
 pub mod virt;

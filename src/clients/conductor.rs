@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 use crate::context::RequestContext;
-use crate::exception::NovaException;
+use crate::exception::{Class, NovaException};
 use crate::objects::{object_versions, Instance, NovaObject, ObjectError};
 
 /// How a call to another service failed.
@@ -32,8 +32,10 @@ pub enum CallError {
 }
 
 impl CallError {
-    pub fn is_remote(&self, class: &str) -> bool {
-        matches!(self, CallError::Remote { class: c, .. } if c == class)
+    /// A remote failure of `nova.exception.<class>`.
+    pub fn is_remote(&self, class: Class) -> bool {
+        matches!(self, CallError::Remote { class: c, module, .. }
+            if c == class.name() && module == "nova.exception")
     }
 }
 
@@ -209,7 +211,13 @@ impl Conductor {
             Some(e) => json!({"expected_task_state": e}),
             None => json!({}),
         };
-        self.object_action(ctx, &mut inst.0, "save", kwargs).await?;
+        let updates = self
+            .object_action(ctx, inst.object_mut(), "save", kwargs)
+            .await;
+        // object_action applied the updates to the object; the typed view
+        // re-reads what it derives from them
+        updates?;
+        inst.refresh_derived();
         Ok(())
     }
 
@@ -235,7 +243,7 @@ impl Conductor {
         ctx: &RequestContext,
         inst: &mut Instance,
     ) -> Result<(), CallError> {
-        self.object_action(ctx, &mut inst.0, "destroy", json!({}))
+        self.object_action(ctx, inst.object_mut(), "destroy", json!({}))
             .await?;
         Ok(())
     }
@@ -256,7 +264,11 @@ impl Conductor {
             )
             .await?;
         let list = NovaObject::from_primitive_of(&v, "InstanceList")?;
-        Ok(list.list_objects()?.into_iter().map(Instance).collect())
+        Ok(list
+            .list_objects()?
+            .into_iter()
+            .map(Instance::from_object)
+            .collect::<Result<_, _>>()?)
     }
 
     /// `InstanceActionEvent.event_start` (the instance action was created by the API).
@@ -458,7 +470,7 @@ mod tests {
         assert_eq!(args["objinst"], sent_args["objinst"]);
         // the reply's updates were applied and its obj_what_changed adopted, as
         // oslo.versionedobjects' remotable wrapper does
-        assert_eq!(inst.0.changes, vec!["ec2_ids"]);
+        assert_eq!(inst.changes(), ["ec2_ids"]);
     }
 
     #[tokio::test]

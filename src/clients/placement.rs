@@ -82,6 +82,41 @@ pub const TRAITS: &[&str] = &[
     "COMPUTE_IMAGE_TYPE_RAW",
 ];
 
+/// What the compute manager asks of placement (the HTTP client below; a
+/// recording fake in the state machine's tests).
+#[async_trait]
+pub trait Placement: Send + Sync {
+    /// Replace the inventory and traits of the resource provider `uuid`
+    /// (created, named `name`, if missing).
+    async fn set_inventory_and_traits(
+        &self,
+        uuid: &str,
+        name: &str,
+        inventories: &[(&str, Inventory)],
+        traits: &[&str],
+    ) -> Result<(), PlacementError>;
+
+    /// Remove every allocation of a consumer (an instance).
+    async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError>;
+}
+
+#[async_trait]
+impl Placement for PlacementClient {
+    async fn set_inventory_and_traits(
+        &self,
+        uuid: &str,
+        name: &str,
+        inventories: &[(&str, Inventory)],
+        traits: &[&str],
+    ) -> Result<(), PlacementError> {
+        PlacementClient::set_inventory_and_traits(self, uuid, name, inventories, traits).await
+    }
+
+    async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError> {
+        PlacementClient::delete_allocations(self, consumer).await
+    }
+}
+
 #[derive(Clone)]
 pub struct PlacementClient {
     http: reqwest::Client,

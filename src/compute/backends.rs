@@ -1,30 +1,22 @@
-//! The seams between the compute manager and the services it drives: images,
-//! networking and container options. Each is a trait so the state machine can be
-//! exercised without them; the real implementations wrap [`crate::image`],
-//! [`crate::network`] and [`crate::userdata`].
+//! The seams between the compute manager and the services it drives besides
+//! the driver: images, networking and container options. Each is a trait, with
+//! the real implementation here (wrapping [`crate::image`], [`crate::network`]
+//! and [`crate::userdata`]) and a fake in the state machine's tests.
 
 use async_trait::async_trait;
-use bollard::models::ContainerCreateBody;
 
+use super::request::SnapshotKind;
 use crate::context::RequestContext;
 use crate::exception::NovaException;
+use crate::network::NetworkInfo;
 use crate::objects::Instance;
+use crate::virt::spec::ContainerOptions;
+use crate::virt::split_hostname;
 
-/// What a snapshot is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotKind {
-    Snapshot,
-    /// A backup, keeping the newest `rotation` of `backup_type`.
-    Backup {
-        backup_type: String,
-        rotation: u32,
-    },
-}
-
-/// Glance images in and out of Docker.
+/// Glance images in and out of the engine.
 #[async_trait]
 pub trait ImageBackend: Send + Sync {
-    /// Make the Glance image present in Docker; returns the local reference.
+    /// Make the Glance image present in the engine; returns the local reference.
     async fn ensure_image(
         &self,
         ctx: &RequestContext,
@@ -37,19 +29,19 @@ pub trait ImageBackend: Send + Sync {
         ctx: &RequestContext,
         instance: &Instance,
         image_id: &str,
-        kind: SnapshotKind,
+        kind: &SnapshotKind,
     ) -> Result<(), NovaException>;
 }
 
 /// Networking of an instance from its network_info.
 #[async_trait]
 pub trait NetworkBackend: Send + Sync {
-    /// Host-side plumbing before the container starts. Returns the Docker
-    /// NetworkMode the container must be created with (None = "none").
+    /// Host-side plumbing before the container starts. Returns the engine
+    /// network the container must join (None: none).
     async fn plug(
         &self,
         instance: &Instance,
-        network_info: &str,
+        network_info: &NetworkInfo,
     ) -> Result<Option<String>, NovaException>;
 
     /// Wire the started container (its network namespace is that of `pid`);
@@ -57,18 +49,16 @@ pub trait NetworkBackend: Send + Sync {
     async fn attach(
         &self,
         instance: &Instance,
-        network_info: &str,
+        network_info: &NetworkInfo,
         pid: u32,
     ) -> Result<(), NovaException>;
 
     /// Remove everything `plug` and `attach` made.
-    async fn unplug(&self, instance: &Instance, network_info: &str) -> Result<(), NovaException>;
-
-    /// The external events (name, tag) Neutron sends once the plugged VIFs are
-    /// wired (`network-vif-plugged` for each VIF not active yet).
-    fn expected_events(&self, _network_info: &str) -> Vec<(String, String)> {
-        Vec::new()
-    }
+    async fn unplug(
+        &self,
+        instance: &Instance,
+        network_info: &NetworkInfo,
+    ) -> Result<(), NovaException>;
 }
 
 /// Container options from the instance's user_data, checked against the policy.
@@ -78,7 +68,7 @@ pub trait OptionsBackend: Send + Sync {
         &self,
         ctx: &RequestContext,
         instance: &Instance,
-    ) -> Result<Option<ContainerCreateBody>, NovaException>;
+    ) -> Result<Option<ContainerOptions>, NovaException>;
 }
 
 /// Glance and Docker through [`crate::image::ImageService`].
@@ -97,7 +87,7 @@ impl ImageBackend for crate::image::ImageService {
         ctx: &RequestContext,
         instance: &Instance,
         image_id: &str,
-        kind: SnapshotKind,
+        kind: &SnapshotKind,
     ) -> Result<(), NovaException> {
         let container = crate::virt::container_name(instance.uuid());
         let props = crate::image::SnapshotProps {
@@ -124,8 +114,8 @@ impl ImageBackend for crate::image::ImageService {
                     &container,
                     image_id,
                     props,
-                    &backup_type,
-                    rotation as usize,
+                    backup_type,
+                    *rotation as usize,
                 )
                 .await?;
             }
@@ -140,47 +130,41 @@ impl NetworkBackend for crate::network::VifManager {
     async fn plug(
         &self,
         instance: &Instance,
-        network_info: &str,
+        network_info: &NetworkInfo,
     ) -> Result<Option<String>, NovaException> {
-        let vifs = crate::network::parse_network_info(network_info)?;
-        if vifs.is_empty() {
+        if network_info.is_empty() {
             return Ok(None);
         }
-        self.plug_all(instance.uuid(), &vifs).await?;
+        self.plug_all(instance.uuid(), network_info).await?;
         Ok(Some(self.network_mode()))
     }
 
     async fn attach(
         &self,
         instance: &Instance,
-        network_info: &str,
+        network_info: &NetworkInfo,
         pid: u32,
     ) -> Result<(), NovaException> {
-        let vifs = crate::network::parse_network_info(network_info)?;
-        if vifs.is_empty() {
+        if network_info.is_empty() {
             return Ok(());
         }
-        let guest = crate::network::GuestInfo {
-            hostname: instance.hostname().to_string(),
-            domain: None,
-        };
-        self.attach_all(instance.uuid(), pid, &vifs, &guest).await?;
+        let (hostname, domain) = split_hostname(instance.hostname());
+        let guest = crate::network::GuestInfo { hostname, domain };
+        self.attach_all(instance.uuid(), pid, network_info, &guest)
+            .await?;
         Ok(())
     }
 
-    async fn unplug(&self, instance: &Instance, network_info: &str) -> Result<(), NovaException> {
-        let vifs = crate::network::parse_network_info(network_info)?;
-        if vifs.is_empty() {
+    async fn unplug(
+        &self,
+        instance: &Instance,
+        network_info: &NetworkInfo,
+    ) -> Result<(), NovaException> {
+        if network_info.is_empty() {
             return Ok(());
         }
-        self.unplug_all(instance.uuid(), &vifs).await?;
+        self.unplug_all(instance.uuid(), network_info).await?;
         Ok(())
-    }
-
-    fn expected_events(&self, network_info: &str) -> Vec<(String, String)> {
-        crate::network::parse_network_info(network_info)
-            .map(|v| crate::network::model::vif_plugged_events(&v))
-            .unwrap_or_default()
     }
 }
 
@@ -196,7 +180,7 @@ impl OptionsBackend for UserDataOptions {
         &self,
         ctx: &RequestContext,
         instance: &Instance,
-    ) -> Result<Option<ContainerCreateBody>, NovaException> {
+    ) -> Result<Option<ContainerOptions>, NovaException> {
         let uuid = instance.uuid();
         let Some(opts) =
             crate::userdata::decode(instance.user_data()).map_err(|e| e.to_build_abort(uuid))?

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::oneshot;
-use tracing::warn;
+use tracing::{info, warn};
 
-use crate::exception::NovaException;
+use super::request::ExternalEvent;
+use super::ComputeManager;
+use crate::exception::{Class, NovaException};
 
 /// One expected event: (name, tag) and where its status arrives.
 pub type Wait = ((String, String), oneshot::Receiver<String>);
@@ -69,7 +71,7 @@ impl InstanceEvents {
             if let Some(f) = failure {
                 if fatal {
                     result = Err(NovaException::nova(
-                        "VirtualInterfaceCreateException",
+                        Class::VirtualInterfaceCreateException,
                         format!("Virtual Interface creation failed: {f}"),
                         json!({"code": 500}),
                     ));
@@ -81,11 +83,54 @@ impl InstanceEvents {
                 );
             }
         }
+        self.forget(uuid);
+        result
+    }
+
+    /// Drop the waiters of an instance (its build failed or gave up waiting).
+    pub fn forget(&self, uuid: &str) {
         self.waiters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(u, _, _), _| u != uuid);
-        result
+    }
+}
+
+impl ComputeManager {
+    /// Wait for the events a build registered, as `vif_plugging_timeout` and
+    /// `vif_plugging_is_fatal` say.
+    pub(crate) async fn wait_for_events(
+        &self,
+        uuid: &str,
+        waits: Vec<Wait>,
+    ) -> Result<(), NovaException> {
+        self.events
+            .wait(
+                uuid,
+                waits,
+                self.cfg.vif_plugging_timeout,
+                self.cfg.vif_plugging_is_fatal,
+            )
+            .await
+    }
+
+    /// external_instance_event (cast): `network-vif-plugged` and friends,
+    /// handed to whoever waits for them (a build waiting for its VIFs).
+    pub async fn external_instance_event(&self, events: &[ExternalEvent]) {
+        for e in events {
+            let tag = e.tag.as_deref().unwrap_or_default();
+            let waited = self
+                .events
+                .deliver(&e.instance_uuid, &e.name, tag, &e.status);
+            info!(
+                instance = %e.instance_uuid,
+                name = %e.name,
+                tag,
+                status = %e.status,
+                waited,
+                "external instance event"
+            );
+        }
     }
 }
 

@@ -1,28 +1,24 @@
-//! Being a compute node: start-up registration (Service, ComputeNode, placement),
-//! the heartbeat, resource reports, and keeping Nova's power states in step with
-//! Docker, which is the truth.
+//! Being a compute node: start-up registration (Service, ComputeNode,
+//! placement), the heartbeat and the resource reports.
 
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::ops::PowerOp;
 use super::ComputeManager;
 use crate::clients::conductor::CallError;
 use crate::clients::placement::{Inventory, TRAITS};
 use crate::config::DefaultConfig;
 use crate::context::RequestContext;
-use crate::exception::NovaException;
-use crate::objects::{new_service, vm_state, Instance, NovaObject, SERVICE_VERSION};
-use crate::virt::docker::{EventKind, HostResources};
-use crate::virt::PowerState;
+use crate::exception::{Class, NovaException};
+use crate::objects::{new_service, NovaObject, SERVICE_VERSION};
+use crate::virt::HostResources;
 
 /// The node uuid, kept in `<state_path>/compute_id` like nova's, so that it
 /// survives restarts (a new uuid would be a new node to Nova and placement).
+/// Blocking: call it off the async workers.
 pub fn node_uuid(state_path: &Path) -> std::io::Result<String> {
     let f = state_path.join("compute_id");
     match std::fs::read_to_string(&f) {
@@ -109,10 +105,7 @@ impl ResourcePolicy {
 
 impl ComputeManager {
     /// Ping the conductor until it answers (nova-compute waits the same way).
-    pub async fn wait_for_conductor(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), CallError> {
+    pub async fn wait_for_conductor(&self) -> Result<(), CallError> {
         let ctx = RequestContext::admin();
         let mut delay = Duration::from_secs(1);
         loop {
@@ -120,9 +113,8 @@ impl ComputeManager {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     warn!(error = %e, "conductor did not answer the ping; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => return Err(CallError::Transport("shutting down".into())),
+                    if !self.tasks.sleep(delay).await {
+                        return Err(CallError::Transport("shutting down".into()));
                     }
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
@@ -225,7 +217,7 @@ impl ComputeManager {
         node_uuid: &str,
         policy: &ResourcePolicy,
         host_ip: &str,
-    ) -> Result<(), crate::exception::NovaException> {
+    ) -> Result<(), NovaException> {
         let ctx = RequestContext::admin();
         let mut r = self.driver.host_resources().await?;
         r.hypervisor_hostname = self.cfg.host.clone();
@@ -242,7 +234,7 @@ impl ComputeManager {
         let mut node = match existing {
             Ok(v) => {
                 let mut n = NovaObject::from_primitive_of(&v, "ComputeNode")
-                    .map_err(|e| crate::exception::NovaException::internal(e.to_string()))?;
+                    .map_err(|e| NovaException::internal(e.to_string()))?;
                 n.reset_changes();
                 self.fill_node(&mut n, &r, policy, host_ip);
                 if !n.changes.is_empty() {
@@ -252,7 +244,7 @@ impl ComputeManager {
                 }
                 n
             }
-            Err(e) if e.is_remote("ComputeHostNotFound") => {
+            Err(e) if e.is_remote(Class::ComputeHostNotFound) => {
                 let mut n = NovaObject::new("ComputeNode", "1.19");
                 n.set("uuid", json!(node_uuid));
                 n.set("host", json!(self.cfg.host));
@@ -281,11 +273,11 @@ impl ComputeManager {
         node_uuid: &str,
         policy: &ResourcePolicy,
         r: &HostResources,
-    ) -> Result<(), crate::exception::NovaException> {
+    ) -> Result<(), NovaException> {
         if let Some(p) = &self.placement {
             p.set_inventory_and_traits(node_uuid, &self.cfg.host, &policy.inventory(r), TRAITS)
                 .await
-                .map_err(|e| crate::exception::NovaException::internal(e.to_string()))?;
+                .map_err(|e| NovaException::internal(e.to_string()))?;
         }
         Ok(())
     }
@@ -347,221 +339,6 @@ impl ComputeManager {
             .await?;
         service.reset_changes();
         Ok(())
-    }
-
-    /// Bring one instance's record in line with its container (the power-state
-    /// sync): an ACTIVE instance whose container stopped or died becomes SHUTOFF.
-    pub async fn sync_instance(&self, uuid: &str) {
-        let lock = self.instance_lock(uuid);
-        let _g = lock.lock().await;
-        let ctx = RequestContext::admin();
-        let mut inst = match self.conductor.instance_get(&ctx, uuid).await {
-            Ok(i) => i,
-            Err(e) => {
-                debug!(instance = uuid, error = %e, "not syncing: instance not readable");
-                return;
-            }
-        };
-        self.sync_record(&ctx, &mut inst).await;
-    }
-
-    /// The power state of an instance's container (`NoState` when there is
-    /// none); `None`, logged under `during`, when Docker cannot say.
-    async fn container_state(&self, uuid: &str, during: &str) -> Option<PowerState> {
-        match self.driver.get_info(uuid).await {
-            Ok(i) => Some(i.state),
-            Err(crate::virt::docker::DriverError::NotFound { .. }) => Some(PowerState::NoState),
-            Err(e) => {
-                warn!(instance = %uuid, error = %e, "{during}: cannot read the container");
-                None
-            }
-        }
-    }
-
-    async fn sync_record(&self, ctx: &RequestContext, inst: &mut Instance) {
-        if inst.host() != Some(self.cfg.host.as_str()) || inst.task_state().is_some() {
-            return;
-        }
-        let uuid = inst.uuid().to_string();
-        let Some(state) = self.container_state(&uuid, "power sync").await else {
-            return;
-        };
-        let recorded = inst.power_state();
-        let vm = inst.vm_state().unwrap_or_default().to_string();
-        let stopped = matches!(
-            state,
-            PowerState::Shutdown | PowerState::Crashed | PowerState::NoState
-        );
-        if vm == vm_state::ACTIVE && stopped {
-            info!(instance = %uuid, power_state = state.name(), "container stopped behind Nova's back: instance is now SHUTOFF");
-            inst.set_power_state(state);
-            inst.set_vm_state(vm_state::STOPPED);
-            inst.set_task_state(None);
-            if let Err(e) = self.conductor.instance_save(ctx, inst, Some(&[None])).await {
-                warn!(instance = %uuid, error = %e, "power sync save failed");
-            }
-        } else if recorded != state.as_int() && vm != vm_state::BUILDING && vm != vm_state::DELETED
-        {
-            inst.set_power_state(state);
-            if let Err(e) = self.conductor.instance_save(ctx, inst, Some(&[None])).await {
-                warn!(instance = %uuid, error = %e, "power sync save failed");
-            }
-        }
-    }
-
-    /// Start-up, before RPC is served (Nova's `init_host` / `_init_instance`): an
-    /// operation this service was doing when it stopped (a crash, a kill, a host
-    /// reboot) left its task state behind, and Nova's API refuses every action on
-    /// an instance with a task state. A build or rebuild that was cut off ends in
-    /// ERROR with a fault; a delete, stop or start is carried out again; any other
-    /// task state is dropped and the vm_state follows the container.
-    ///
-    /// Instances without a task state are synced as [`Self::sync_all`] does; one
-    /// listing serves both.
-    pub async fn start_up(&self) {
-        let ctx = RequestContext::admin();
-        let Some(list) = self.our_instances(&ctx).await else {
-            return;
-        };
-        for mut inst in list {
-            match inst.task_state().map(str::to_string) {
-                Some(ts) if inst.host() == Some(self.cfg.host.as_str()) => {
-                    self.init_instance(&ctx, inst, &ts).await
-                }
-                _ => {
-                    let lock = self.instance_lock(inst.uuid());
-                    let _g = lock.lock().await;
-                    self.sync_record(&ctx, &mut inst).await;
-                }
-            }
-        }
-    }
-
-    /// The instances Nova has on this host; `None` (logged) when it cannot say.
-    async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
-        match self.conductor.instances_on_host(ctx, &self.cfg.host).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                warn!(error = %e, "cannot list our instances");
-                None
-            }
-        }
-    }
-
-    async fn init_instance(&self, ctx: &RequestContext, mut inst: Instance, ts: &str) {
-        use crate::objects::task_state as t;
-        let uuid = inst.uuid().to_string();
-        info!(instance = %uuid, task_state = ts, "start-up: the operation in progress when the service stopped is resolved");
-        let args = || {
-            let mut m = serde_json::Map::new();
-            m.insert("instance".into(), inst.to_primitive());
-            m
-        };
-        let cut_off = |what: &str| {
-            NovaException::internal(format!(
-                "The compute service restarted while the instance was being {what}; the operation did not finish."
-            ))
-        };
-        let building = inst.vm_state() == Some(vm_state::BUILDING)
-            || [
-                t::SCHEDULING,
-                t::BLOCK_DEVICE_MAPPING,
-                t::NETWORKING,
-                t::SPAWNING,
-            ]
-            .contains(&ts);
-        let rebuilding = [
-            t::REBUILDING,
-            t::REBUILD_BLOCK_DEVICE_MAPPING,
-            t::REBUILD_SPAWNING,
-        ]
-        .contains(&ts);
-        let op = match ts {
-            t::POWERING_OFF => Some(PowerOp::Stop),
-            t::POWERING_ON => Some(PowerOp::Start),
-            _ => None,
-        };
-        if building || rebuilding {
-            let lock = self.instance_lock(&uuid);
-            let _g = lock.lock().await;
-            let e = cut_off(if building { "built" } else { "rebuilt" });
-            self.fail_instance(ctx, &mut inst, &e, true).await;
-        } else if ts == t::DELETING {
-            let _ = self.terminate_instance(ctx.clone(), args()).await;
-        } else if let Some(op) = op {
-            let _ = self.power_op(op, ctx.clone(), args()).await;
-        } else {
-            let lock = self.instance_lock(&uuid);
-            let _g = lock.lock().await;
-            let Some(state) = self.container_state(&uuid, "start-up").await else {
-                return;
-            };
-            let vm = match state {
-                PowerState::Running => vm_state::ACTIVE,
-                PowerState::Paused => vm_state::PAUSED,
-                PowerState::Suspended => vm_state::SUSPENDED,
-                _ => vm_state::STOPPED,
-            };
-            // a soft-deleted instance stays soft-deleted
-            if inst.vm_state() != Some(vm_state::SOFT_DELETED) || ts == t::RESTORING {
-                inst.set_vm_state(vm);
-            }
-            inst.set_power_state(state);
-            inst.set_task_state(None);
-            if let Err(e) = self
-                .conductor
-                .instance_save(ctx, &mut inst, Some(&[Some(ts)]))
-                .await
-            {
-                warn!(instance = %uuid, error = %e, "start-up: cannot clear the task state");
-            }
-        }
-    }
-
-    /// Sync every instance Nova has on this host (start-up and periodic backstop).
-    pub async fn sync_all(&self) {
-        let ctx = RequestContext::admin();
-        let Some(list) = self.our_instances(&ctx).await else {
-            return;
-        };
-        for mut inst in list {
-            let lock = self.instance_lock(inst.uuid());
-            let _g = lock.lock().await;
-            self.sync_record(&ctx, &mut inst).await;
-        }
-    }
-
-    /// Follow Docker's event stream: a container of ours that stops or dies is
-    /// noticed within seconds (as libvirt's lifecycle events do for Nova).
-    pub async fn watch_events(self: std::sync::Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let mut events = Box::pin(self.driver.events());
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    ev = events.next() => match ev {
-                        Some(Ok(ev)) => {
-                            if matches!(ev.kind, EventKind::Died | EventKind::Stopped | EventKind::Oom | EventKind::Destroyed) {
-                                let me = self.clone();
-                                tokio::spawn(async move {
-                                    // let our own operation on it finish first
-                                    tokio::time::sleep(Duration::from_millis(200)).await;
-                                    me.sync_instance(&ev.uuid).await;
-                                });
-                            }
-                        }
-                        Some(Err(e)) => { warn!(error = %e, "docker event stream error"); break; }
-                        None => break,
-                    }
-                }
-            }
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-            // events may have been missed while the stream was down
-            self.sync_all().await;
-        }
     }
 }
 

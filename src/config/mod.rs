@@ -277,6 +277,8 @@ pub struct DefaultConfig {
     pub sync_power_state_interval: i64,
     pub resource_tracker_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// How long a stop waits for running work (oslo.service's option; 0: no limit).
+    pub graceful_shutdown_timeout: Duration,
     pub vif_plugging_timeout: Duration,
     pub vif_plugging_is_fatal: bool,
     pub max_concurrent_builds: usize,
@@ -309,6 +311,10 @@ impl DefaultConfig {
             sync_power_state_interval: g.int("sync_power_state_interval", 600)?,
             resource_tracker_interval: g.secs("update_resources_interval", 60)?,
             shutdown_timeout: g.secs("shutdown_timeout", 60)?,
+            graceful_shutdown_timeout: match g.secs("graceful_shutdown_timeout", 60)? {
+                d if d.is_zero() => Duration::MAX,
+                d => d,
+            },
             vif_plugging_timeout: g.secs("vif_plugging_timeout", 300)?,
             vif_plugging_is_fatal: g.bool("vif_plugging_is_fatal", true)?,
             max_concurrent_builds: g.int_range("max_concurrent_builds", 10, 0, 100000)? as usize,

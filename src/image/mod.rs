@@ -37,7 +37,7 @@ use thiserror::Error;
 
 use crate::config::{ConfigError, Ini};
 use crate::context::RequestContext;
-use crate::exception::NovaException;
+use crate::exception::{Class, NovaException};
 
 pub use glance::{
     patch_ops_for, validate_image_id, GlanceClient, GlanceConfig, ImageRecord, PatchOp,
@@ -131,26 +131,28 @@ impl From<ImageError> for NovaException {
                 NovaException::image_unacceptable(image_id, reason)
             }
             ImageError::NotActive { image_id, .. } => {
-                NovaException::nova("ImageNotActive", msg, json!({"image_id": image_id}))
+                NovaException::nova(Class::ImageNotActive, msg, json!({"image_id": image_id}))
             }
             ImageError::NotAuthorized { image_id } => NovaException::nova(
-                "ImageNotAuthorized",
+                Class::ImageNotAuthorized,
                 msg,
                 json!({"image_id": image_id, "code": 403}),
             ),
             ImageError::Unauthorized(_) => {
-                NovaException::nova("NotAuthorized", msg, json!({"code": 403}))
+                NovaException::nova(Class::NotAuthorized, msg, json!({"code": 403}))
             }
             ImageError::BadRequest { image_id, response } => NovaException::nova(
-                "ImageBadRequest",
+                Class::ImageBadRequest,
                 msg,
                 json!({"image_id": image_id, "response": response, "code": 400}),
             ),
-            ImageError::QuotaExceeded { image_id } => {
-                NovaException::nova("ImageQuotaExceeded", msg, json!({"image_id": image_id}))
-            }
+            ImageError::QuotaExceeded { image_id } => NovaException::nova(
+                Class::ImageQuotaExceeded,
+                msg,
+                json!({"image_id": image_id}),
+            ),
             ImageError::Unavailable { servers, reason } => NovaException::nova(
-                "GlanceConnectionFailed",
+                Class::GlanceConnectionFailed,
                 msg,
                 json!({"server": servers, "reason": reason}),
             ),

@@ -188,13 +188,15 @@ pub fn write_etc_file(pid: u32, name: &str, content: &str) -> Result<(), Network
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::model::parse_network_info;
+    use crate::network::model::NetworkInfo;
 
     fn fixture(name: &str) -> Vec<Vif> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/network")
             .join(name);
-        parse_network_info(&std::fs::read_to_string(p).unwrap()).unwrap()
+        NetworkInfo::parse(&std::fs::read_to_string(p).unwrap())
+            .unwrap()
+            .into_vifs()
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   namespace is new on every start; attaching is idempotent and re-plugs;
 //! - at destroy: [`VifManager::unplug_all`] (after the container is gone, or with
 //!   [`VifManager::detach_all`] first while it runs);
-//! - interface hot plug: [`VifManager::attach_interface`] / [`VifManager::detach_interface`].
+//! - interface hot plug: [`VifManager::attach_interface`] / [`VifManager::detach_interface`]
+//!   (not reached through Nova yet: its `attach_interface` answers NotSupported).
 //!
 //! Interfaces are `eth0`, `eth1`, ... in network_info order.
 
@@ -30,10 +31,10 @@ use tracing::{info, warn};
 pub use config::{NetworkConfig, VifDriverKind};
 pub use drivers::{make_driver, VifDriver};
 pub use guest::GuestInfo;
-pub use model::{parse_network_info, vif_plugged_events, FixedIp, Ip, Network, Route, Subnet, Vif};
+pub use model::{FixedIp, Ip, Network, NetworkInfo, Route, Subnet, Vif};
 
 use crate::config::{ConfigError, Ini};
-use crate::exception::NovaException;
+use crate::exception::{Class, NovaException};
 
 #[derive(Debug, Error)]
 pub enum NetworkError {
@@ -88,23 +89,23 @@ impl From<NetworkError> for NovaException {
         let message = e.to_string();
         match &e {
             NetworkError::AttachFailed { instance_uuid, .. } => NovaException::nova(
-                "InterfaceAttachFailed",
+                Class::InterfaceAttachFailed,
                 format!("Failed to attach network adapter device to {instance_uuid}"),
                 json!({"instance_uuid": instance_uuid, "code": 500}),
             ),
             NetworkError::DetachFailed { instance_uuid, .. } => NovaException::nova(
-                "InterfaceDetachFailed",
+                Class::InterfaceDetachFailed,
                 format!("Failed to detach network adapter device from {instance_uuid}"),
                 json!({"instance_uuid": instance_uuid, "code": 400}),
             ),
             NetworkError::UnplugFailed { .. } => NovaException::nova(
-                "VirtualInterfaceUnplugException",
+                Class::VirtualInterfaceUnplugException,
                 format!("Failed to unplug virtual interface: {message}"),
                 json!({"reason": message, "code": 500}),
             ),
             NetworkError::Config(_) => NovaException::internal(message),
             _ => NovaException::nova(
-                "VirtualInterfacePlugException",
+                Class::VirtualInterfacePlugException,
                 message,
                 json!({"code": 500}),
             ),

@@ -366,36 +366,83 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 
 /// Parse `InstanceInfoCache.network_info` (a JSON list of VIF dicts; `null` or an
 /// empty string is an instance without networking).
-pub fn parse_network_info(json: &str) -> Result<Vec<Vif>, NetworkError> {
-    let t = json.trim();
-    if t.is_empty() || t == "null" {
-        return Ok(Vec::new());
-    }
-    let vifs: Vec<Vif> =
-        serde_json::from_str(t).map_err(|e| NetworkError::InvalidNetworkInfo(e.to_string()))?;
-    let mut seen = std::collections::HashSet::new();
-    for v in &vifs {
-        v.validate()?;
-        if !seen.insert(v.short_id().to_string()) {
-            return Err(NetworkError::InvalidNetworkInfo(format!(
-                "two VIFs share the id prefix {} (VIF {})",
-                v.short_id(),
-                v.id
-            )));
+/// An instance's network_info (`nova.network.model.NetworkInfo`): its VIFs, in
+/// the order they appear in the container (`eth0`, `eth1`, ...). Parsed once,
+/// where it enters (the instance's info cache, or Neutron's ports), and passed
+/// on as this type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct NetworkInfo(Vec<Vif>);
+
+impl NetworkInfo {
+    /// Read network_info as Nova stores it (a JSON list of VIF dicts; empty or
+    /// `null` means no VIFs). Every VIF is validated, and no two may share the
+    /// interface-name prefix of their ids.
+    pub fn parse(json: &str) -> Result<Self, NetworkError> {
+        let t = json.trim();
+        if t.is_empty() || t == "null" {
+            return Ok(Self::default());
         }
+        let vifs: Vec<Vif> =
+            serde_json::from_str(t).map_err(|e| NetworkError::InvalidNetworkInfo(e.to_string()))?;
+        Self::new(vifs)
     }
-    Ok(vifs)
+
+    /// From VIFs built here, with the same checks as [`Self::parse`].
+    pub fn new(vifs: Vec<Vif>) -> Result<Self, NetworkError> {
+        let mut seen = std::collections::HashSet::new();
+        for v in &vifs {
+            v.validate()?;
+            if !seen.insert(v.short_id().to_string()) {
+                return Err(NetworkError::InvalidNetworkInfo(format!(
+                    "two VIFs share the id prefix {} (VIF {})",
+                    v.short_id(),
+                    v.id
+                )));
+            }
+        }
+        Ok(NetworkInfo(vifs))
+    }
+
+    pub fn vifs(&self) -> &[Vif] {
+        &self.0
+    }
+
+    pub fn into_vifs(self) -> Vec<Vif> {
+        self.0
+    }
+
+    /// The JSON text Nova stores in the info cache.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The Neutron events to wait for before starting an instance with these
+    /// VIFs: `("network-vif-plugged", vif id)` for each VIF that is not active
+    /// yet (as Nova's libvirt driver computes them; honour
+    /// `vif_plugging_timeout` and `vif_plugging_is_fatal` while waiting).
+    pub fn vif_plugged_events(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter(|v| !v.active)
+            .map(|v| ("network-vif-plugged".to_string(), v.id.clone()))
+            .collect()
+    }
 }
 
-/// The Neutron events to wait for before starting an instance with these VIFs:
-/// `("network-vif-plugged", vif id)` for each VIF that is not active yet (as Nova's
-/// libvirt driver computes them; honour `vif_plugging_timeout` and
-/// `vif_plugging_is_fatal` while waiting).
-pub fn vif_plugged_events(vifs: &[Vif]) -> Vec<(String, String)> {
-    vifs.iter()
-        .filter(|v| !v.active)
-        .map(|v| ("network-vif-plugged".to_string(), v.id.clone()))
-        .collect()
+impl<'a> IntoIterator for &'a NetworkInfo {
+    type Item = &'a Vif;
+    type IntoIter = std::slice::Iter<'a, Vif>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Deref for NetworkInfo {
+    type Target = [Vif];
+    fn deref(&self) -> &[Vif] {
+        &self.0
+    }
 }
 
 /// The interface name of the n-th VIF of network_info inside the container.
@@ -425,7 +472,7 @@ mod tests {
             "ovs_hybrid.json",
         ] {
             let text = fixture(f);
-            let vifs = parse_network_info(&text).unwrap();
+            let vifs = NetworkInfo::parse(&text).unwrap();
             assert!(!vifs.is_empty(), "{f}");
             let back = serde_json::to_value(&vifs).unwrap();
             let orig: Value = serde_json::from_str(&text).unwrap();
@@ -435,7 +482,7 @@ mod tests {
 
     #[test]
     fn dual_stack_fields() {
-        let vifs = parse_network_info(&fixture("two_vifs.json")).unwrap();
+        let vifs = NetworkInfo::parse(&fixture("two_vifs.json")).unwrap();
         let v = &vifs[0];
         assert_eq!(v.vif_type.as_deref(), Some("bridge"));
         assert_eq!(v.mtu(), Some(1400));
@@ -464,17 +511,17 @@ mod tests {
 
     #[test]
     fn vlan_and_ovs_details() {
-        let v = &parse_network_info(&fixture("vlan.json")).unwrap()[0];
+        let v = &NetworkInfo::parse(&fixture("vlan.json")).unwrap()[0];
         assert_eq!(v.vlan(), Some(3077));
         assert_eq!(
             v.network.as_ref().unwrap().meta_str("bridge_interface"),
             Some("dummy0")
         );
-        let o = &parse_network_info(&fixture("ovs_hybrid.json")).unwrap()[0];
+        let o = &NetworkInfo::parse(&fixture("ovs_hybrid.json")).unwrap()[0];
         assert!(o.ovs_hybrid_plug());
         assert_eq!(o.iface_id(), o.id);
         assert_eq!(o.qvo_name(), "qvo6a7b8c9d-0e");
-        let o = &parse_network_info(&fixture("ovs.json")).unwrap()[0];
+        let o = &NetworkInfo::parse(&fixture("ovs.json")).unwrap()[0];
         assert!(!o.ovs_hybrid_plug());
     }
 
@@ -483,7 +530,7 @@ mod tests {
         let j = r#"[{"id":"abcdef01-2345","address":"fa:16:3e:aa:bb:cc","type":"ovs",
             "details":null,"network":{"id":"n","subnets":null,"meta":null,"new_key":[1]},
             "future_field":{"x":1}}]"#;
-        let v = parse_network_info(j).unwrap();
+        let v = NetworkInfo::parse(j).unwrap();
         assert!(v[0].details.is_empty());
         assert_eq!(
             v[0].extra.get("future_field"),
@@ -493,27 +540,27 @@ mod tests {
             v[0].network.as_ref().unwrap().extra.get("new_key"),
             Some(&serde_json::json!([1]))
         );
-        assert!(parse_network_info("").unwrap().is_empty());
-        assert!(parse_network_info("null").unwrap().is_empty());
-        assert!(parse_network_info("[]").unwrap().is_empty());
+        assert!(NetworkInfo::parse("").unwrap().is_empty());
+        assert!(NetworkInfo::parse("null").unwrap().is_empty());
+        assert!(NetworkInfo::parse("[]").unwrap().is_empty());
     }
 
     #[test]
     fn bad_input_is_a_clear_error() {
         assert!(matches!(
-            parse_network_info("{"),
+            NetworkInfo::parse("{"),
             Err(NetworkError::InvalidNetworkInfo(_))
         ));
         assert!(matches!(
-            parse_network_info(r#"[{"address":"x"}]"#),
+            NetworkInfo::parse(r#"[{"address":"x"}]"#),
             Err(NetworkError::InvalidNetworkInfo(_))
         ));
         assert!(matches!(
-            parse_network_info(r#"[{"id":"../../etc/x"}]"#),
+            NetworkInfo::parse(r#"[{"id":"../../etc/x"}]"#),
             Err(NetworkError::InvalidVif { .. })
         ));
         assert!(matches!(
-            parse_network_info(r#"[{"id":"abcdef012345"},{"id":"abcdef01234z"}]"#),
+            NetworkInfo::parse(r#"[{"id":"abcdef012345"},{"id":"abcdef01234z"}]"#),
             Err(NetworkError::InvalidNetworkInfo(_))
         ));
         let v: Vif =
@@ -523,12 +570,14 @@ mod tests {
 
     #[test]
     fn plug_events_for_inactive_vifs() {
-        let mut vifs = parse_network_info(&fixture("two_vifs.json")).unwrap();
-        assert!(vif_plugged_events(&vifs).is_empty());
+        let nw = NetworkInfo::parse(&fixture("two_vifs.json")).unwrap();
+        assert!(nw.vif_plugged_events().is_empty());
+        let mut vifs = nw.vifs().to_vec();
         vifs[1].active = false;
+        let nw = NetworkInfo::new(vifs).unwrap();
         assert_eq!(
-            vif_plugged_events(&vifs),
-            vec![("network-vif-plugged".to_string(), vifs[1].id.clone())]
+            nw.vif_plugged_events(),
+            vec![("network-vif-plugged".to_string(), nw[1].id.clone())]
         );
     }
 

@@ -2,96 +2,97 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{NovaObject, ObjectError};
+use super::{NovaObject, ObjectError, TaskState, VmState};
+use crate::network::NetworkInfo;
+use crate::virt::PowerState;
 
-/// nova/compute/vm_states.py
-pub mod vm_state {
-    pub const ACTIVE: &str = "active";
-    pub const BUILDING: &str = "building";
-    pub const PAUSED: &str = "paused";
-    pub const SUSPENDED: &str = "suspended";
-    pub const STOPPED: &str = "stopped";
-    pub const RESCUED: &str = "rescued";
-    pub const RESIZED: &str = "resized";
-    pub const SOFT_DELETED: &str = "soft-delete";
-    pub const DELETED: &str = "deleted";
-    pub const ERROR: &str = "error";
-    pub const SHELVED: &str = "shelved";
-    pub const SHELVED_OFFLOADED: &str = "shelved_offloaded";
-}
-
-/// nova/compute/task_states.py (the ones a compute host sets or expects)
-pub mod task_state {
-    pub const SCHEDULING: &str = "scheduling";
-    pub const BLOCK_DEVICE_MAPPING: &str = "block_device_mapping";
-    pub const NETWORKING: &str = "networking";
-    pub const SPAWNING: &str = "spawning";
-    pub const IMAGE_SNAPSHOT: &str = "image_snapshot";
-    pub const IMAGE_SNAPSHOT_PENDING: &str = "image_snapshot_pending";
-    pub const IMAGE_PENDING_UPLOAD: &str = "image_pending_upload";
-    pub const IMAGE_UPLOADING: &str = "image_uploading";
-    pub const IMAGE_BACKUP: &str = "image_backup";
-    pub const UPDATING_PASSWORD: &str = "updating_password";
-    pub const REBOOTING: &str = "rebooting";
-    pub const REBOOT_PENDING: &str = "reboot_pending";
-    pub const REBOOT_STARTED: &str = "reboot_started";
-    pub const REBOOTING_HARD: &str = "rebooting_hard";
-    pub const REBOOT_PENDING_HARD: &str = "reboot_pending_hard";
-    pub const REBOOT_STARTED_HARD: &str = "reboot_started_hard";
-    pub const PAUSING: &str = "pausing";
-    pub const UNPAUSING: &str = "unpausing";
-    pub const SUSPENDING: &str = "suspending";
-    pub const RESUMING: &str = "resuming";
-    pub const POWERING_OFF: &str = "powering-off";
-    pub const POWERING_ON: &str = "powering-on";
-    pub const REBUILDING: &str = "rebuilding";
-    pub const REBUILD_BLOCK_DEVICE_MAPPING: &str = "rebuild_block_device_mapping";
-    pub const REBUILD_SPAWNING: &str = "rebuild_spawning";
-    pub const DELETING: &str = "deleting";
-    pub const SOFT_DELETING: &str = "soft-deleting";
-    pub const RESTORING: &str = "restoring";
-}
-
-/// An Instance object with typed access to the fields the compute service uses.
+/// An Instance object with typed access to the fields the compute service
+/// reads and writes. Its network_info is parsed once, when the object arrives.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Instance(pub NovaObject);
+pub struct Instance {
+    obj: NovaObject,
+    network_info: NetworkInfo,
+}
+
+fn field_err(field: &str, reason: impl Into<String>) -> ObjectError {
+    ObjectError::Field {
+        name: "Instance".into(),
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
 
 impl Instance {
+    /// Read an Instance primitive: it must have a uuid, states Nova defines and
+    /// a network_info (if any) in Nova's VIF model.
     pub fn from_primitive(v: &Value) -> Result<Self, ObjectError> {
-        let o = NovaObject::from_primitive_of(v, "Instance")?;
-        if o.get_str("uuid").is_none() {
-            return Err(ObjectError::Field {
-                name: "Instance".into(),
-                field: "uuid".into(),
-                reason: "missing".into(),
-            });
+        Self::from_object(NovaObject::from_primitive_of(v, "Instance")?)
+    }
+
+    pub fn from_object(obj: NovaObject) -> Result<Self, ObjectError> {
+        if obj.get_str("uuid").is_none() {
+            return Err(field_err("uuid", "missing"));
         }
-        Ok(Instance(o))
+        if let Some(s) = obj.get_str("vm_state") {
+            VmState::parse(s)
+                .ok_or_else(|| field_err("vm_state", format!("unknown state {s:?}")))?;
+        }
+        if let Some(s) = obj.get_str("task_state") {
+            TaskState::parse(s)
+                .ok_or_else(|| field_err("task_state", format!("unknown task state {s:?}")))?;
+        }
+        let network_info = match info_cache_network_info(&obj) {
+            Some(text) => {
+                NetworkInfo::parse(&text).map_err(|e| field_err("info_cache", e.to_string()))?
+            }
+            None => NetworkInfo::default(),
+        };
+        Ok(Instance { obj, network_info })
     }
 
     pub fn to_primitive(&self) -> Value {
-        self.0.to_primitive()
+        self.obj.to_primitive()
+    }
+
+    /// The object as it travels (for the conductor client).
+    pub fn object(&self) -> &NovaObject {
+        &self.obj
+    }
+
+    pub fn object_mut(&mut self) -> &mut NovaObject {
+        &mut self.obj
+    }
+
+    /// Fields changed since the object arrived or was last saved.
+    pub fn changes(&self) -> &[String] {
+        &self.obj.changes
     }
 
     pub fn uuid(&self) -> &str {
-        self.0.get_str("uuid").unwrap_or_default()
+        self.obj.get_str("uuid").unwrap_or_default()
     }
 
     fn opt_str(&self, f: &str) -> Option<&str> {
-        self.0.get_str(f)
+        self.obj.get_str(f)
     }
 
-    pub fn vm_state(&self) -> Option<&str> {
-        self.opt_str("vm_state")
+    pub fn vm_state(&self) -> Option<VmState> {
+        self.opt_str("vm_state").and_then(VmState::parse)
     }
-    pub fn task_state(&self) -> Option<&str> {
-        self.opt_str("task_state")
+    pub fn task_state(&self) -> Option<TaskState> {
+        self.opt_str("task_state").and_then(TaskState::parse)
     }
-    pub fn power_state(&self) -> i64 {
-        self.0.get_i64("power_state").unwrap_or(0)
+    pub fn power_state(&self) -> PowerState {
+        self.obj
+            .get_i64("power_state")
+            .and_then(PowerState::from_int)
+            .unwrap_or(PowerState::NoState)
     }
     pub fn host(&self) -> Option<&str> {
         self.opt_str("host")
+    }
+    pub fn node(&self) -> Option<&str> {
+        self.opt_str("node")
     }
     pub fn project_id(&self) -> &str {
         self.opt_str("project_id").unwrap_or_default()
@@ -105,6 +106,9 @@ impl Instance {
     pub fn display_name(&self) -> &str {
         self.opt_str("display_name").unwrap_or_default()
     }
+    pub fn availability_zone(&self) -> Option<&str> {
+        self.opt_str("availability_zone").filter(|s| !s.is_empty())
+    }
     pub fn image_ref(&self) -> Option<&str> {
         self.opt_str("image_ref").filter(|s| !s.is_empty())
     }
@@ -115,65 +119,104 @@ impl Instance {
     pub fn memory_mb(&self) -> i64 {
         self.flavor()
             .map(|f| f.memory_mb)
-            .or_else(|| self.0.get_i64("memory_mb"))
+            .or_else(|| self.obj.get_i64("memory_mb"))
             .unwrap_or(0)
     }
     pub fn vcpus(&self) -> i64 {
         self.flavor()
             .map(|f| f.vcpus)
-            .or_else(|| self.0.get_i64("vcpus"))
+            .or_else(|| self.obj.get_i64("vcpus"))
             .unwrap_or(0)
     }
     pub fn root_gb(&self) -> i64 {
         self.flavor()
             .map(|f| f.root_gb)
-            .or_else(|| self.0.get_i64("root_gb"))
+            .or_else(|| self.obj.get_i64("root_gb"))
             .unwrap_or(0)
     }
 
     /// `metadata`, the user's key/value pairs (the old driver put them in the environment).
     pub fn metadata(&self) -> Vec<(String, String)> {
-        str_map(self.0.get("metadata"))
+        str_map(self.obj.get("metadata"))
     }
 
     pub fn system_metadata(&self) -> Vec<(String, String)> {
-        str_map(self.0.get("system_metadata"))
+        str_map(self.obj.get("system_metadata"))
     }
 
     pub fn flavor(&self) -> Option<Flavor> {
-        self.0
+        self.obj
             .get("flavor")
             .filter(|v| !v.is_null())
             .and_then(|v| Flavor::from_primitive(v).ok())
     }
 
-    /// `info_cache.network_info` as the JSON text Nova stores ("[]" when none).
-    pub fn network_info_json(&self) -> String {
-        self.0
-            .get("info_cache")
-            .and_then(|ic| ic.get("nova_object.data"))
-            .and_then(|d| d.get("network_info"))
-            .and_then(|n| match n {
-                Value::String(s) => Some(s.clone()),
-                Value::Array(_) => Some(n.to_string()),
-                _ => None,
-            })
-            .unwrap_or_else(|| "[]".into())
+    /// `info_cache.network_info`, parsed (empty when the instance has none).
+    pub fn network_info(&self) -> &NetworkInfo {
+        &self.network_info
     }
 
-    pub fn set(&mut self, field: &str, value: Value) {
-        self.0.set(field, value)
+    // ---- the fields the compute manager writes; each marks its change ----
+
+    pub fn set_vm_state(&mut self, s: VmState) {
+        self.obj.set("vm_state", json!(s.as_str()))
     }
-    pub fn set_vm_state(&mut self, s: &str) {
-        self.0.set("vm_state", json!(s))
+    pub fn set_task_state(&mut self, s: Option<TaskState>) {
+        self.obj
+            .set("task_state", s.map_or(Value::Null, |s| json!(s.as_str())))
     }
-    pub fn set_task_state(&mut self, s: Option<&str>) {
-        self.0
-            .set("task_state", s.map_or(Value::Null, |s| json!(s)))
+    pub fn set_power_state(&mut self, p: PowerState) {
+        self.obj.set("power_state", json!(p.as_int()))
     }
-    pub fn set_power_state(&mut self, p: crate::virt::PowerState) {
-        self.0.set("power_state", json!(p.as_int()))
+    /// The claim (`instance.host`, `node`, `launched_on`, `compute_id`), or its
+    /// undoing with `None` (`_nil_out_instance_obj_host_and_node`).
+    pub fn set_host_and_node(&mut self, host: Option<&str>, compute_id: Option<i64>) {
+        let h = host.map_or(Value::Null, |h| json!(h));
+        self.obj.set("host", h.clone());
+        self.obj.set("node", h.clone());
+        if host.is_some() {
+            self.obj.set("launched_on", h);
+        }
+        self.obj
+            .set("compute_id", compute_id.map_or(Value::Null, |i| json!(i)));
     }
+    pub fn set_launched_at_now(&mut self) {
+        self.obj.set("launched_at", json!(super::now()))
+    }
+    pub fn set_terminated_at_now(&mut self) {
+        self.obj.set("terminated_at", json!(super::now()))
+    }
+    pub fn set_progress(&mut self, p: i64) {
+        self.obj.set("progress", json!(p))
+    }
+
+    /// Re-read what the typed view derives from the object (its network_info)
+    /// after the object was updated in place (an `object_action` reply). A
+    /// network_info that no longer parses keeps the last good one.
+    pub fn refresh_derived(&mut self) {
+        if let Some(text) = info_cache_network_info(&self.obj) {
+            if let Ok(n) = NetworkInfo::parse(&text) {
+                self.network_info = n;
+            }
+        }
+    }
+
+    /// Forget the changes (after they were saved).
+    pub fn reset_changes(&mut self) {
+        self.obj.reset_changes()
+    }
+}
+
+/// `info_cache.network_info` as the JSON text Nova stores.
+fn info_cache_network_info(obj: &NovaObject) -> Option<String> {
+    obj.get("info_cache")
+        .and_then(|ic| ic.get("nova_object.data"))
+        .and_then(|d| d.get("network_info"))
+        .and_then(|n| match n {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(_) => Some(n.to_string()),
+            _ => None,
+        })
 }
 
 fn str_map(v: Option<&Value>) -> Vec<(String, String)> {
@@ -288,12 +331,12 @@ mod tests {
         let args = build_request();
         let i = Instance::from_primitive(&args["instance"]).unwrap();
         assert_eq!(i.uuid(), "003a5dbb-fd82-4d17-9f70-c0e8529af5a1");
-        assert_eq!(i.vm_state(), Some(vm_state::BUILDING));
-        assert_eq!(i.task_state(), Some(task_state::SCHEDULING));
+        assert_eq!(i.vm_state(), Some(VmState::Building));
+        assert_eq!(i.task_state(), Some(TaskState::Scheduling));
         assert_eq!(i.memory_mb(), 512);
         assert_eq!(i.vcpus(), 1);
         assert_eq!(i.flavor().unwrap().name, "m1.tiny");
-        assert_eq!(i.network_info_json(), "[]");
+        assert!(i.network_info().is_empty());
         assert!(i.user_data().is_none());
         let img = ImageMeta::from_value(&args["image"]);
         assert_eq!(img.container_format.as_deref(), Some("docker"));
@@ -309,14 +352,28 @@ mod tests {
     fn state_setters_mark_changes() {
         let args = build_request();
         let mut i = Instance::from_primitive(&args["instance"]).unwrap();
-        i.0.reset_changes();
-        i.set_vm_state(vm_state::ACTIVE);
+        i.reset_changes();
+        i.set_vm_state(VmState::Active);
         i.set_task_state(None);
         i.set_power_state(crate::virt::PowerState::Running);
-        assert_eq!(i.0.changes, vec!["vm_state", "task_state", "power_state"]);
+        assert_eq!(i.changes(), ["vm_state", "task_state", "power_state"]);
         let p = i.to_primitive();
         assert_eq!(p["nova_object.data"]["task_state"], Value::Null);
         assert_eq!(p["nova_object.data"]["power_state"], 1);
+    }
+
+    #[test]
+    fn unknown_states_and_bad_network_info_are_refused() {
+        let args = build_request();
+        let mut v = args["instance"].clone();
+        v["nova_object.data"]["task_state"] = json!("dancing");
+        let e = Instance::from_primitive(&v).unwrap_err();
+        assert!(e.to_string().contains("dancing"), "{e}");
+        let mut v = args["instance"].clone();
+        v["nova_object.data"]["info_cache"]["nova_object.data"]["network_info"] =
+            json!("[{\"id\": 3}]");
+        let e = Instance::from_primitive(&v).unwrap_err();
+        assert!(e.to_string().contains("info_cache"), "{e}");
     }
 
     #[test]

@@ -9,9 +9,11 @@
 
 mod instance;
 mod manifest;
+mod states;
 
-pub use instance::{task_state, vm_state, Flavor, ImageMeta, Instance};
+pub use instance::{Flavor, ImageMeta, Instance};
 pub use manifest::{object_versions, OBJECT_VERSIONS};
+pub use states::{TaskState, VmState};
 
 use serde_json::{json, Map, Value};
 use thiserror::Error;

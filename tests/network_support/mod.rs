@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use nova_docker::network::{parse_network_info, Vif};
+use nova_docker::network::{NetworkInfo, Vif};
 
 use crate::common;
 
@@ -30,7 +30,7 @@ pub fn token() -> String {
 pub fn fixture(name: &str, replace: &[(&str, &str)]) -> (String, Vec<Vif>) {
     let mut text =
         std::fs::read_to_string(common::test_file(&format!("fixtures/network/{name}"))).unwrap();
-    let vifs = parse_network_info(&text).unwrap();
+    let vifs = NetworkInfo::parse(&text).unwrap();
     for v in &vifs {
         let new = uuid::Uuid::new_v4().to_string();
         text = text.replace(&v.id, &new).replace(v.short_id(), &new[..11]);
@@ -38,7 +38,7 @@ pub fn fixture(name: &str, replace: &[(&str, &str)]) -> (String, Vec<Vif>) {
     for (a, b) in replace {
         text = text.replace(a, b);
     }
-    let vifs = parse_network_info(&text).unwrap();
+    let vifs = NetworkInfo::parse(&text).unwrap().into_vifs();
     (text, vifs)
 }
 

@@ -1,215 +1,104 @@
-//! The Docker driver: instances as containers through bollard.
+//! The Docker driver: instances as containers through bollard (the only place
+//! bollard types appear).
 //!
-//! - [`DockerConfig`]: the `[docker]` options and the engine endpoint they describe;
-//! - [`InstanceSpec`] and [`build_create_body`]: what to run, and the create body (pure);
-//! - [`DockerDriver`]: the lifecycle operations, each confirming the container's real
-//!   state afterwards;
-//! - [`state`]: Docker state -> Nova power state; suspended/stopped markers;
-//! - [`diagnostics`]: Nova's diagnostics shapes from a stats sample.
+//! - [`config`]: the `[docker]` options and the engine endpoint they describe;
+//! - [`spec`]: an [`InstanceSpec`](crate::virt::InstanceSpec) as a
+//!   `/containers/create` body (pure);
+//! - [`driver`]: the engine connection, inspecting one of our containers, the
+//!   low-level steps;
+//! - [`lifecycle`]: spawn, destroy, power, reboot, pause, suspend, rebuild;
+//! - [`observe`]: console output and diagnostics; [`stats`]: diagnostics from a
+//!   stats sample;
+//! - [`host`]: the listing of our containers, host resources;
+//! - [`events`]: the engine's event stream;
+//! - [`state`]: Docker state -> Nova power state; suspended/stopped markers.
 
 pub mod config;
-pub mod diagnostics;
 mod driver;
+mod events;
+mod host;
+mod lifecycle;
+mod observe;
 pub mod spec;
 pub mod state;
+pub mod stats;
 mod tls;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
 pub use config::{CpuMode, DockerConfig, Endpoint};
-pub use diagnostics::{Diagnostics, DiagnosticsContext};
-pub use driver::{
-    hypervisor_version, DockerDriver, EventKind, HostResources, LifecycleEvent, CONSOLE_CAP,
+pub use driver::{DockerDriver, CONSOLE_CAP};
+pub use host::hypervisor_version;
+pub use spec::{build_create_body, Limits};
+
+use crate::virt::{
+    ComputeDriver, Diagnostics, DriverError, HostResources, InstanceInfo, InstanceSpec,
+    InstanceSummary, LifecycleEvent, RebootType,
 };
-pub use spec::{build_create_body, split_command_line, InstanceSpec, Limits};
 
-use serde_json::json;
-
-use crate::exception::NovaException;
-
-/// Everything the driver can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error("invalid instance uuid {0:?}")]
-    InvalidUuid(String),
-    #[error("instance {uuid} could not be found")]
-    NotFound { uuid: String },
-    #[error("instance {uuid} already exists (container {name})")]
-    Exists { uuid: String, name: String },
-    #[error("image {image} is not present in the Docker engine")]
-    ImageNotFound { image: String },
-    #[error("the image's command exited immediately (exit code {exit_code}): {logs}")]
-    ExitedImmediately {
-        uuid: String,
-        exit_code: i64,
-        logs: String,
-    },
-    #[error("deploy of instance {uuid} failed: {reason}")]
-    Deploy { uuid: String, reason: String },
-    #[error("power on of instance {uuid} failed: {reason}")]
-    PowerOn { uuid: String, reason: String },
-    #[error("power off of instance {uuid} failed: {reason}")]
-    PowerOff { uuid: String, reason: String },
-    #[error("reboot of instance {uuid} failed: {reason}")]
-    Reboot { uuid: String, reason: String },
-    #[error("suspend of instance {uuid} failed: {reason}")]
-    Suspend { uuid: String, reason: String },
-    #[error("resume of instance {uuid} failed: {reason}")]
-    Resume { uuid: String, reason: String },
-    #[error("{op} of instance {uuid} failed: {reason}")]
-    Operation {
-        op: &'static str,
-        uuid: String,
-        reason: String,
-    },
-    #[error("instance {uuid} is {state}: cannot {op}")]
-    InvalidState {
-        uuid: String,
-        state: &'static str,
-        op: &'static str,
-    },
-    #[error("docker configuration: {0}")]
-    Config(String),
-    #[error("cannot reach the Docker engine at {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("docker {op}: {source}")]
-    Docker {
-        op: &'static str,
-        #[source]
-        source: bollard::errors::Error,
-    },
-    #[error("state dir {path}: {source}")]
-    StateDir {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl DriverError {
-    /// The instance uuid the error is about, when it is about one.
-    pub fn uuid(&self) -> Option<&str> {
-        use DriverError::*;
-        match self {
-            NotFound { uuid }
-            | Exists { uuid, .. }
-            | ExitedImmediately { uuid, .. }
-            | Deploy { uuid, .. }
-            | PowerOn { uuid, .. }
-            | PowerOff { uuid, .. }
-            | Reboot { uuid, .. }
-            | Suspend { uuid, .. }
-            | Resume { uuid, .. }
-            | Operation { uuid, .. }
-            | InvalidState { uuid, .. } => Some(uuid),
-            _ => None,
-        }
+#[async_trait]
+impl ComputeDriver for DockerDriver {
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::spawn(self, spec).await
     }
-}
-
-impl From<DriverError> for NovaException {
-    fn from(e: DriverError) -> Self {
-        use DriverError::*;
-        let msg = e.to_string();
-        match e {
-            NotFound { uuid } => NovaException::instance_not_found(&uuid),
-            Exists { name, .. } => NovaException::instance_exists(&name),
-            ImageNotFound { image } => NovaException::image_not_found(&image),
-            ExitedImmediately { .. } => NovaException::instance_deploy_failure(msg),
-            Deploy { reason, .. } => NovaException::instance_deploy_failure(reason),
-            PowerOn { reason, .. } => NovaException::power_on_failure(reason),
-            PowerOff { reason, .. } => NovaException::power_off_failure(reason),
-            Reboot { reason, .. } => NovaException::reboot_failure(reason),
-            Suspend { reason, .. } => NovaException::nova(
-                "InstanceSuspendFailure",
-                format!("Failed to suspend instance: {reason}"),
-                json!({"reason": reason, "code": 500}),
-            ),
-            Resume { reason, .. } => NovaException::nova(
-                "InstanceResumeFailure",
-                format!("Failed to resume instance: {reason}"),
-                json!({"reason": reason, "code": 500}),
-            ),
-            InvalidState { uuid, state, op } => NovaException::nova(
-                "InstanceInvalidState",
-                format!("Instance {uuid} in power state {state}. Cannot {op} while the instance is in this state."),
-                json!({"instance_uuid": uuid, "attr": "power_state", "state": state, "method": op, "code": 409}),
-            ),
-            InvalidUuid(_) | Operation { .. } | Config(_) | Connect { .. } | Docker { .. } | StateDir { .. } => {
-                NovaException::internal(msg)
-            }
-        }
+    async fn rebuild(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::rebuild(self, spec).await
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nova_classes() {
-        let u = "u1".to_string();
-        let c = |e: DriverError| NovaException::from(e).class;
-        assert_eq!(
-            c(DriverError::NotFound { uuid: u.clone() }),
-            "InstanceNotFound"
-        );
-        assert_eq!(
-            c(DriverError::Exists {
-                uuid: u.clone(),
-                name: "nova-u1".into()
-            }),
-            "InstanceExists"
-        );
-        assert_eq!(
-            c(DriverError::PowerOn {
-                uuid: u.clone(),
-                reason: "x".into()
-            }),
-            "InstancePowerOnFailure"
-        );
-        assert_eq!(
-            c(DriverError::PowerOff {
-                uuid: u.clone(),
-                reason: "x".into()
-            }),
-            "InstancePowerOffFailure"
-        );
-        assert_eq!(
-            c(DriverError::Reboot {
-                uuid: u.clone(),
-                reason: "x".into()
-            }),
-            "InstanceRebootFailure"
-        );
-        assert_eq!(
-            c(DriverError::Suspend {
-                uuid: u.clone(),
-                reason: "x".into()
-            }),
-            "InstanceSuspendFailure"
-        );
-        assert_eq!(
-            c(DriverError::Resume {
-                uuid: u.clone(),
-                reason: "x".into()
-            }),
-            "InstanceResumeFailure"
-        );
-        assert_eq!(
-            c(DriverError::ImageNotFound { image: "i".into() }),
-            "ImageNotFound"
-        );
-        let e = NovaException::from(DriverError::ExitedImmediately {
-            uuid: u,
-            exit_code: 3,
-            logs: "boom".into(),
-        });
-        assert_eq!(e.class, "InstanceDeployFailure");
-        assert!(
-            e.message
-                .contains("the image's command exited immediately (exit code 3): boom"),
-            "{}",
-            e.message
-        );
-        assert_eq!(e.module, "nova.exception");
+    async fn destroy(&self, uuid: &str, timeout: Duration) -> Result<(), DriverError> {
+        DockerDriver::destroy(self, uuid, timeout).await
+    }
+    async fn power_off(&self, uuid: &str, timeout: Duration) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::power_off(self, uuid, timeout).await
+    }
+    async fn power_on(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::power_on(self, uuid).await
+    }
+    async fn reboot(&self, uuid: &str, kind: RebootType) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::reboot(self, uuid, kind).await
+    }
+    async fn pause(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::pause(self, uuid).await
+    }
+    async fn unpause(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::unpause(self, uuid).await
+    }
+    async fn suspend(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::suspend(self, uuid).await
+    }
+    async fn resume(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::resume(self, uuid).await
+    }
+    async fn get_info(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::get_info(self, uuid).await
+    }
+    async fn get_console_output(
+        &self,
+        uuid: &str,
+        tail_length: Option<usize>,
+    ) -> Result<String, DriverError> {
+        DockerDriver::get_console_output(self, uuid, tail_length).await
+    }
+    async fn get_diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
+        DockerDriver::get_diagnostics(self, uuid).await
+    }
+    async fn get_legacy_diagnostics(
+        &self,
+        uuid: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>, DriverError> {
+        DockerDriver::get_legacy_diagnostics(self, uuid).await
+    }
+    async fn list_instances(&self) -> Result<Vec<InstanceSummary>, DriverError> {
+        DockerDriver::list_instances(self).await
+    }
+    async fn host_resources(&self) -> Result<HostResources, DriverError> {
+        DockerDriver::host_resources(self).await
+    }
+    fn events(&self) -> BoxStream<'static, Result<LifecycleEvent, DriverError>> {
+        DockerDriver::events(self).boxed()
     }
 }

@@ -1,60 +1,25 @@
-//! What the compute manager asks for, and the `/containers/create` body made of it.
+//! The `/containers/create` body of an instance: its [`InstanceSpec`] with the
+//! user's options as the base and Nova's settings over them.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 
 use super::config::CpuMode;
 use crate::virt::{
-    container_name, LABEL_HOST, LABEL_INSTANCE_UUID, LABEL_MANAGED_BY, LABEL_PROJECT_ID,
-    LABEL_USER_ID, MANAGED_BY,
+    container_name, InstanceSpec, LABEL_HOST, LABEL_INSTANCE_UUID, LABEL_MANAGED_BY,
+    LABEL_PROJECT_ID, LABEL_USER_ID, MANAGED_BY,
 };
 
 /// Flavor size recorded on the container, so resource accounting needs no inspect per instance.
 pub const LABEL_MEMORY_MB: &str = "org.openstack.nova.memory-mb";
 pub const LABEL_VCPUS: &str = "org.openstack.nova.vcpus";
 
-/// One instance to run, as the compute manager fills it in.
-#[derive(Debug, Clone, Default)]
-pub struct InstanceSpec {
-    pub uuid: String,
-    pub display_name: String,
-    pub hostname: String,
-    pub project_id: String,
-    pub user_id: String,
-    /// The compute host (Nova's `CONF.host`) that owns the instance.
-    pub host: String,
-    pub memory_mb: u64,
-    pub vcpus: u32,
-    /// A Docker image reference already present locally.
-    pub image: String,
-    /// From instance metadata, as the old driver did.
-    pub env: Vec<(String, String)>,
-    /// From the image property `os_command_line` (see [`split_command_line`]).
-    pub command: Option<Vec<String>>,
-    /// Container options from user_data, already policy-checked.
-    pub user_options: Option<ContainerCreateBody>,
-    /// `None` = "none" (the VIF driver wires the network namespace itself).
-    pub network_mode: Option<String>,
-    /// Grace time of a stop before SIGKILL; recorded as the container's StopTimeout.
-    pub stop_timeout: Duration,
-}
-
 /// What of the driver's configuration shapes the body.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub cpu_mode: CpuMode,
     pub pids_limit: Option<i64>,
-}
-
-/// Split an `os_command_line` image property like a POSIX shell would.
-pub fn split_command_line(s: &str) -> Result<Vec<String>, String> {
-    let words = shell_words::split(s).map_err(|e| format!("os_command_line {s:?}: {e}"))?;
-    if words.is_empty() {
-        return Err("os_command_line is empty".into());
-    }
-    Ok(words)
 }
 
 /// The labels every container of ours carries.
@@ -93,6 +58,7 @@ pub fn build_create_body(spec: &InstanceSpec, limits: Limits) -> (String, Contai
 
     body.image = Some(spec.image.clone());
     body.hostname = Some(spec.hostname.clone());
+    body.domainname = spec.domainname.clone();
 
     let mut labels: HashMap<String, String> = body.labels.take().unwrap_or_default();
     for (k, v) in instance_labels(spec) {
@@ -171,12 +137,14 @@ pub fn build_create_body(spec: &InstanceSpec, limits: Limits) -> (String, Contai
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn spec() -> InstanceSpec {
         InstanceSpec {
             uuid: "0b3c6c36-6f57-4a57-8d55-6a2f2a4f7d10".into(),
             display_name: "vm1".into(),
             hostname: "vm1".into(),
+            domainname: None,
             project_id: "p".into(),
             user_id: "u".into(),
             host: "cmp1".into(),
@@ -353,15 +321,5 @@ mod tests {
         let hc = build_create_body(&s, Q).1.host_config.unwrap();
         assert_eq!(hc.memory, Some(512 << 20));
         assert_eq!(hc.nano_cpus, Some(2_000_000_000));
-    }
-
-    #[test]
-    fn command_line_split_like_a_shell() {
-        assert_eq!(
-            split_command_line(r#"/bin/sh -c "echo 'a b'; sleep 1""#).unwrap(),
-            vec!["/bin/sh", "-c", "echo 'a b'; sleep 1"]
-        );
-        assert!(split_command_line("echo \"unterminated").is_err());
-        assert!(split_command_line("   ").is_err());
     }
 }

@@ -7,8 +7,10 @@
 //! (power_off, soft_delete, the stop half of a soft reboot); it is what tells SHUTDOWN from
 //! CRASHED for a container that exited with a non-zero code.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bollard::models::{ContainerState, ContainerStateStatusEnum};
 
@@ -52,7 +54,7 @@ pub fn power_state(state: &ContainerState, suspended: bool, stopped_by_nova: boo
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Marker {
     Suspended,
     Stopped,
@@ -67,19 +69,34 @@ impl Marker {
     }
 }
 
-/// Marker files `<state_dir>/<kind>/<uuid>`.
+/// Marker files `<state_dir>/<kind>/<uuid>`, kept in memory too: reads are
+/// answered from memory (they happen inside every state report), writes go to
+/// memory and, on a blocking thread, to the file, so a restart finds them.
 #[derive(Debug, Clone)]
 pub struct Markers {
     root: PathBuf,
+    set: Arc<Mutex<HashSet<(Marker, String)>>>,
 }
 
 impl Markers {
-    pub fn new(root: &Path) -> io::Result<Self> {
+    /// Read the markers under `root` (creating its directories). Blocking: call it
+    /// off the async workers.
+    pub fn load(root: &Path) -> io::Result<Self> {
+        let mut set = HashSet::new();
         for m in [Marker::Suspended, Marker::Stopped] {
-            std::fs::create_dir_all(root.join(m.dir()))?;
+            let dir = root.join(m.dir());
+            std::fs::create_dir_all(&dir)?;
+            for e in std::fs::read_dir(&dir)? {
+                if let Some(name) = e?.file_name().to_str() {
+                    if valid_uuid(name) {
+                        set.insert((m, name.to_string()));
+                    }
+                }
+            }
         }
         Ok(Markers {
             root: root.to_path_buf(),
+            set: Arc::new(Mutex::new(set)),
         })
     }
 
@@ -91,25 +108,44 @@ impl Markers {
         self.root.join(m.dir()).join(uuid)
     }
 
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashSet<(Marker, String)>> {
+        self.set.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn is_set(&self, m: Marker, uuid: &str) -> bool {
-        self.path(m, uuid).exists()
+        self.memory().contains(&(m, uuid.to_string()))
     }
 
-    pub fn set(&self, m: Marker, uuid: &str) -> io::Result<()> {
-        std::fs::write(self.path(m, uuid), b"")
+    pub async fn set(&self, m: Marker, uuid: &str) -> io::Result<()> {
+        let path = self.path(m, uuid);
+        blocking(move || std::fs::write(path, b"")).await?;
+        self.memory().insert((m, uuid.to_string()));
+        Ok(())
     }
 
-    pub fn clear(&self, m: Marker, uuid: &str) -> io::Result<()> {
-        match std::fs::remove_file(self.path(m, uuid)) {
+    pub async fn clear(&self, m: Marker, uuid: &str) -> io::Result<()> {
+        self.memory().remove(&(m, uuid.to_string()));
+        let path = self.path(m, uuid);
+        blocking(move || match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
-        }
+        })
+        .await
     }
 
-    pub fn clear_all(&self, uuid: &str) -> io::Result<()> {
-        self.clear(Marker::Suspended, uuid)?;
-        self.clear(Marker::Stopped, uuid)
+    pub async fn clear_all(&self, uuid: &str) -> io::Result<()> {
+        self.clear(Marker::Suspended, uuid).await?;
+        self.clear(Marker::Stopped, uuid).await
     }
+}
+
+/// Run file system work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 /// An instance uuid safe as a container name and a file name.
@@ -189,17 +225,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn markers_round_trip() {
+    #[tokio::test]
+    async fn markers_round_trip_and_survive_a_restart() {
         let d = tempfile::tempdir().unwrap();
-        let m = Markers::new(d.path()).unwrap();
+        let m = Markers::load(d.path()).unwrap();
         assert!(!m.is_set(Marker::Suspended, "a"));
-        m.set(Marker::Suspended, "a").unwrap();
-        m.set(Marker::Stopped, "a").unwrap();
+        m.set(Marker::Suspended, "a").await.unwrap();
+        m.set(Marker::Stopped, "a").await.unwrap();
+        m.set(Marker::Stopped, "b").await.unwrap();
         assert!(m.is_set(Marker::Suspended, "a") && m.is_set(Marker::Stopped, "a"));
-        m.clear_all("a").unwrap();
-        m.clear_all("a").unwrap();
+        m.clear_all("a").await.unwrap();
+        m.clear_all("a").await.unwrap();
         assert!(!m.is_set(Marker::Suspended, "a") && !m.is_set(Marker::Stopped, "a"));
+        // a new daemon reads what the files say
+        let again = Markers::load(d.path()).unwrap();
+        assert!(again.is_set(Marker::Stopped, "b"));
+        assert!(!again.is_set(Marker::Stopped, "a"));
     }
 
     #[test]

@@ -1,73 +1,15 @@
-//! Instance diagnostics from one `docker stats` sample.
-//!
-//! [`Diagnostics`] has the fields of Nova's `objects.Diagnostics` (what
-//! `get_instance_diagnostics` returns, serialised); [`legacy_diagnostics`] is the flat
-//! dict of the older `get_diagnostics` call (libvirt's key names).
+//! Instance diagnostics from one `docker stats` sample: Nova's
+//! [`Diagnostics`] (what `get_instance_diagnostics` returns) and the flat dict of
+//! the older `get_diagnostics` call ([`legacy_diagnostics`], libvirt's key names).
 
 use std::collections::BTreeMap;
 
 use bollard::models::ContainerStatsResponse;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CpuDiagnostics {
-    pub id: Option<i64>,
-    /// CPU time in nanoseconds.
-    pub time: Option<i64>,
-    /// Percent.
-    pub utilisation: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NicDiagnostics {
-    pub mac_address: Option<String>,
-    pub rx_octets: Option<i64>,
-    pub rx_errors: Option<i64>,
-    pub rx_drop: Option<i64>,
-    pub rx_packets: Option<i64>,
-    pub rx_rate: Option<i64>,
-    pub tx_octets: Option<i64>,
-    pub tx_errors: Option<i64>,
-    pub tx_drop: Option<i64>,
-    pub tx_packets: Option<i64>,
-    pub tx_rate: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DiskDiagnostics {
-    pub read_bytes: Option<i64>,
-    pub read_requests: Option<i64>,
-    pub write_bytes: Option<i64>,
-    pub write_requests: Option<i64>,
-    pub errors_count: Option<i64>,
-}
-
-/// MiB, as the libvirt driver reports them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MemoryDiagnostics {
-    pub maximum: Option<i64>,
-    pub used: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Diagnostics {
-    /// Power state name ("running", "paused", ...).
-    pub state: String,
-    pub driver: String,
-    pub hypervisor: Option<String>,
-    pub hypervisor_os: Option<String>,
-    /// Seconds since the container started.
-    pub uptime: Option<i64>,
-    pub config_drive: bool,
-    pub memory_details: MemoryDiagnostics,
-    pub cpu_details: Vec<CpuDiagnostics>,
-    pub nic_details: Vec<NicDiagnostics>,
-    pub disk_details: Vec<DiskDiagnostics>,
-    pub num_cpus: i64,
-    pub num_nics: i64,
-    pub num_disks: i64,
-}
+use crate::virt::diagnostics::{
+    CpuDiagnostics, Diagnostics, DiskDiagnostics, MemoryDiagnostics, NicDiagnostics,
+};
 
 /// Counters of one interface as `/proc/<pid>/net/dev` gives them.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,0 +1,192 @@
+//! What every operation on an instance does around its own steps, as Nova's
+//! decorators do (`wrap_instance_event`, `wrap_instance_fault`,
+//! `reverts_task_state`): one at a time per instance, an instance action event
+//! around it, and on failure a fault and the task state reverted (or the
+//! instance in ERROR).
+//!
+//! ```ignore
+//! let action = self.begin(ctx, &inst, "stop_instance").await;
+//! let r = self.stop_steps(ctx, &mut inst).await;
+//! action.end(ctx, &mut inst, r, OnFailure::RevertTaskState).await
+//! ```
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::ComputeManager;
+use crate::context::RequestContext;
+use crate::exception::NovaException;
+use crate::objects::{Instance, TaskState, VmState};
+
+/// How a failed operation leaves the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// A fault; the task state back to None; the vm_state as it was
+    /// (`reverts_task_state`).
+    RevertTaskState,
+    /// A fault; vm_state ERROR, no task state (a failed build, rebuild, reboot).
+    Error,
+}
+
+/// An operation in progress on one instance: holds the instance's lock and
+/// its action event until [`Action::end`].
+#[must_use = "an action must be ended, or its event stays open"]
+pub struct Action<'m> {
+    manager: &'m ComputeManager,
+    uuid: String,
+    event: String,
+    _lock: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl ComputeManager {
+    /// The lock that serialises operations on one instance.
+    pub(crate) fn instance_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // forget locks nobody holds, so the map does not grow with every instance ever seen
+        if m.len() > 1024 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        m.entry(uuid.to_string()).or_default().clone()
+    }
+
+    /// Start the operation `name` on `inst`: wait for the instance's lock, then
+    /// record the action event `compute_<name>`.
+    pub(crate) async fn begin(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        name: &str,
+    ) -> Action<'_> {
+        let uuid = inst.uuid().to_string();
+        let lock = self.instance_lock(&uuid).lock_owned().await;
+        let event = format!("compute_{name}");
+        if let Err(e) = self
+            .conductor
+            .event_start(ctx, &uuid, &event, &self.cfg.host)
+            .await
+        {
+            // an operation Nova's API did not record (no InstanceAction) still runs
+            info!(instance = %uuid, event, error = %e, "no instance action event");
+        }
+        Action {
+            manager: self,
+            uuid,
+            event,
+            _lock: lock,
+        }
+    }
+
+    /// Record a failure as Nova does: an InstanceFault, then the task state
+    /// reverted (and the instance in ERROR for [`OnFailure::Error`]). An
+    /// instance that is gone or being deleted gets neither.
+    pub(crate) async fn record_failure(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        e: &NovaException,
+        on_failure: OnFailure,
+    ) {
+        if self.fault_for(ctx, inst, e).await {
+            self.revert(ctx, inst, on_failure).await;
+        }
+    }
+
+    /// The fault of a failure (`wrap_instance_fault`); false when the instance
+    /// is gone or being deleted, which gets no fault and no state change.
+    async fn fault_for(&self, ctx: &RequestContext, inst: &Instance, e: &NovaException) -> bool {
+        if e.instance_gone() {
+            info!(instance = inst.uuid(), error = %e, "the instance went away during the operation");
+            return false;
+        }
+        warn!(instance = inst.uuid(), class = %e.class, error = %e.message, "operation failed");
+        self.add_fault(ctx, inst.uuid(), e).await;
+        true
+    }
+
+    /// The task state back to None (`reverts_task_state`), the instance in
+    /// ERROR for [`OnFailure::Error`].
+    async fn revert(&self, ctx: &RequestContext, inst: &mut Instance, on_failure: OnFailure) {
+        if on_failure == OnFailure::Error {
+            inst.set_vm_state(VmState::Error);
+        }
+        inst.set_task_state(None);
+        if let Err(se) = self.conductor.instance_save(ctx, inst, None).await {
+            warn!(instance = inst.uuid(), error = %se, "could not save the instance after a failure");
+        }
+    }
+
+    /// An InstanceFault for `uuid` (logged when it cannot be written).
+    pub(crate) async fn add_fault(&self, ctx: &RequestContext, uuid: &str, e: &NovaException) {
+        if let Err(fe) = self.conductor.add_fault(ctx, uuid, &self.cfg.host, e).await {
+            warn!(instance = uuid, error = %fe, "could not record the instance fault");
+        }
+    }
+
+    /// `instance.save(expected_task_state=expected)`: the save fails when the
+    /// instance's task state is not one of `expected` (Nova's guard against two
+    /// operations at once); `Expect::Any` checks nothing.
+    pub(crate) async fn save(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        expected: Expect<'_>,
+    ) -> Result<(), NovaException> {
+        let states: Option<Vec<Option<&str>>> = match expected {
+            Expect::Any => None,
+            Expect::One(s) => Some(vec![Some(s.as_str())]),
+            Expect::OneOf(l) => Some(l.iter().map(|s| Some(s.as_str())).collect()),
+            Expect::NoneOr(s) => Some(vec![Some(s.as_str()), None]),
+            Expect::Unset => Some(vec![None]),
+        };
+        self.conductor
+            .instance_save(ctx, inst, states.as_deref())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The task states an `Instance.save` expects to find.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    /// No check.
+    Any,
+    One(TaskState),
+    OneOf(&'a [TaskState]),
+    /// The state, or none (`(SCHEDULING, None)` of a build).
+    NoneOr(TaskState),
+    /// No task state.
+    Unset,
+}
+
+impl Action<'_> {
+    /// End the operation with its result, in the order of Nova's decorators:
+    /// the fault (if it failed), the action event finished (with the failure),
+    /// the task state reverted as `on_failure` says. The lock is released
+    /// afterwards. Returns the result unchanged.
+    pub async fn end<T>(
+        self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        r: Result<T, NovaException>,
+        on_failure: OnFailure,
+    ) -> Result<T, NovaException> {
+        let m = self.manager;
+        let faulted = match &r {
+            Err(e) => m.fault_for(ctx, inst, e).await,
+            Ok(_) => false,
+        };
+        let failure = r.as_ref().err().map(|e| e.to_string());
+        if let Err(e) = m
+            .conductor
+            .event_finish(ctx, &self.uuid, &self.event, failure.as_deref())
+            .await
+        {
+            info!(instance = %self.uuid, event = %self.event, error = %e, "could not finish the instance action event");
+        }
+        if faulted {
+            m.revert(ctx, inst, on_failure).await;
+        }
+        r
+    }
+}

@@ -1,0 +1,49 @@
+//! `terminate_instance`: container and networking gone, the record deleted,
+//! the placement allocations removed.
+
+use tracing::info;
+
+use super::action::{Expect, OnFailure};
+use super::ComputeManager;
+use crate::context::RequestContext;
+use crate::exception::NovaException;
+use crate::objects::{Instance, VmState};
+use crate::virt::PowerState;
+
+impl ComputeManager {
+    /// terminate_instance (cast): the container (stopped within
+    /// `shutdown_timeout`) and its networking removed; then vm_state deleted,
+    /// no task state, power state none, `terminated_at`, saved; the record
+    /// destroyed; the allocations removed. A failure leaves the instance in
+    /// ERROR with a fault (a delete can be asked again).
+    pub async fn terminate_instance(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+    ) -> Result<(), NovaException> {
+        let action = self.begin(ctx, &inst, "terminate_instance").await;
+        let r = self.delete_steps(ctx, &mut inst).await;
+        action.end(ctx, &mut inst, r, OnFailure::Error).await
+    }
+
+    async fn delete_steps(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+    ) -> Result<(), NovaException> {
+        let uuid = inst.uuid().to_string();
+        self.driver
+            .destroy(&uuid, self.cfg.shutdown_timeout)
+            .await?;
+        self.network.unplug(inst, inst.network_info()).await?;
+        inst.set_vm_state(VmState::Deleted);
+        inst.set_task_state(None);
+        inst.set_power_state(PowerState::NoState);
+        inst.set_terminated_at_now();
+        self.save(ctx, inst, Expect::Any).await?;
+        self.conductor.instance_destroy(ctx, inst).await?;
+        self.remove_allocations(&uuid).await;
+        info!(instance = %uuid, "deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! Keeping Nova's records in step with the driver, which is the truth: the
+//! engine's event stream and a periodic power-state sync, and, at start-up,
+//! finishing what a crash cut off (Nova's `init_host` / `_init_instance`).
+
+use futures_util::StreamExt;
+use tracing::{debug, info, warn};
+
+use super::action::Expect;
+use super::power::PowerOp;
+use super::ComputeManager;
+use crate::context::RequestContext;
+use crate::exception::NovaException;
+use crate::objects::{Instance, TaskState, VmState};
+use crate::virt::{DriverError, PowerState};
+
+/// How long the event watcher waits before subscribing again after the
+/// engine's stream broke.
+const RESUBSCRIBE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl ComputeManager {
+    /// Bring one instance's record in line with its container (the power-state
+    /// sync): an ACTIVE instance whose container stopped or died becomes
+    /// SHUTOFF. Waits for any operation on the instance to finish first.
+    pub async fn sync_instance(&self, uuid: &str) {
+        let lock = self.instance_lock(uuid);
+        let _g = lock.lock().await;
+        let ctx = RequestContext::admin();
+        let mut inst = match self.conductor.instance_get(&ctx, uuid).await {
+            Ok(i) => i,
+            Err(e) => {
+                debug!(instance = uuid, error = %e, "not syncing: instance not readable");
+                return;
+            }
+        };
+        self.sync_record(&ctx, &mut inst).await;
+    }
+
+    /// The power state of an instance's container (`NoState` when there is
+    /// none); `None`, logged under `during`, when the driver cannot say.
+    async fn container_state(&self, uuid: &str, during: &str) -> Option<PowerState> {
+        match self.driver.get_info(uuid).await {
+            Ok(i) => Some(i.state),
+            Err(DriverError::NotFound { .. }) => Some(PowerState::NoState),
+            Err(e) => {
+                warn!(instance = %uuid, error = %e, "{during}: cannot read the container");
+                None
+            }
+        }
+    }
+
+    /// The sync of one instance with no task state (the caller holds its lock).
+    async fn sync_record(&self, ctx: &RequestContext, inst: &mut Instance) {
+        if inst.host() != Some(self.cfg.host.as_str()) || inst.task_state().is_some() {
+            return;
+        }
+        let uuid = inst.uuid().to_string();
+        let Some(state) = self.container_state(&uuid, "power sync").await else {
+            return;
+        };
+        let vm = inst.vm_state();
+        if vm == Some(VmState::Active) && state.is_stopped() {
+            info!(instance = %uuid, power_state = state.name(), "container stopped behind Nova's back: instance is now SHUTOFF");
+            inst.set_power_state(state);
+            inst.set_vm_state(VmState::Stopped);
+            inst.set_task_state(None);
+        } else if inst.power_state() != state
+            && !matches!(vm, Some(VmState::Building | VmState::Deleted))
+        {
+            inst.set_power_state(state);
+        } else {
+            return;
+        }
+        if let Err(e) = self.save(ctx, inst, Expect::Unset).await {
+            warn!(instance = %uuid, error = %e, "power sync save failed");
+        }
+    }
+
+    /// Sync every instance Nova has on this host (the periodic backstop).
+    pub async fn sync_all(&self) {
+        let ctx = RequestContext::admin();
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
+        };
+        for mut inst in list {
+            let lock = self.instance_lock(inst.uuid());
+            let _g = lock.lock().await;
+            self.sync_record(&ctx, &mut inst).await;
+        }
+    }
+
+    /// The instances Nova has on this host; `None` (logged) when it cannot say.
+    async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
+        match self.conductor.instances_on_host(ctx, &self.cfg.host).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warn!(error = %e, "cannot list our instances");
+                None
+            }
+        }
+    }
+
+    /// Follow the engine's event stream until the daemon stops: a container of
+    /// ours that stops or dies is noticed within moments (as libvirt's lifecycle
+    /// events are for Nova). After the stream breaks, everything is synced, since
+    /// events may have been missed.
+    pub async fn watch_events(self: std::sync::Arc<Self>) {
+        loop {
+            let mut events = self.driver.events();
+            loop {
+                let ev = tokio::select! {
+                    _ = self.tasks.stopping() => return,
+                    ev = events.next() => ev,
+                };
+                match ev {
+                    Some(Ok(ev)) if ev.kind.ends_a_run() => {
+                        // the instance's lock orders this after our own operation on it
+                        let me = self.clone();
+                        self.tasks
+                            .spawn(async move { me.sync_instance(&ev.uuid).await });
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        warn!(error = %e, "engine event stream error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if !self.tasks.sleep(RESUBSCRIBE).await {
+                return;
+            }
+            self.sync_all().await;
+        }
+    }
+
+    /// Start-up, before RPC is served (Nova's `init_host` / `_init_instance`):
+    /// an operation this service was doing when it stopped (a crash, a kill, a
+    /// host reboot) left its task state behind, and Nova's API refuses every
+    /// action on an instance with a task state. A build or rebuild that was cut
+    /// off ends in ERROR with a fault; a delete, stop or start is carried out
+    /// again; any other task state is dropped and the vm_state follows the
+    /// container.
+    ///
+    /// Instances without a task state are synced as [`Self::sync_all`] does; one
+    /// listing serves both.
+    pub async fn start_up(&self) {
+        let ctx = RequestContext::admin();
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
+        };
+        for mut inst in list {
+            match inst.task_state() {
+                Some(ts) if inst.host() == Some(self.cfg.host.as_str()) => {
+                    self.init_instance(&ctx, inst, ts).await
+                }
+                _ => {
+                    let lock = self.instance_lock(inst.uuid());
+                    let _g = lock.lock().await;
+                    self.sync_record(&ctx, &mut inst).await;
+                }
+            }
+        }
+    }
+
+    async fn init_instance(&self, ctx: &RequestContext, mut inst: Instance, ts: TaskState) {
+        let uuid = inst.uuid().to_string();
+        info!(instance = %uuid, task_state = %ts, "start-up: the operation in progress when the service stopped is resolved");
+        let cut_off = |what: &str| {
+            NovaException::internal(format!(
+                "The compute service restarted while the instance was being {what}; the operation did not finish."
+            ))
+        };
+        let building = inst.vm_state() == Some(VmState::Building) || ts.is_building();
+        let outcome = if building || ts.is_rebuilding() {
+            let lock = self.instance_lock(&uuid);
+            let _g = lock.lock().await;
+            let e = cut_off(if building { "built" } else { "rebuilt" });
+            self.record_failure(ctx, &mut inst, &e, super::action::OnFailure::Error)
+                .await;
+            Ok(())
+        } else if ts == TaskState::Deleting {
+            self.terminate_instance(ctx, inst).await
+        } else if ts == TaskState::PoweringOff {
+            self.power_op(ctx, PowerOp::Stop, inst).await
+        } else if ts == TaskState::PoweringOn {
+            self.power_op(ctx, PowerOp::Start, inst).await
+        } else {
+            self.drop_task_state(ctx, inst, ts).await;
+            Ok(())
+        };
+        if let Err(e) = outcome {
+            warn!(instance = %uuid, error = %e, "start-up: resolving the cut-off operation failed");
+        }
+    }
+
+    /// Drop a cut-off task state; the vm_state follows the container.
+    async fn drop_task_state(&self, ctx: &RequestContext, mut inst: Instance, ts: TaskState) {
+        let uuid = inst.uuid().to_string();
+        let lock = self.instance_lock(&uuid);
+        let _g = lock.lock().await;
+        let Some(state) = self.container_state(&uuid, "start-up").await else {
+            return;
+        };
+        let vm = match state {
+            PowerState::Running => VmState::Active,
+            PowerState::Paused => VmState::Paused,
+            PowerState::Suspended => VmState::Suspended,
+            _ => VmState::Stopped,
+        };
+        // a soft-deleted instance stays soft-deleted
+        if inst.vm_state() != Some(VmState::SoftDeleted) || ts == TaskState::Restoring {
+            inst.set_vm_state(vm);
+        }
+        inst.set_power_state(state);
+        inst.set_task_state(None);
+        if let Err(e) = self.save(ctx, &mut inst, Expect::One(ts)).await {
+            warn!(instance = %uuid, error = %e, "start-up: cannot clear the task state");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! build_and_run_instance: the task states of a build, and what each failure
+//! leaves behind (a fault, ERROR, host cleared, nothing in the engine, the
+//! allocations removed).
+
+use super::harness::*;
+use crate::exception::NovaException;
+use crate::objects::{TaskState as T, VmState as V};
+use crate::virt::{DriverError, PowerState};
+
+const EVENT: &str = "compute__do_build_and_run_instance";
+
+fn build_states() -> Vec<S> {
+    vec![
+        s(V::Building, None, Some(&[Some(T::Scheduling), None])),
+        // the claim
+        s(V::Building, None, None),
+        s(V::Building, Some(T::Networking), Some(&[None])),
+        s(V::Building, Some(T::BlockDeviceMapping), None),
+        s(
+            V::Building,
+            Some(T::Spawning),
+            Some(&[Some(T::BlockDeviceMapping)]),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_build_goes_through_novas_task_states_to_active() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    let mut want = build_states();
+    want.push(s(V::Active, None, Some(&[Some(T::Spawning)])));
+    assert_eq!(h.saves(&inst), want);
+    let last = h.last_save(&inst);
+    assert_eq!(last.host.as_deref(), Some(HOST));
+    let rec = h.conductor.record(inst.uuid()).unwrap();
+    assert_eq!(rec["power_state"], PowerState::Running.as_int());
+    assert_eq!(rec["node"], HOST);
+    assert_eq!(rec["launched_on"], HOST);
+    assert_eq!(rec["compute_id"], 7);
+    assert!(rec["launched_at"].is_string());
+    assert_eq!(h.events(&inst), [format!("+{EVENT}"), format!("-{EVENT}")]);
+    assert!(h.faults(&inst).is_empty());
+    assert_eq!(
+        h.driver.container(inst.uuid()).unwrap().image,
+        "glance/img-1"
+    );
+    assert!(h.placement.deleted.lock().unwrap().is_empty());
+}
+
+/// What every failed build must look like after its last successful save.
+fn assert_failed(h: &Harness, inst: &crate::objects::Instance, fault: &str, saved: Vec<S>) {
+    let mut want = saved;
+    want.push(s(V::Error, None, None));
+    assert_eq!(h.saves(inst), want);
+    let faults = h.faults(inst);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(
+        faults[0].contains(fault),
+        "fault {:?} lacks {fault:?}",
+        faults[0]
+    );
+    // nova: the fault, then the event finished with the failure, then ERROR
+    let t = h.trace(inst);
+    let tail: Vec<&str> = t.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["fault", "event_finish failed=true", "save None"]);
+    let last = h.last_save(inst);
+    assert_eq!(last.host, None, "host and node cleared");
+    assert!(last.changes.contains(&"host".to_string()));
+    assert!(
+        h.driver.container(inst.uuid()).is_none(),
+        "no container left"
+    );
+    assert_eq!(
+        *h.placement.deleted.lock().unwrap(),
+        [inst.uuid().to_string()]
+    );
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_loaded_ends_in_error_with_nothing_left() {
+    let h = Harness::new();
+    *h.images.fail.lock().unwrap() = Some(NovaException::image_not_found("img-1"));
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_failed(&h, &inst, "Image img-1 could not be found", build_states());
+    assert!(h.driver_ops(&inst).iter().all(|o| o != "spawn"));
+    let net = h.network_calls();
+    assert_eq!(net.len(), 2, "{net:?}");
+    assert!(net[0].starts_with("plug") && net[1].starts_with("unplug"));
+}
+
+#[tokio::test]
+async fn refused_options_download_no_image() {
+    let h = Harness::new();
+    *h.options.refuse.lock().unwrap() = Some(NovaException::build_abort(
+        "x",
+        "user_data option host_config.Privileged: not allowed",
+    ));
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_failed(&h, &inst, "Privileged", build_states());
+    assert!(h.images.ensured.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_container_that_fails_to_start_is_removed() {
+    let h = Harness::new();
+    h.driver.fail(
+        "spawn",
+        DriverError::ExitedImmediately {
+            uuid: "x".into(),
+            exit_code: 3,
+            logs: "no such file".into(),
+        },
+    );
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_failed(&h, &inst, "exit code 3", build_states());
+    assert_eq!(h.driver_ops(&inst), ["spawn", "destroy"]);
+}
+
+#[tokio::test]
+async fn an_image_that_is_not_a_docker_tarball_is_refused_before_anything_runs() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    let mut r = h.build_request(inst.clone(), &["none"]);
+    if let crate::compute::ComputeRequest::BuildAndRunInstance(b) = &mut r {
+        b.image.container_format = Some("bare".into());
+    }
+    h.handle(r).await.unwrap();
+    assert_failed(&h, &inst, "container_format is \"bare\"", build_states());
+    assert!(h.images.ensured.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_build_asking_for_a_neutron_network_fails_readably() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["5f3a6c1e-0000-4000-8000-000000000001"]))
+        .await
+        .unwrap();
+    let saved = build_states()[..3].to_vec();
+    assert_failed(
+        &h,
+        &inst,
+        "networking through Neutron is not supported yet",
+        saved,
+    );
+    assert!(h.network_calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_instance_deleted_during_the_build_is_left_to_the_delete() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    // after the fourth save (block_device_mapping) the API deletes it
+    *h.conductor.db_change_after.lock().unwrap() = Some((4, Some("deleting".into())));
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(h.saves(&inst), build_states()[..4].to_vec());
+    assert!(
+        h.faults(&inst).is_empty(),
+        "no fault for a deleted instance"
+    );
+    assert!(h.driver.container(inst.uuid()).is_none());
+}
+
+#[tokio::test]
+async fn a_build_of_an_instance_in_another_state_does_nothing() {
+    let h = Harness::new();
+    // the record says it is being deleted already; the message is stale
+    let inst = h.instance(V::Building, Some(T::Deleting), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert!(h.saves(&inst).is_empty());
+    assert!(h.faults(&inst).is_empty());
+    assert!(h.driver_ops(&inst).is_empty());
+    assert!(h.placement.deleted.lock().unwrap().is_empty());
+}

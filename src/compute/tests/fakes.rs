@@ -1,0 +1,631 @@
+//! Fakes of the manager's seams: the conductor (over the `RpcCaller` seam),
+//! the driver, images, networking, container options and placement.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use serde_json::{json, Map, Value};
+
+use crate::clients::conductor::{CallError, RpcCaller};
+use crate::clients::placement::{Inventory, Placement, PlacementError};
+use crate::compute::backends::{ImageBackend, NetworkBackend, OptionsBackend};
+use crate::compute::SnapshotKind;
+use crate::context::RequestContext;
+use crate::exception::NovaException;
+use crate::network::NetworkInfo;
+use crate::objects::Instance;
+use crate::virt::spec::ContainerOptions;
+use crate::virt::{
+    ComputeDriver, Diagnostics, DriverError, HostResources, InstanceInfo, InstanceSpec,
+    InstanceSummary, LifecycleEvent, PowerState, RebootType,
+};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One `Instance.save` as the conductor received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Save {
+    pub vm_state: Option<String>,
+    pub task_state: Option<String>,
+    /// `expected_task_state`; `None` when the save checked nothing.
+    pub expected: Option<Vec<Option<String>>>,
+    /// The fields it changed, in order.
+    pub changes: Vec<String>,
+    /// `host` after the save.
+    pub host: Option<String>,
+}
+
+/// A call to the conductor, as the tests look at it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Save(Save),
+    EventStart(String),
+    EventFinish { event: String, failed: bool },
+    Fault { message: String, code: i64 },
+    Destroy,
+    Get,
+    List,
+    Other(String),
+}
+
+/// The argument keys of the captured conductor-bound messages.
+fn captured_keys(name: &str) -> (Vec<String>, Value) {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wire/conductor-bound")
+        .join(name);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let args = v["oslo_message"]["args"].clone();
+    let mut keys: Vec<String> = args.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    (keys, args)
+}
+
+fn sorted_keys(m: &Map<String, Value>) -> Vec<String> {
+    let mut k: Vec<String> = m.keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// nova-conductor as far as a compute host sees it: each instance's record
+/// (`nova_object.data`), kept up to date by the saves.
+#[derive(Default)]
+pub struct FakeConductor {
+    pub db: Mutex<HashMap<String, Map<String, Value>>>,
+    pub calls: Mutex<Vec<(String, Call)>>,
+    /// After this many saves of an instance, its record's task state becomes
+    /// the given one (a delete arriving meanwhile, say).
+    pub db_change_after: Mutex<Option<(usize, Option<String>)>>,
+    saves_seen: Mutex<usize>,
+}
+
+impl FakeConductor {
+    pub fn put(&self, inst: &Instance) {
+        let data = inst.to_primitive()["nova_object.data"]
+            .as_object()
+            .cloned()
+            .unwrap();
+        lock(&self.db).insert(inst.uuid().to_string(), data);
+    }
+
+    pub fn record(&self, uuid: &str) -> Option<Map<String, Value>> {
+        lock(&self.db).get(uuid).cloned()
+    }
+
+    fn push(&self, uuid: &str, c: Call) {
+        lock(&self.calls).push((uuid.to_string(), c));
+    }
+
+    fn instance_primitive(data: &Map<String, Value>) -> Value {
+        json!({"nova_object.name": "Instance", "nova_object.namespace": "nova",
+               "nova_object.version": "2.8", "nova_object.data": data})
+    }
+
+    fn save(&self, args: &Map<String, Value>) -> Result<Value, CallError> {
+        let (keys, captured) = captured_keys("Instance.save.json");
+        assert_eq!(sorted_keys(args), keys, "Instance.save arguments");
+        let obj = &args["objinst"];
+        assert_eq!(obj["nova_object.name"], "Instance");
+        assert_eq!(args["args"], captured["args"]);
+        let kwargs = args["kwargs"].as_object().unwrap();
+        let expected: Option<Vec<Option<String>>> = kwargs.get("expected_task_state").map(|e| {
+            e.as_array()
+                .expect("expected_task_state is a list, as captured")
+                .iter()
+                .map(|s| s.as_str().map(str::to_string))
+                .collect()
+        });
+        let data = obj["nova_object.data"].as_object().unwrap();
+        let uuid = data["uuid"].as_str().unwrap().to_string();
+        let changes: Vec<String> = obj["nova_object.changes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut db = lock(&self.db);
+        let Some(rec) = db.get_mut(&uuid) else {
+            return Err(remote(
+                "InstanceNotFound",
+                &format!("Instance {uuid} could not be found."),
+            ));
+        };
+        // what nova's Instance.save does with expected_task_state
+        if let Some(exp) = &expected {
+            let actual = rec
+                .get("task_state")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if !exp.contains(&actual) {
+                let class = if actual.as_deref() == Some("deleting") {
+                    "UnexpectedDeletingTaskStateError"
+                } else {
+                    "UnexpectedTaskStateError"
+                };
+                return Err(remote(
+                    class,
+                    &format!(
+                        "Conflict updating instance {uuid}. Expected: {exp:?}. Actual: {actual:?}"
+                    ),
+                ));
+            }
+        }
+        for c in &changes {
+            rec.insert(c.clone(), data.get(c).cloned().unwrap_or(Value::Null));
+        }
+        let save = Save {
+            vm_state: rec
+                .get("vm_state")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            task_state: rec
+                .get("task_state")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            expected,
+            changes,
+            host: rec.get("host").and_then(Value::as_str).map(str::to_string),
+        };
+        let mut n = lock(&self.saves_seen);
+        *n += 1;
+        if let Some((after, ts)) = lock(&self.db_change_after).clone() {
+            if *n == after {
+                rec.insert("task_state".into(), ts.map_or(Value::Null, Value::String));
+            }
+        }
+        drop(db);
+        self.push(&uuid, Call::Save(save));
+        Ok(json!([{}, null]))
+    }
+}
+
+pub fn remote(class: &str, message: &str) -> CallError {
+    CallError::Remote {
+        class: class.into(),
+        module: "nova.exception".into(),
+        message: message.into(),
+        kwargs: Map::new(),
+    }
+}
+
+#[async_trait]
+impl RpcCaller for FakeConductor {
+    async fn call(
+        &self,
+        _ctx: &RequestContext,
+        topic: &str,
+        _ns: Option<&str>,
+        version: &str,
+        method: &str,
+        args: Map<String, Value>,
+        _t: Duration,
+    ) -> Result<Value, CallError> {
+        assert_eq!((topic, version), ("conductor", "3.0"));
+        match method {
+            "object_action" => {
+                let name = args["objinst"]["nova_object.name"].as_str().unwrap_or("");
+                let data = &args["objinst"]["nova_object.data"];
+                match (name, args["objmethod"].as_str().unwrap_or("")) {
+                    ("Instance", "save") => self.save(&args),
+                    ("Instance", "destroy") => {
+                        let uuid = data["uuid"].as_str().unwrap().to_string();
+                        lock(&self.db).remove(&uuid);
+                        self.push(&uuid, Call::Destroy);
+                        Ok(json!([{}, null]))
+                    }
+                    ("InstanceFault", "create") => {
+                        let uuid = data["instance_uuid"].as_str().unwrap().to_string();
+                        self.push(
+                            &uuid,
+                            Call::Fault {
+                                message: data["message"].as_str().unwrap_or("").into(),
+                                code: data["code"].as_i64().unwrap_or(0),
+                            },
+                        );
+                        Ok(json!([{}, null]))
+                    }
+                    (n, m) => {
+                        self.push("", Call::Other(format!("{n}.{m}")));
+                        Ok(json!([{}, null]))
+                    }
+                }
+            }
+            "object_class_action_versions" => {
+                let objname = args["objname"].as_str().unwrap_or("");
+                let objmethod = args["objmethod"].as_str().unwrap_or("");
+                match (objname, objmethod) {
+                    ("InstanceActionEvent", "event_start") => {
+                        let (keys, _) = captured_keys("InstanceActionEvent.event_start.json");
+                        assert_eq!(sorted_keys(&args), keys);
+                        let uuid = args["args"][0].as_str().unwrap();
+                        let ev = args["args"][1].as_str().unwrap().to_string();
+                        self.push(uuid, Call::EventStart(ev));
+                        Ok(Value::Null)
+                    }
+                    ("InstanceActionEvent", "event_finish_with_failure") => {
+                        let (keys, _) =
+                            captured_keys("InstanceActionEvent.event_finish_with_failure.json");
+                        assert_eq!(sorted_keys(&args), keys);
+                        let uuid = args["args"][0].as_str().unwrap();
+                        let event = args["args"][1].as_str().unwrap().to_string();
+                        let failed = !args["kwargs"]["exc_val"].is_null();
+                        self.push(uuid, Call::EventFinish { event, failed });
+                        Ok(Value::Null)
+                    }
+                    ("Instance", "get_by_uuid") => {
+                        let uuid = args["kwargs"]["uuid"].as_str().unwrap().to_string();
+                        self.push(&uuid, Call::Get);
+                        match lock(&self.db).get(&uuid) {
+                            Some(d) => Ok(Self::instance_primitive(d)),
+                            None => Err(remote("InstanceNotFound", "gone")),
+                        }
+                    }
+                    ("InstanceList", "get_by_host") => {
+                        let host = args["args"][0].as_str().unwrap_or("");
+                        self.push("", Call::List);
+                        let objects: Vec<Value> = lock(&self.db)
+                            .values()
+                            .filter(|d| d.get("host").and_then(Value::as_str) == Some(host))
+                            .map(Self::instance_primitive)
+                            .collect();
+                        Ok(
+                            json!({"nova_object.name": "InstanceList", "nova_object.namespace": "nova",
+                                  "nova_object.version": "2.6", "nova_object.data": {"objects": objects}}),
+                        )
+                    }
+                    (n, m) => {
+                        self.push("", Call::Other(format!("{n}.{m}")));
+                        Ok(Value::Null)
+                    }
+                }
+            }
+            other => panic!("unexpected conductor method {other}"),
+        }
+    }
+
+    async fn cast(
+        &self,
+        _: &RequestContext,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+        method: &str,
+        _: Map<String, Value>,
+        _: bool,
+    ) -> Result<(), CallError> {
+        self.push("", Call::Other(format!("cast {method}")));
+        Ok(())
+    }
+}
+
+/// One container of the fake engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeContainer {
+    pub state: PowerState,
+    pub image: String,
+    pub pid: u32,
+    /// A rebuild set this one aside.
+    pub aside: Option<Box<FakeContainer>>,
+}
+
+/// An engine in memory. `fail(op)` makes the next call of `op` fail.
+#[derive(Default)]
+pub struct FakeDriver {
+    pub containers: Mutex<HashMap<String, FakeContainer>>,
+    pub ops: Mutex<Vec<(String, String)>>,
+    failures: Mutex<HashMap<&'static str, DriverError>>,
+    next_pid: Mutex<u32>,
+}
+
+impl FakeDriver {
+    pub fn fail(&self, op: &'static str, e: DriverError) {
+        lock(&self.failures).insert(op, e);
+    }
+
+    pub fn container(&self, uuid: &str) -> Option<FakeContainer> {
+        lock(&self.containers).get(uuid).cloned()
+    }
+
+    pub fn insert(&self, uuid: &str, state: PowerState) {
+        let pid = self.pid();
+        lock(&self.containers).insert(
+            uuid.into(),
+            FakeContainer {
+                state,
+                image: "glance/old".into(),
+                pid,
+                aside: None,
+            },
+        );
+    }
+
+    fn pid(&self) -> u32 {
+        let mut p = lock(&self.next_pid);
+        *p += 1;
+        1000 + *p
+    }
+
+    fn op(&self, op: &'static str, uuid: &str) -> Result<(), DriverError> {
+        lock(&self.ops).push((op.into(), uuid.into()));
+        match lock(&self.failures).remove(op) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn info(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        let c = self
+            .container(uuid)
+            .ok_or_else(|| DriverError::NotFound { uuid: uuid.into() })?;
+        Ok(InstanceInfo {
+            state: c.state,
+            internal_id: format!("id-{uuid}"),
+            pid: (c.state == PowerState::Running).then_some(c.pid),
+            status: c.state.name().into(),
+            exit_code: None,
+            oom_killed: false,
+            started_at: None,
+            finished_at: None,
+        })
+    }
+
+    fn set(
+        &self,
+        uuid: &str,
+        state: PowerState,
+        new_pid: bool,
+    ) -> Result<InstanceInfo, DriverError> {
+        let pid = self.pid();
+        {
+            let mut m = lock(&self.containers);
+            let c = m
+                .get_mut(uuid)
+                .ok_or_else(|| DriverError::NotFound { uuid: uuid.into() })?;
+            c.state = state;
+            if new_pid {
+                c.pid = pid;
+            }
+        }
+        self.info(uuid)
+    }
+}
+
+#[async_trait]
+impl ComputeDriver for FakeDriver {
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        self.op("spawn", &spec.uuid)?;
+        if self.container(&spec.uuid).is_some() {
+            return Err(DriverError::Exists {
+                uuid: spec.uuid.clone(),
+                name: crate::virt::container_name(&spec.uuid),
+            });
+        }
+        let pid = self.pid();
+        lock(&self.containers).insert(
+            spec.uuid.clone(),
+            FakeContainer {
+                state: PowerState::Running,
+                image: spec.image.clone(),
+                pid,
+                aside: None,
+            },
+        );
+        self.info(&spec.uuid)
+    }
+    async fn rebuild(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        let uuid = spec.uuid.as_str();
+        let old = self
+            .container(uuid)
+            .ok_or_else(|| DriverError::NotFound { uuid: uuid.into() })?;
+        // the old one is kept as it was when the new one fails
+        self.op("rebuild", uuid)?;
+        let pid = self.pid();
+        lock(&self.containers).insert(
+            uuid.into(),
+            FakeContainer {
+                state: PowerState::Running,
+                image: spec.image.clone(),
+                pid,
+                aside: Some(Box::new(old)),
+            },
+        );
+        self.info(uuid)
+    }
+    async fn destroy(&self, uuid: &str, _t: Duration) -> Result<(), DriverError> {
+        self.op("destroy", uuid)?;
+        lock(&self.containers).remove(uuid);
+        Ok(())
+    }
+    async fn power_off(&self, uuid: &str, _t: Duration) -> Result<InstanceInfo, DriverError> {
+        self.op("power_off", uuid)?;
+        self.set(uuid, PowerState::Shutdown, false)
+    }
+    async fn power_on(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        self.op("power_on", uuid)?;
+        self.set(uuid, PowerState::Running, true)
+    }
+    async fn reboot(&self, uuid: &str, _k: RebootType) -> Result<InstanceInfo, DriverError> {
+        self.op("reboot", uuid)?;
+        self.set(uuid, PowerState::Running, true)
+    }
+    async fn pause(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        self.op("pause", uuid)?;
+        self.set(uuid, PowerState::Paused, false)
+    }
+    async fn unpause(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        self.op("unpause", uuid)?;
+        self.set(uuid, PowerState::Running, false)
+    }
+    async fn suspend(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        self.op("suspend", uuid)?;
+        self.set(uuid, PowerState::Suspended, false)
+    }
+    async fn resume(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        self.op("resume", uuid)?;
+        self.set(uuid, PowerState::Running, true)
+    }
+    async fn get_info(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
+        self.info(uuid)
+    }
+    async fn get_console_output(
+        &self,
+        uuid: &str,
+        _tail: Option<usize>,
+    ) -> Result<String, DriverError> {
+        self.info(uuid).map(|_| "console\n".into())
+    }
+    async fn get_diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
+        self.info(uuid).map(|i| Diagnostics {
+            state: i.state.name().into(),
+            ..Default::default()
+        })
+    }
+    async fn get_legacy_diagnostics(
+        &self,
+        uuid: &str,
+    ) -> Result<BTreeMap<String, Value>, DriverError> {
+        self.info(uuid).map(|_| BTreeMap::new())
+    }
+    async fn list_instances(&self) -> Result<Vec<InstanceSummary>, DriverError> {
+        Ok(lock(&self.containers)
+            .iter()
+            .map(|(u, c)| InstanceSummary {
+                uuid: u.clone(),
+                id: format!("id-{u}"),
+                names: vec![crate::virt::container_name(u)],
+                image: Some(c.image.clone()),
+                image_id: None,
+                running: c.state == PowerState::Running,
+                memory_mb: 0,
+                vcpus: 0,
+                size_rw: None,
+            })
+            .collect())
+    }
+    async fn host_resources(&self) -> Result<HostResources, DriverError> {
+        Ok(HostResources {
+            vcpus: 2,
+            vcpus_used: 0,
+            memory_mb: 1024,
+            memory_mb_used: 0,
+            local_gb: 10,
+            local_gb_used: 0,
+            disk_available_least: 10,
+            hypervisor_type: "docker".into(),
+            hypervisor_version: 1,
+            hypervisor_hostname: "h".into(),
+            running_vms: 0,
+            docker_root_dir: "/".into(),
+        })
+    }
+    fn events(&self) -> BoxStream<'static, Result<LifecycleEvent, DriverError>> {
+        Box::pin(futures_util::stream::pending())
+    }
+}
+
+/// Networking that records what it was asked.
+#[derive(Default)]
+pub struct FakeNetwork {
+    pub calls: Mutex<Vec<String>>,
+    pub fail_plug: Mutex<Option<NovaException>>,
+}
+
+#[async_trait]
+impl NetworkBackend for FakeNetwork {
+    async fn plug(&self, i: &Instance, nw: &NetworkInfo) -> Result<Option<String>, NovaException> {
+        lock(&self.calls).push(format!("plug {} {}", i.uuid(), nw.len()));
+        match lock(&self.fail_plug).take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+    async fn attach(&self, i: &Instance, nw: &NetworkInfo, pid: u32) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!("attach {} {} {pid}", i.uuid(), nw.len()));
+        Ok(())
+    }
+    async fn unplug(&self, i: &Instance, nw: &NetworkInfo) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!("unplug {} {}", i.uuid(), nw.len()));
+        Ok(())
+    }
+}
+
+/// Images: every image is present as `glance/<id>` unless told to fail.
+#[derive(Default)]
+pub struct FakeImages {
+    pub ensured: Mutex<Vec<String>>,
+    pub snapshots: Mutex<Vec<(String, SnapshotKind)>>,
+    pub fail: Mutex<Option<NovaException>>,
+}
+
+#[async_trait]
+impl ImageBackend for FakeImages {
+    async fn ensure_image(&self, _: &RequestContext, id: &str) -> Result<String, NovaException> {
+        lock(&self.ensured).push(id.into());
+        match lock(&self.fail).take() {
+            Some(e) => Err(e),
+            None => Ok(format!("glance/{id}")),
+        }
+    }
+    async fn snapshot(
+        &self,
+        _: &RequestContext,
+        _: &Instance,
+        image_id: &str,
+        kind: &SnapshotKind,
+    ) -> Result<(), NovaException> {
+        lock(&self.snapshots).push((image_id.into(), kind.clone()));
+        match lock(&self.fail).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Container options: none, or a refusal.
+#[derive(Default)]
+pub struct FakeOptions {
+    pub refuse: Mutex<Option<NovaException>>,
+}
+
+#[async_trait]
+impl OptionsBackend for FakeOptions {
+    async fn container_options(
+        &self,
+        _: &RequestContext,
+        _: &Instance,
+    ) -> Result<Option<ContainerOptions>, NovaException> {
+        match lock(&self.refuse).take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Placement that records the allocations it removed.
+#[derive(Default)]
+pub struct FakePlacement {
+    pub deleted: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Placement for FakePlacement {
+    async fn set_inventory_and_traits(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[(&str, Inventory)],
+        _: &[&str],
+    ) -> Result<(), PlacementError> {
+        Ok(())
+    }
+    async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError> {
+        lock(&self.deleted).push(consumer.into());
+        Ok(())
+    }
+}

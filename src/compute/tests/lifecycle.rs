@@ -1,0 +1,390 @@
+//! The operations after a build: the saves of each, on success and on failure.
+
+use super::harness::*;
+use crate::compute::request::{RebuildRequest, SnapshotKind, SnapshotRequest};
+use crate::compute::{ComputeRequest, PowerOp};
+use crate::exception::NovaException;
+use crate::objects::{ImageMeta, TaskState as T, VmState as V};
+use crate::virt::{DriverError, PowerState, RebootType};
+
+fn failed(uuid: &str) -> DriverError {
+    DriverError::Operation {
+        op: "test",
+        uuid: uuid.into(),
+        reason: "the engine said no".into(),
+    }
+}
+
+/// (op, vm_state before, container state before, driver op name)
+const POWER: &[(PowerOp, V, &str)] = &[
+    (PowerOp::Stop, V::Active, "power_off"),
+    (PowerOp::Start, V::Stopped, "power_on"),
+    (PowerOp::Pause, V::Active, "pause"),
+    (PowerOp::Unpause, V::Paused, "unpause"),
+    (PowerOp::Suspend, V::Active, "suspend"),
+    (PowerOp::Resume, V::Suspended, "resume"),
+    (PowerOp::SoftDelete, V::Active, "power_off"),
+    (PowerOp::Restore, V::SoftDeleted, "power_on"),
+];
+
+#[tokio::test]
+async fn each_power_operation_saves_its_final_state_expecting_the_apis() {
+    for &(op, before, driver_op) in POWER {
+        let h = Harness::new();
+        let inst = h.running(before, Some(op.expected()));
+        h.handle(ComputeRequest::Power(op, inst.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            h.saves(&inst),
+            [s(op.final_vm_state(), None, Some(&[Some(op.expected())]))],
+            "{op:?}"
+        );
+        assert_eq!(h.driver_ops(&inst), [driver_op], "{op:?}");
+        let rec = h.conductor.record(inst.uuid()).unwrap();
+        let state = h.driver.container(inst.uuid()).unwrap().state;
+        assert_eq!(rec["power_state"], state.as_int(), "{op:?}");
+        assert_eq!(
+            h.events(&inst),
+            [
+                format!("+compute_{}", op.method()),
+                format!("-compute_{}", op.method())
+            ]
+        );
+        // a start gets the container's new network namespace wired
+        let attached = h.network_calls().iter().any(|c| c.starts_with("attach"));
+        assert_eq!(
+            attached,
+            matches!(op, PowerOp::Start | PowerOp::Resume | PowerOp::Restore),
+            "{op:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_power_operation_reverts_the_task_state_and_keeps_the_vm_state() {
+    for &(op, before, driver_op) in POWER {
+        let h = Harness::new();
+        let inst = h.running(before, Some(op.expected()));
+        h.driver.fail(driver_op, failed(inst.uuid()));
+        let r = h.handle(ComputeRequest::Power(op, inst.clone())).await;
+        assert!(r.is_err(), "{op:?}");
+        assert_eq!(h.saves(&inst), [s(before, None, None)], "{op:?}");
+        assert_eq!(h.faults(&inst).len(), 1, "{op:?}");
+        assert!(h.faults(&inst)[0].contains("the engine said no"));
+        assert_eq!(
+            h.trace(&inst),
+            [
+                "event_start",
+                "fault",
+                "event_finish failed=true",
+                "save None"
+            ],
+            "{op:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stop_whose_save_is_refused_still_records_what_the_container_is() {
+    let h = Harness::new();
+    // the API sent stop, but the record says a reboot is under way: the final
+    // save is refused (UnexpectedTaskStateError); the revert, unchecked as in
+    // Nova's reverts_task_state, records the container's real state
+    let inst = h.running(V::Active, Some(T::RebootingHard));
+    let r = h
+        .handle(ComputeRequest::Power(PowerOp::Stop, inst.clone()))
+        .await;
+    assert_eq!(r.unwrap_err().class, "UnexpectedTaskStateError");
+    assert_eq!(h.saves(&inst), [s(V::Stopped, None, None)]);
+    assert_eq!(
+        h.conductor.record(inst.uuid()).unwrap()["power_state"],
+        PowerState::Shutdown.as_int()
+    );
+    assert_eq!(h.faults(&inst).len(), 1);
+}
+
+#[tokio::test]
+async fn reboot_states_soft_and_hard() {
+    for (kind, pending, started, allowed) in [
+        (
+            RebootType::Soft,
+            T::RebootPending,
+            T::RebootStarted,
+            T::SOFT_REBOOT,
+        ),
+        (
+            RebootType::Hard,
+            T::RebootPendingHard,
+            T::RebootStartedHard,
+            T::HARD_REBOOT,
+        ),
+    ] {
+        let h = Harness::new();
+        let inst = h.running(V::Active, Some(allowed[0]));
+        h.handle(ComputeRequest::RebootInstance {
+            instance: inst.clone(),
+            reboot_type: kind,
+        })
+        .await
+        .unwrap();
+        let allowed: Vec<Option<T>> = allowed.iter().copied().map(Some).collect();
+        assert_eq!(
+            h.saves(&inst),
+            [
+                s(V::Active, Some(pending), Some(&allowed)),
+                s(V::Active, Some(started), Some(&[Some(pending)])),
+                s(V::Active, None, None),
+            ]
+        );
+        assert!(h.network_calls().iter().any(|c| c.starts_with("attach")));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_reboot_is_error_unless_the_container_still_runs() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::RebootingHard));
+    h.driver.fail("reboot", failed(inst.uuid()));
+    h.handle(ComputeRequest::RebootInstance {
+        instance: inst.clone(),
+        reboot_type: RebootType::Hard,
+    })
+    .await
+    .unwrap();
+    // the container still runs: ACTIVE, with a fault
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+    assert_eq!(h.faults(&inst).len(), 1);
+
+    let h = Harness::new();
+    let inst = h.running(V::Stopped, Some(T::RebootingHard));
+    h.driver.fail("reboot", failed(inst.uuid()));
+    let r = h
+        .handle(ComputeRequest::RebootInstance {
+            instance: inst.clone(),
+            reboot_type: RebootType::Hard,
+        })
+        .await;
+    assert!(r.is_err());
+    let saves = h.saves(&inst);
+    assert_eq!(saves.last(), Some(&s(V::Error, None, None)), "{saves:?}");
+    assert_eq!(h.faults(&inst).len(), 1);
+}
+
+fn rebuild(inst: &crate::objects::Instance) -> ComputeRequest {
+    ComputeRequest::RebuildInstance(Box::new(RebuildRequest {
+        instance: inst.clone(),
+        image: ImageMeta {
+            id: Some("img-2".into()),
+            container_format: Some("docker".into()),
+            ..Default::default()
+        },
+        recreate: false,
+    }))
+}
+
+fn rebuild_states(vm: V) -> Vec<S> {
+    vec![
+        s(vm, Some(T::Rebuilding), Some(&[Some(T::Rebuilding)])),
+        s(
+            vm,
+            Some(T::RebuildBlockDeviceMapping),
+            Some(&[Some(T::Rebuilding)]),
+        ),
+        s(
+            vm,
+            Some(T::RebuildSpawning),
+            Some(&[Some(T::RebuildBlockDeviceMapping)]),
+        ),
+        s(V::Active, None, Some(&[Some(T::RebuildSpawning)])),
+    ]
+}
+
+#[tokio::test]
+async fn rebuild_states_and_the_new_image() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Rebuilding));
+    h.handle(rebuild(&inst)).await.unwrap();
+    assert_eq!(h.saves(&inst), rebuild_states(V::Active));
+    let c = h.driver.container(inst.uuid()).unwrap();
+    assert_eq!(c.image, "glance/img-2");
+    assert_eq!(c.state, PowerState::Running);
+}
+
+/// Tempest's test_rebuild_server_in_stop_state: a stopped server is stopped
+/// again after its rebuild, as Nova's `_do_rebuild_instance` does.
+#[tokio::test]
+async fn a_stopped_server_is_stopped_again_after_its_rebuild() {
+    let h = Harness::new();
+    let inst = h.running(V::Stopped, Some(T::Rebuilding));
+    h.handle(rebuild(&inst)).await.unwrap();
+    let mut want = rebuild_states(V::Stopped);
+    want.push(s(V::Active, Some(T::PoweringOff), None));
+    want.push(s(V::Stopped, None, Some(&[Some(T::PoweringOff)])));
+    assert_eq!(h.saves(&inst), want);
+    assert_eq!(
+        h.driver.container(inst.uuid()).unwrap().state,
+        PowerState::Shutdown
+    );
+    assert_eq!(h.driver_ops(&inst), ["rebuild", "power_off"]);
+}
+
+#[tokio::test]
+async fn a_failed_rebuild_is_error_and_keeps_the_old_container() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Rebuilding));
+    h.driver.fail("rebuild", failed(inst.uuid()));
+    assert!(h.handle(rebuild(&inst)).await.is_err());
+    let mut want = rebuild_states(V::Active)[..3].to_vec();
+    want.push(s(V::Error, None, None));
+    assert_eq!(h.saves(&inst), want);
+    assert_eq!(h.faults(&inst).len(), 1);
+    let c = h.driver.container(inst.uuid()).unwrap();
+    assert_eq!(c.image, "glance/old", "the old container is still there");
+    assert!(h.driver_ops(&inst).iter().all(|o| o != "destroy"));
+}
+
+#[tokio::test]
+async fn evacuation_is_refused() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Rebuilding));
+    let mut r = rebuild(&inst);
+    if let ComputeRequest::RebuildInstance(b) = &mut r {
+        b.recreate = true;
+    }
+    assert!(h.handle(r).await.is_err());
+    assert!(h.faults(&inst)[0].contains("evacuate"));
+    assert!(h.driver_ops(&inst).is_empty());
+}
+
+#[tokio::test]
+async fn delete_removes_container_networking_record_and_allocations() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Deleting));
+    h.handle(ComputeRequest::TerminateInstance(inst.clone()))
+        .await
+        .unwrap();
+    assert_eq!(h.saves(&inst), [s(V::Deleted, None, None)]);
+    assert!(h.destroyed(&inst));
+    assert!(h.driver.container(inst.uuid()).is_none());
+    assert!(h.network_calls().iter().any(|c| c.starts_with("unplug")));
+    assert_eq!(
+        *h.placement.deleted.lock().unwrap(),
+        [inst.uuid().to_string()]
+    );
+    let t = h.trace(&inst);
+    let i_destroy = t.iter().position(|c| c == "destroy").unwrap();
+    assert!(t[..i_destroy].contains(&"save None".to_string()), "{t:?}");
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_error_and_can_be_asked_again() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Deleting));
+    h.driver.fail("destroy", failed(inst.uuid()));
+    assert!(h
+        .handle(ComputeRequest::TerminateInstance(inst.clone()))
+        .await
+        .is_err());
+    assert_eq!(h.saves(&inst), [s(V::Error, None, None)]);
+    assert!(!h.destroyed(&inst));
+    assert!(h.placement.deleted.lock().unwrap().is_empty());
+    // asked again, it goes
+    h.handle(ComputeRequest::TerminateInstance(inst.clone()))
+        .await
+        .unwrap();
+    assert!(h.destroyed(&inst));
+}
+
+fn snapshot(inst: &crate::objects::Instance, kind: SnapshotKind) -> ComputeRequest {
+    ComputeRequest::Snapshot(SnapshotRequest {
+        instance: inst.clone(),
+        image_id: "snap-1".into(),
+        kind,
+    })
+}
+
+#[tokio::test]
+async fn snapshot_and_backup_states() {
+    let backup = SnapshotKind::Backup {
+        backup_type: "daily".into(),
+        rotation: 2,
+    };
+    for (kind, api_state, first) in [
+        (
+            SnapshotKind::Snapshot,
+            T::ImageSnapshotPending,
+            T::ImageSnapshot,
+        ),
+        (backup, T::ImageBackup, T::ImageBackup),
+    ] {
+        let h = Harness::new();
+        let inst = h.running(V::Active, Some(api_state));
+        h.handle(snapshot(&inst, kind.clone())).await.unwrap();
+        assert_eq!(
+            h.saves(&inst),
+            [
+                s(V::Active, Some(first), Some(&[Some(api_state)])),
+                s(V::Active, Some(T::ImagePendingUpload), Some(&[Some(first)])),
+                s(
+                    V::Active,
+                    Some(T::ImageUploading),
+                    Some(&[Some(T::ImagePendingUpload)])
+                ),
+                s(V::Active, None, Some(&[Some(T::ImageUploading)])),
+            ]
+        );
+        assert_eq!(
+            *h.images.snapshots.lock().unwrap(),
+            [("snap-1".into(), kind)]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_reverts_the_task_state() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::ImageSnapshotPending));
+    *h.images.fail.lock().unwrap() = Some(NovaException::internal("glance said no"));
+    assert!(h
+        .handle(snapshot(&inst, SnapshotKind::Snapshot))
+        .await
+        .is_err());
+    let saves = h.saves(&inst);
+    assert_eq!(saves.len(), 4, "{saves:?}");
+    assert_eq!(saves[3], s(V::Active, None, None));
+    assert!(h.faults(&inst)[0].contains("glance said no"));
+}
+
+#[tokio::test]
+async fn unsupported_methods_fault_and_leave_no_task_state() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Rescuing));
+    let e = h
+        .handle(ComputeRequest::Unsupported {
+            method: "rescue_instance",
+            instance: Some(inst.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, "NotSupported");
+    assert_eq!(h.saves(&inst), [s(V::Active, None, None)]);
+    assert!(h.faults(&inst)[0].contains("rescue_instance is not supported"));
+}
+
+#[tokio::test]
+async fn diagnostics_need_a_running_instance() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, None);
+    let d = h
+        .handle(ComputeRequest::GetInstanceDiagnostics(inst.clone()))
+        .await
+        .unwrap();
+    assert_eq!(d["nova_object.name"], "Diagnostics");
+    let inst = h.running(V::Stopped, None);
+    let e = h
+        .handle(ComputeRequest::GetInstanceDiagnostics(inst))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, "InstanceInvalidState");
+}

@@ -1,0 +1,63 @@
+//! Start-up recovery and the power-state sync.
+
+use super::harness::*;
+use crate::objects::{TaskState as T, VmState as V};
+use crate::virt::PowerState;
+
+#[tokio::test]
+async fn start_up_resolves_what_a_crash_cut_off() {
+    let h = Harness::new();
+    let building = h.instance(V::Building, Some(T::Spawning), Some(HOST));
+    let rebuilding = h.running(V::Active, Some(T::RebuildSpawning));
+    let stopping = h.running(V::Active, Some(T::PoweringOff));
+    let starting = h.running(V::Stopped, Some(T::PoweringOn));
+    let deleting = h.running(V::Active, Some(T::Deleting));
+    let pausing = h.running(V::Active, Some(T::Pausing));
+    let quiet = h.running(V::Active, None);
+    h.driver.insert(quiet.uuid(), PowerState::Shutdown); // stopped behind Nova's back
+    let elsewhere = h.instance(V::Active, Some(T::PoweringOff), Some("other-host"));
+
+    h.manager.start_up().await;
+
+    assert_eq!(h.saves(&building), [s(V::Error, None, None)]);
+    assert!(h.faults(&building)[0].contains("restarted while the instance was being built"));
+    assert_eq!(h.saves(&rebuilding), [s(V::Error, None, None)]);
+    assert!(h.faults(&rebuilding)[0].contains("being rebuilt"));
+    assert_eq!(
+        h.saves(&stopping),
+        [s(V::Stopped, None, Some(&[Some(T::PoweringOff)]))]
+    );
+    assert_eq!(
+        h.saves(&starting),
+        [s(V::Active, None, Some(&[Some(T::PoweringOn)]))]
+    );
+    assert!(h.destroyed(&deleting));
+    // a cut-off pause: the task state goes, the vm_state follows the container
+    assert_eq!(
+        h.saves(&pausing),
+        [s(V::Active, None, Some(&[Some(T::Pausing)]))]
+    );
+    assert_eq!(h.saves(&quiet), [s(V::Stopped, None, Some(&[None]))]);
+    assert!(h.saves(&elsewhere).is_empty(), "not our instance");
+}
+
+#[tokio::test]
+async fn the_sync_follows_the_container_and_leaves_busy_instances_alone() {
+    let h = Harness::new();
+    let gone = h.running(V::Active, None);
+    h.driver.containers.lock().unwrap().remove(gone.uuid());
+    let busy = h.running(V::Active, Some(T::Rebooting));
+    h.driver.insert(busy.uuid(), PowerState::Shutdown);
+    let fine = h.running(V::Active, None);
+    h.manager.sync_all().await;
+    assert_eq!(h.saves(&gone), [s(V::Stopped, None, Some(&[None]))]);
+    assert_eq!(
+        h.conductor.record(gone.uuid()).unwrap()["power_state"],
+        PowerState::NoState.as_int()
+    );
+    assert!(h.saves(&busy).is_empty());
+    assert!(
+        h.saves(&fine).is_empty(),
+        "nothing to change, nothing saved"
+    );
+}
