@@ -4,7 +4,6 @@
 //! [`crate::network`] and [`crate::userdata`].
 
 use async_trait::async_trait;
-use bollard::models::ContainerCreateBody;
 
 use crate::context::RequestContext;
 use crate::exception::NovaException;
@@ -78,7 +77,7 @@ pub trait OptionsBackend: Send + Sync {
         &self,
         ctx: &RequestContext,
         instance: &Instance,
-    ) -> Result<Option<ContainerCreateBody>, NovaException>;
+    ) -> Result<Option<crate::userdata::ContainerOptions>, NovaException>;
 }
 
 /// Glance and Docker through [`crate::image::ImageService`].
@@ -196,7 +195,7 @@ impl OptionsBackend for UserDataOptions {
         &self,
         ctx: &RequestContext,
         instance: &Instance,
-    ) -> Result<Option<ContainerCreateBody>, NovaException> {
+    ) -> Result<Option<crate::userdata::ContainerOptions>, NovaException> {
         let uuid = instance.uuid();
         let Some(opts) =
             crate::userdata::decode(instance.user_data()).map_err(|e| e.to_build_abort(uuid))?

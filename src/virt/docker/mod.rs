@@ -10,6 +10,8 @@
 pub mod config;
 pub mod diagnostics;
 mod driver;
+mod lookup;
+mod options;
 pub mod spec;
 pub mod state;
 mod tls;
