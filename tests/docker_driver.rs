@@ -6,13 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, RestartPolicyNameEnum};
+use bollard::models::{ContainerCreateBody, ExecConfig, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use nova_docker::exception::NovaException;
+use nova_docker::userdata::{ContainerOptions, HostOptions};
 use nova_docker::virt::docker::{DockerConfig, DockerDriver, CONSOLE_CAP};
 use nova_docker::virt::{
     container_name, DriverError, EventKind, InstanceSpec, InstanceSummary, PowerState, RebootType,
@@ -749,9 +750,9 @@ async fn rebuild_replaces_the_container_and_keeps_its_identity() {
     let d = &e.driver;
     let docker = raw().await;
     let (mut s, _c) = spec(&e);
-    s.user_options = Some(ContainerCreateBody {
+    s.user_options = Some(ContainerOptions {
         labels: Some([("team".to_string(), "blue".to_string())].into()),
-        host_config: Some(HostConfig {
+        host_config: Some(HostOptions {
             memory: Some(32 << 20),
             ..Default::default()
         }),

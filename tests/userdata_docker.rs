@@ -215,7 +215,7 @@ async fn run_rows(rows: Vec<Row>) -> BTreeSet<String> {
                 continue;
             }
         };
-        let (c, started) = match create_and_start(&d, opts.body.clone(), &[]).await {
+        let (c, started) = match create_and_start(&d, opts.body.clone().into(), &[]).await {
             Ok(c) => c,
             Err(e) => {
                 failures.push(format!("{:?}: {e}", r.keys));
@@ -817,7 +817,7 @@ async fn horizon_body_runs_under_an_operator_policy_that_allows_it() {
         .expect_err("refused");
     assert_eq!(e.refusals.len(), 2, "{e}");
 
-    let c = run_body(&d, opts.body.clone(), &[])
+    let c = run_body(&d, opts.body.clone().into(), &[])
         .await
         .expect("container");
     let i = inspect(&d, &c.name).await;

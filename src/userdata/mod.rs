@@ -4,8 +4,10 @@
 //! "Customization Script" box, `openstack server create --user-data FILE`, a
 //! Heat template's `user_data`). [`decode`] takes user_data as Nova passes it
 //! (base64, maybe a MIME multipart document from Heat) and gives one normalized
-//! [`UserOptions`]: a Docker `/containers/create` body. Two vocabularies are
-//! accepted, told apart by their keys:
+//! [`UserOptions`]: a [`ContainerOptions`] document, the part of a Docker
+//! `/containers/create` body that user_data may set, in Docker's field names
+//! but independent of the engine client (the Docker driver converts it). Two
+//! vocabularies are accepted, told apart by their keys:
 //!
 //! - the short keys of the old driver's fork (`command`, `environment`,
 //!   `volumes`, `ports`, `host_config`, ... see [`SHORT_KEYS`]);
@@ -28,17 +30,28 @@
 //! Whether the options may run on this host is [`policy::Policy::check`]'s
 //! business: decoding never refuses an option for being dangerous.
 
+mod host_options;
 mod mime;
 mod normalize;
+mod options;
 mod parse;
 pub mod policy;
 
-use serde_json::json;
 use thiserror::Error;
 
 use crate::exception::NovaException;
 
+pub use host_options::{
+    BindPropagation, CgroupnsMode, DeviceMapping, DeviceRequest, HostOptions, Isolation, LogConfig,
+    Mount, MountBindOptions, MountImageOptions, MountTmpfsOptions, MountType,
+    MountVolumeDriverConfig, MountVolumeOptions, PortBinding, PortMap, RestartPolicy,
+    RestartPolicyName, ThrottleDevice, Ulimit, WeightDevice,
+};
 pub use normalize::{parse_bind, Bind, BindSource, DOCKER_KEYS, HOST_CONFIG_KEYS, SHORT_KEYS};
+pub use options::{
+    ContainerOptions, Empty, EndpointIpamConfig, EndpointSettings, HealthConfig, NetworkingConfig,
+    Set,
+};
 pub use policy::{
     ContainerLookup, LookupError, Policy, PolicyContext, PolicyViolation, Refusal, TargetOwner,
 };
@@ -66,7 +79,7 @@ impl std::fmt::Display for Vocabulary {
 pub struct UserOptions {
     /// The `/containers/create` body the user asked for. `Image` and the fields
     /// Nova owns are still to be overridden by the driver.
-    pub body: bollard::models::ContainerCreateBody,
+    pub body: ContainerOptions,
     /// Things ignored or to be overridden, one readable sentence each.
     pub warnings: Vec<String>,
     /// The vocabulary the document used (for messages naming the user's keys).
@@ -184,37 +197,6 @@ pub fn decode_raw(raw: &[u8]) -> Result<Option<UserOptions>, UserDataError> {
             }
             Ok(Some(opts))
         }
-    }
-}
-
-/// The payload of an instance fault for a policy refusal, as
-/// [`NovaException`] kwargs expect it.
-fn violation_kwargs(v: &PolicyViolation) -> serde_json::Value {
-    json!({
-        "reason": v.to_string(),
-        "refused_options": v.refusals.iter().map(|r| r.option.clone()).collect::<Vec<_>>(),
-    })
-}
-
-impl PolicyViolation {
-    /// The exception that aborts the build (not rescheduled: every host of
-    /// the same policy refuses the same options).
-    pub fn to_build_abort(&self, instance_uuid: &str) -> NovaException {
-        NovaException::build_abort(instance_uuid, self.to_string())
-    }
-}
-
-impl From<PolicyViolation> for NovaException {
-    fn from(v: PolicyViolation) -> Self {
-        let mut e = NovaException::instance_deploy_failure(v.to_string());
-        if let serde_json::Value::Object(extra) = violation_kwargs(&v) {
-            for (k, val) in extra {
-                if k != "reason" {
-                    e.kwargs.insert(k, val);
-                }
-            }
-        }
-        e
     }
 }
 

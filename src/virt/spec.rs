@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// The container options a user asked for in user_data (policy-checked).
-pub type ContainerOptions = bollard::models::ContainerCreateBody;
+pub use crate::userdata::ContainerOptions;
 
 /// Longest host name Linux takes (`HOST_NAME_MAX`), and the longest DNS label.
 const MAX_LABEL: usize = 63;

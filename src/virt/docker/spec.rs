@@ -54,7 +54,11 @@ fn env_key(entry: &str) -> &str {
 /// and the instance metadata environment over same-named user variables. A user `Cmd`
 /// is kept over the image's `os_command_line` (the more specific choice).
 pub fn build_create_body(spec: &InstanceSpec, limits: Limits) -> (String, ContainerCreateBody) {
-    let mut body = spec.user_options.clone().unwrap_or_default();
+    let mut body: ContainerCreateBody = spec
+        .user_options
+        .clone()
+        .map(Into::into)
+        .unwrap_or_default();
 
     body.image = Some(spec.image.clone());
     body.hostname = Some(spec.hostname.clone());
@@ -137,6 +141,7 @@ pub fn build_create_body(spec: &InstanceSpec, limits: Limits) -> (String, Contai
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::{self, ContainerOptions, HostOptions};
     use std::time::Duration;
 
     fn spec() -> InstanceSpec {
@@ -215,7 +220,7 @@ mod tests {
     fn user_options_are_the_base_and_nova_wins_conflicts() {
         let mut s = spec();
         s.network_mode = Some("bridge".into());
-        s.user_options = Some(ContainerCreateBody {
+        s.user_options = Some(ContainerOptions {
             image: Some("evil".into()),
             hostname: Some("other".into()),
             working_dir: Some("/srv".into()),
@@ -226,15 +231,15 @@ mod tests {
                 (LABEL_MANAGED_BY.to_string(), "me".to_string()),
                 (LABEL_INSTANCE_UUID.to_string(), "spoof".to_string()),
             ])),
-            host_config: Some(HostConfig {
+            host_config: Some(HostOptions {
                 memory: Some(8 << 30),
                 memory_swap: Some(-1),
                 nano_cpus: Some(16_000_000_000),
                 cpu_shares: Some(99_999),
                 pids_limit: Some(100_000),
                 init: Some(false),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::ALWAYS),
+                restart_policy: Some(userdata::RestartPolicy {
+                    name: Some(userdata::RestartPolicyName::Always),
                     maximum_retry_count: None,
                 }),
                 network_mode: Some("host".into()),
@@ -275,8 +280,8 @@ mod tests {
     #[test]
     fn lower_user_limits_are_kept() {
         let mut s = spec();
-        s.user_options = Some(ContainerCreateBody {
-            host_config: Some(HostConfig {
+        s.user_options = Some(ContainerOptions {
+            host_config: Some(HostOptions {
                 memory: Some(64 << 20),
                 memory_reservation: Some(1 << 30),
                 cpu_quota: Some(50_000),
@@ -310,8 +315,8 @@ mod tests {
     #[test]
     fn zero_or_negative_user_limits_mean_the_flavor() {
         let mut s = spec();
-        s.user_options = Some(ContainerCreateBody {
-            host_config: Some(HostConfig {
+        s.user_options = Some(ContainerOptions {
+            host_config: Some(HostOptions {
                 memory: Some(0),
                 nano_cpus: Some(-1),
                 ..Default::default()
