@@ -22,7 +22,7 @@ use crate::config::{ConfigError, DefaultConfig, Ini};
 use crate::image::{ImageConfig, ImageService};
 use crate::network::VifManager;
 use crate::rpc::{Dispatcher, RabbitConfig, RpcClient, RpcServer};
-use crate::virt::docker::{DockerConfig, DockerDriver};
+use crate::virt::docker::{DockerConfig, DockerDriver, DockerImages};
 
 impl From<crate::rpc::RpcError> for DaemonError {
     fn from(e: crate::rpc::RpcError) -> Self {
@@ -82,8 +82,11 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
         .await
         .map_err(setup("Docker engine"))?;
     let images = Arc::new(
-        ImageService::new(driver.docker_unbounded(), s.image.clone())
-            .map_err(setup("image service"))?,
+        ImageService::new(
+            Arc::new(DockerImages::new(driver.docker_unbounded())),
+            s.image.clone(),
+        )
+        .map_err(setup("image service"))?,
     );
     let client = RpcClient::connect(s.rabbit.clone()).await?;
     let conductor = Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout);

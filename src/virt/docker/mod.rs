@@ -5,11 +5,13 @@
 //! - [`DockerDriver`]: the lifecycle operations, each confirming the container's real
 //!   state afterwards;
 //! - [`state`]: Docker state -> Nova power state; suspended/stopped markers;
-//! - [`diagnostics`]: Nova's diagnostics shapes from a stats sample.
+//! - [`diagnostics`]: Nova's diagnostics shapes from a stats sample;
+//! - [`DockerImages`]: the image engine of [`crate::image::ImageService`].
 
 pub mod config;
 pub mod diagnostics;
 mod driver;
+mod images;
 pub mod spec;
 pub mod state;
 mod tls;
@@ -19,6 +21,7 @@ pub use diagnostics::{Diagnostics, DiagnosticsContext};
 pub use driver::{
     hypervisor_version, DockerDriver, EventKind, HostResources, LifecycleEvent, CONSOLE_CAP,
 };
+pub use images::DockerImages;
 pub use spec::{build_create_body, split_command_line, InstanceSpec, Limits};
 
 use serde_json::json;
