@@ -22,6 +22,7 @@
 //! 2026-11-23); with an odd count one side would run first once more.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bollard::models::ContainerCreateBody;
@@ -33,6 +34,7 @@ use futures_util::StreamExt;
 use nova_docker::config::Ini;
 use nova_docker::context::RequestContext;
 use nova_docker::image::{coalesce, local_ref, ImageConfig, ImageService, SnapshotProps};
+use nova_docker::virt::docker::DockerImages;
 use serde_json::{json, Map};
 
 fn sh(script: &str) -> String {
@@ -166,8 +168,11 @@ async fn run() {
         std::path::Path::new("bench.conf"),
     )
     .expect("ini");
-    let svc = ImageService::new(docker.clone(), ImageConfig::from_ini(&ini).expect("cfg"))
-        .expect("service");
+    let svc = ImageService::new(
+        Arc::new(DockerImages::new(docker.clone())),
+        ImageConfig::from_ini(&ini).expect("cfg"),
+    )
+    .expect("service");
 
     let rounds: usize = std::env::var("ND_BENCH_ROUNDS")
         .ok()

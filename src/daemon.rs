@@ -24,7 +24,7 @@ use crate::network::VifManager;
 use crate::objects::NovaObject;
 use crate::rpc::{Dispatcher, RabbitConfig, RpcClient, RpcServer};
 use crate::tasks::Tasks;
-use crate::virt::docker::{DockerConfig, DockerDriver};
+use crate::virt::docker::{DockerConfig, DockerDriver, DockerImages};
 
 impl From<crate::rpc::RpcError> for DaemonError {
     fn from(e: crate::rpc::RpcError) -> Self {
@@ -98,9 +98,13 @@ async fn build(
         .await
         .map_err(setup("Docker engine"))?;
     let images = Arc::new(
-        ImageService::new(driver.docker_unbounded(), s.image.clone())
-            .map_err(setup("image service"))?,
+        ImageService::new(
+            Arc::new(DockerImages::new(driver.docker_unbounded())),
+            s.image.clone(),
+        )
+        .map_err(setup("image service"))?,
     );
+    images.run_on(tasks.clone());
     let client = RpcClient::connect(s.rabbit.clone()).await?;
     let options = Arc::new(UserDataOptions {
         policy: s.policy.clone(),

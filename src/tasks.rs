@@ -30,6 +30,15 @@ impl Tasks {
         self.tracker.spawn(f);
     }
 
+    /// Run `f` on the tracker; its result through the handle.
+    pub fn spawn_with_result<F, T>(&self, f: F) -> tokio::task::JoinHandle<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.tracker.spawn(f)
+    }
+
     /// Resolves once the daemon is stopping.
     pub async fn stopping(&self) {
         self.stop.cancelled().await

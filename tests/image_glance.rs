@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerConfig, ContainerCreateBody};
@@ -18,7 +19,10 @@ use futures_util::StreamExt;
 use nova_docker::config::Ini;
 use nova_docker::context::RequestContext;
 use nova_docker::exception::NovaException;
-use nova_docker::image::{local_ref, ImageConfig, ImageError, ImageService, SnapshotProps};
+use nova_docker::image::{
+    local_ref, ImageConfig, ImageEngine, ImageError, ImageService, SnapshotProps,
+};
+use nova_docker::virt::docker::DockerImages;
 use serde_json::{json, Map, Value};
 
 const NEEDS: &str = "needs glance and docker; run by devstack/run-tests.sh";
@@ -41,7 +45,7 @@ fn service_with(extra: &str) -> ImageService {
     ini.merge_text(&text, std::path::Path::new("test.conf"))
         .unwrap();
     let cfg = ImageConfig::from_ini(&ini).unwrap();
-    ImageService::new(docker(), cfg).unwrap()
+    ImageService::new(engine(), cfg).unwrap()
 }
 
 fn service() -> ImageService {
@@ -50,6 +54,10 @@ fn service() -> ImageService {
 
 fn docker() -> Docker {
     Docker::connect_with_local_defaults().unwrap()
+}
+
+fn engine() -> Arc<dyn ImageEngine> {
+    Arc::new(DockerImages::new(docker()))
 }
 
 fn ctx() -> RequestContext {
@@ -392,7 +400,7 @@ async fn glance_failover_and_glance_down() {
         std::path::Path::new("t.conf"),
     )
     .unwrap();
-    let fo = ImageService::new(docker(), ImageConfig::from_ini(&ini).unwrap()).unwrap();
+    let fo = ImageService::new(engine(), ImageConfig::from_ini(&ini).unwrap()).unwrap();
     let id = upload_new(&svc, "failover", "bare", b"x".to_vec()).await;
     assert_eq!(fo.glance().get(&ctx(), &id).await.unwrap().id, id);
 
@@ -402,7 +410,7 @@ async fn glance_failover_and_glance_down() {
         std::path::Path::new("t.conf"),
     )
     .unwrap();
-    let down = ImageService::new(docker(), ImageConfig::from_ini(&ini).unwrap()).unwrap();
+    let down = ImageService::new(engine(), ImageConfig::from_ini(&ini).unwrap()).unwrap();
     let e = down.ensure_image(&ctx(), &id).await.unwrap_err();
     assert!(matches!(e, ImageError::Unavailable { .. }), "{e}");
     let n: NovaException = e.into();

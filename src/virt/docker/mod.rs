@@ -12,11 +12,13 @@
 //! - [`host`]: the listing of our containers, host resources;
 //! - [`events`]: the engine's event stream;
 //! - [`state`]: Docker state -> Nova power state; suspended/stopped markers.
+//! - [`images`]: the image engine of [`crate::image::ImageService`].
 
 pub mod config;
 mod driver;
 mod events;
 mod host;
+mod images;
 mod lifecycle;
 mod lookup;
 mod observe;
@@ -42,6 +44,7 @@ use crate::virt::{
     ComputeDriver, Diagnostics, DriverError, HostResources, InstanceInfo, InstanceSpec,
     InstanceSummary, LifecycleEvent, RebootType,
 };
+pub use images::DockerImages;
 
 #[async_trait]
 impl ComputeDriver for DockerDriver {

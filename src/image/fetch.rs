@@ -1,0 +1,385 @@
+//! The way in: [`ImageService::ensure_image`], one shared download per uncached
+//! image, the checks of the Glance record before it, the tag after the load, and
+//! the removal of what a failed load left.
+
+use std::collections::HashSet;
+
+use futures_util::FutureExt;
+
+use crate::context::RequestContext;
+
+use super::error::engine_err;
+use super::hash::ExpectedHash;
+use super::{
+    local_ref, pump, validate_image_id, ImageError, ImageService, Inner, LoadReport, SharedFetch,
+    LOCAL_REPO_PREFIX,
+};
+
+impl ImageService {
+    /// Make the Glance image `image_id` available to Docker and return its local
+    /// reference (`glance/<image_id>:latest`). Downloads only when not cached;
+    /// concurrent calls for one image share one download, which runs to its end
+    /// even if every caller goes away.
+    pub async fn ensure_image(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+    ) -> Result<String, ImageError> {
+        validate_image_id(image_id)?;
+        let reference = local_ref(image_id);
+        if self.inner.is_cached(&reference).await? {
+            tracing::debug!(%image_id, %reference, "image cached");
+            return Ok(reference);
+        }
+        let fut = {
+            let mut map = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match map.get(image_id) {
+                Some(f) => f.clone(),
+                None => {
+                    let inner = self.inner.clone();
+                    let ctx = ctx.clone();
+                    let id = image_id.to_string();
+                    let download = async move {
+                        let r = inner.fetch(&ctx, &id).await;
+                        inner
+                            .inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                        r
+                    };
+                    let handle = match self.inner.tasks.get() {
+                        Some(t) => t.spawn_with_result(download),
+                        None => tokio::spawn(download),
+                    };
+                    let image_id_for_error = image_id.to_string();
+                    let f: SharedFetch = async move {
+                        handle.await.unwrap_or_else(|e| {
+                            Err(ImageError::Download {
+                                image_id: image_id_for_error.clone(),
+                                reason: format!("the download task failed: {e}"),
+                            })
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    map.insert(image_id.to_string(), f.clone());
+                    f
+                }
+            }
+        };
+        fut.await
+    }
+}
+
+impl Inner {
+    async fn is_cached(&self, reference: &str) -> Result<bool, ImageError> {
+        match self.engine.inspect(reference).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    async fn image_ids(&self) -> Result<HashSet<String>, ImageError> {
+        Ok(self
+            .engine
+            .list(true, None)
+            .await
+            .map_err(engine_err)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect())
+    }
+
+    /// The image ids a load report names (names resolved through Docker).
+    async fn resolve(&self, report: &LoadReport) -> Vec<String> {
+        let mut ids: Vec<String> = report.ids.clone();
+        for n in &report.names {
+            if let Ok(i) = self.engine.inspect(n).await {
+                if let Some(id) = i.id {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Remove the images a failed load created (those not present before it).
+    async fn cleanup(&self, image_id: &str, report: &LoadReport, before: &HashSet<String>) {
+        for id in self.resolve(report).await {
+            if before.contains(&id) {
+                continue;
+            }
+            match self.engine.remove(&id, true).await {
+                Ok(_) => {
+                    tracing::info!(%image_id, docker_image = %id, "removed the image of a failed load")
+                }
+                Err(e) => {
+                    tracing::warn!(%image_id, docker_image = %id, error = %e, "cannot remove the image of a failed load")
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self, ctx: &RequestContext, image_id: &str) -> Result<String, ImageError> {
+        let reference = local_ref(image_id);
+        // Another fetch may have finished between our caller's cache check and now.
+        if self.is_cached(&reference).await? {
+            return Ok(reference);
+        }
+        let rec = self.glance.get(ctx, image_id).await?;
+        if rec.status != "active" {
+            return Err(ImageError::NotActive {
+                image_id: image_id.into(),
+                status: rec.status.clone(),
+            });
+        }
+        match rec.container_format.as_deref() {
+            Some("docker") => {}
+            other => {
+                return Err(ImageError::Unacceptable {
+                    image_id: image_id.into(),
+                    reason: format!(
+                        "its container_format is {}, but the Docker driver boots only container_format 'docker' images (the data of `docker save`)",
+                        other.map(|f| format!("'{f}'")).unwrap_or_else(|| "unset".into())
+                    ),
+                })
+            }
+        }
+        let max = self.cfg.glance.max_image_size;
+        if let Some(size) = rec.size {
+            if max > 0 && size > max {
+                return Err(ImageError::TooLarge {
+                    image_id: image_id.into(),
+                    size,
+                    max,
+                });
+            }
+        }
+        let expected = ExpectedHash::from_record(&rec);
+        if expected.is_none() {
+            tracing::warn!(%image_id, "glance records no hash for the image: its data cannot be verified");
+        }
+        let (len, data) = self.glance.download(ctx, image_id).await?;
+        if let Some(len) = len {
+            if max > 0 && len > max {
+                return Err(ImageError::TooLarge {
+                    image_id: image_id.into(),
+                    size: len,
+                    max,
+                });
+            }
+        }
+        let before = self.image_ids().await?;
+        tracing::info!(%image_id, size = ?rec.size, "loading image from glance into docker");
+        let (report, fail) = pump::load(
+            self.engine.as_ref(),
+            data,
+            expected,
+            max,
+            image_id,
+            rec.size,
+        )
+        .await;
+        if let Some(e) = fail {
+            tracing::warn!(%image_id, error = %e, "image load failed; removing what it created");
+            self.cleanup(image_id, &report, &before).await;
+            return Err(e);
+        }
+        let ids = self.resolve(&report).await;
+        let docker_id = match ids.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(ImageError::Load {
+                    image_id: image_id.into(),
+                    reason: "docker load reported no image".into(),
+                })
+            }
+            many => {
+                self.cleanup(image_id, &report, &before).await;
+                return Err(ImageError::Unacceptable {
+                    image_id: image_id.into(),
+                    reason: format!("its data holds {} images; one is expected", many.len()),
+                });
+            }
+        };
+        if let Err(e) = self
+            .engine
+            .tag(
+                &docker_id,
+                &format!("{LOCAL_REPO_PREFIX}{image_id}"),
+                "latest",
+            )
+            .await
+        {
+            self.cleanup(image_id, &report, &before).await;
+            return Err(engine_err(e));
+        }
+        tracing::info!(%image_id, docker_image = %docker_id, %reference, "image loaded and tagged");
+        Ok(reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::image::testing::{ctx, image_id_of, save_tarball, stack};
+
+    const FILE: &str = "GET /v2/images/img1/file";
+
+    #[tokio::test]
+    async fn concurrent_boots_share_one_download_and_tags_stay_out() {
+        let (glance, engine, svc) = stack("").await;
+        // another Glance image is cached; the tarball names its tag, and busybox's
+        engine
+            .state()
+            .put("sha256:victim", Some("glance/victim:latest"), Vec::new());
+        let tar = save_tarball(&[("config-1", &["glance/victim:latest", "busybox:latest"][..])]);
+        {
+            let mut g = glance.state();
+            g.add_image("img1", &tar);
+            g.file_delay = Duration::from_millis(200);
+        }
+        let c = ctx();
+        let calls = (0..10).map(|_| svc.ensure_image(&c, "img1"));
+        for r in futures_util::future::join_all(calls).await {
+            assert_eq!(r.unwrap(), "glance/img1:latest");
+        }
+        assert_eq!(glance.state().count(FILE), 1);
+        assert_eq!(engine.state().loads, 1);
+        let tags = engine.state().tags();
+        let want: std::collections::BTreeMap<String, String> = [
+            ("glance/img1:latest".to_string(), image_id_of("config-1")),
+            (
+                "glance/victim:latest".to_string(),
+                "sha256:victim".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(tags, want, "the tarball's own tags reach no image");
+        // cached: no second download
+        assert_eq!(
+            svc.ensure_image(&c, "img1").await.unwrap(),
+            "glance/img1:latest"
+        );
+        assert_eq!(glance.state().count(FILE), 1);
+        assert!(svc.inner.inflight.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_shared_failure_reaches_every_caller_and_the_next_call_retries() {
+        let (glance, engine, svc) = stack("").await;
+        let tar = save_tarball(&[("config-1", &[][..])]);
+        {
+            let mut g = glance.state();
+            g.add_image("img1", &tar)
+                .insert("os_hash_value".into(), serde_json::json!("00"));
+            g.file_delay = Duration::from_millis(100);
+        }
+        let c = ctx();
+        let calls = (0..4).map(|_| svc.ensure_image(&c, "img1"));
+        for r in futures_util::future::join_all(calls).await {
+            assert!(
+                matches!(r, Err(ImageError::ChecksumMismatch { ref algo, .. }) if algo == "sha512"),
+                "{r:?}"
+            );
+        }
+        assert_eq!(glance.state().count(FILE), 1);
+        assert!(engine.state().images.is_empty(), "nothing was kept");
+        // the failure is not cached: the next call downloads again
+        let r = svc.ensure_image(&c, "img1").await;
+        assert!(matches!(r, Err(ImageError::ChecksumMismatch { .. })));
+        assert_eq!(glance.state().count(FILE), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_removes_what_it_created_and_nothing_else() {
+        let (glance, engine, svc) = stack("").await;
+        // one image of the tarball was there before the load: it stays
+        engine
+            .state()
+            .put(&image_id_of("old"), Some("old:latest"), Vec::new());
+        glance
+            .state()
+            .add_image("img1", &save_tarball(&[("old", &[][..]), ("new", &[][..])]));
+        engine.state().fail_load_after_report = Some("no space left on device".into());
+        let e = svc.ensure_image(&ctx(), "img1").await.unwrap_err();
+        assert_eq!(
+            e,
+            ImageError::Load {
+                image_id: "img1".into(),
+                reason: "no space left on device".into()
+            }
+        );
+        let ids: Vec<String> = engine.state().images.keys().cloned().collect();
+        assert_eq!(ids, vec![image_id_of("old")]);
+
+        // two images in one tarball: refused, the new one removed
+        engine.state().fail_load_after_report = None;
+        let e = svc.ensure_image(&ctx(), "img1").await.unwrap_err();
+        match &e {
+            ImageError::Unacceptable { reason, .. } => {
+                assert_eq!(reason, "its data holds 2 images; one is expected")
+            }
+            other => panic!("{other:?}"),
+        }
+        let ids: Vec<String> = engine.state().images.keys().cloned().collect();
+        assert_eq!(ids, vec![image_id_of("old")]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_tag_removes_the_loaded_image() {
+        let (glance, engine, svc) = stack("").await;
+        glance
+            .state()
+            .add_image("img1", &save_tarball(&[("config-1", &[][..])]));
+        engine.state().fail_tag = true;
+        let e = svc.ensure_image(&ctx(), "img1").await.unwrap_err();
+        assert_eq!(e, ImageError::Docker("tag refused".into()));
+        assert_eq!(engine.state().loads, 1);
+        assert!(engine.state().images.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_record_is_checked_before_any_download() {
+        let (glance, engine, svc) = stack("max_image_size = 1000\n").await;
+        let tar = save_tarball(&[("config-1", &[][..])]);
+        {
+            let mut g = glance.state();
+            for id in ["bare", "big", "queued"] {
+                g.add_image(id, &tar);
+            }
+            let mut set = |id: &str, k: &str, v: &str| {
+                let rec = g.records.get_mut(id).unwrap();
+                rec.insert(k.into(), serde_json::json!(v));
+            };
+            set("bare", "container_format", "bare");
+            set("queued", "status", "queued");
+        }
+        let e = svc.ensure_image(&ctx(), "bare").await.unwrap_err();
+        assert!(e.to_string().contains("container_format is 'bare'"), "{e}");
+        let e = svc.ensure_image(&ctx(), "big").await.unwrap_err();
+        assert!(matches!(e, ImageError::TooLarge { max: 1000, .. }), "{e}");
+        let e = svc.ensure_image(&ctx(), "queued").await.unwrap_err();
+        assert!(matches!(e, ImageError::NotActive { ref status, .. } if status == "queued"));
+        let e = svc.ensure_image(&ctx(), "missing").await.unwrap_err();
+        assert!(matches!(e, ImageError::NotFound { .. }));
+        let g = glance.state();
+        assert!(
+            g.requests.iter().all(|r| !r.ends_with("/file")),
+            "{:?}",
+            g.requests
+        );
+        assert_eq!(engine.state().loads, 0);
+    }
+}
