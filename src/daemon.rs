@@ -13,13 +13,15 @@ use tracing::{info, warn};
 
 use crate::clients::conductor::Conductor;
 use crate::clients::keystone::{AuthOptions, Session};
+use crate::clients::neutron::Neutron;
 use crate::clients::placement::{Placement, PlacementClient};
-use crate::compute::backends::UserDataOptions;
+use crate::compute::backends::{NoNeutron, UserDataOptions};
 use crate::compute::endpoint::ComputeEndpoint;
 use crate::compute::service::{node_uuid, ResourcePolicy};
-use crate::compute::{Backends, ComputeManager, ManagerConfig};
+use crate::compute::{Backends, ComputeManager, ManagerConfig, NetworkApi};
 use crate::config::{ConfigError, DefaultConfig, Ini};
 use crate::image::{ImageConfig, ImageService};
+use crate::network::neutron::{NeutronApi, NeutronConfig};
 use crate::network::VifManager;
 use crate::objects::NovaObject;
 use crate::rpc::{Dispatcher, RabbitConfig, RpcClient, RpcServer};
@@ -55,6 +57,11 @@ pub struct Settings {
     pub policy: crate::userdata::Policy,
     pub network: VifManager,
     pub placement: AuthOptions,
+    /// `[neutron]`; None when nova.conf names no Neutron (no auth_url,
+    /// endpoint or endpoint_override).
+    pub neutron: Option<(AuthOptions, NeutronConfig)>,
+    /// `[service_user]` when `send_service_user_token` is set.
+    pub service_user: Option<Arc<Session>>,
     pub default_network: Option<String>,
 }
 
@@ -68,10 +75,23 @@ impl Settings {
             policy: crate::userdata::Policy::from_ini(ini)?,
             network: VifManager::from_ini(ini).map_err(setup("[docker] networking"))?,
             placement: AuthOptions::from_group(ini, "placement")?,
+            neutron: neutron_settings(ini)?,
+            service_user: crate::clients::keystone::service_user(ini)?,
             default_network: ini.group("docker").opt_nonempty("default_network")?,
             default,
         })
     }
+}
+
+fn neutron_settings(ini: &Ini) -> Result<Option<(AuthOptions, NeutronConfig)>, DaemonError> {
+    let opts = AuthOptions::from_group(ini, "neutron")?;
+    if opts.endpoint_override.is_none() && opts.endpoint.is_none() && opts.auth_url.is_none() {
+        return Ok(None);
+    }
+    let cfg = NeutronConfig {
+        ovs_bridge: ini.group("neutron").str("ovs_bridge", "br-int")?,
+    };
+    Ok(Some((opts, cfg)))
 }
 
 /// Run until SIGTERM/SIGINT (or until the RPC server fails for good).
@@ -115,6 +135,7 @@ async fn build(
         placement: placement(&s.placement)?,
         driver: Arc::new(driver),
         images: images.clone(),
+        network_api: network_api(s)?,
         network: Arc::new(s.network.clone()),
         options,
     };
@@ -127,6 +148,21 @@ async fn build(
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))
+}
+
+/// Neutron, through `[neutron]` (with the service token of `[service_user]`).
+fn network_api(s: &Settings) -> Result<Arc<dyn NetworkApi>, DaemonError> {
+    let Some((opts, cfg)) = &s.neutron else {
+        warn!("no [neutron] auth_url or endpoint_override configured: only builds with no network (--nic none) will work");
+        return Ok(Arc::new(NoNeutron));
+    };
+    let session = Session::new(opts.clone())
+        .map_err(setup("[neutron]"))?
+        .with_service_user(s.service_user.clone());
+    Ok(Arc::new(NeutronApi::new(
+        Neutron::new(Arc::new(session)),
+        cfg.clone(),
+    )))
 }
 
 /// The placement client of `[placement]`, if it names placement at all.

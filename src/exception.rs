@@ -52,6 +52,18 @@ nova_classes! {
     InvalidInput,
     NotAuthorized,
     NotSupported,
+    NetworkAmbiguous,
+    NetworkNotFound,
+    NoMoreFixedIps,
+    FixedIpAlreadyInUse,
+    PortBindingFailed,
+    PortInUse,
+    PortLimitExceeded,
+    PortNotFound,
+    PortNotUsable,
+    SecurityGroupNotFound,
+    /// Neutron failed or could not be reached.
+    NeutronError,
     /// The base class, for failures without a more specific one.
     NovaException,
     /// `instance.save(expected_task_state=...)` found another task state.

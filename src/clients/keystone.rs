@@ -11,6 +11,7 @@
 //! Secrets (password, application credential secret, tokens) are held in
 //! [`Secret`], whose `Debug` prints `***`; nothing here logs them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -375,6 +376,10 @@ pub struct Session {
     opts: AuthOptions,
     http: reqwest::Client,
     cached: Mutex<Option<CachedToken>>,
+    /// `[service_user]` with `send_service_user_token`: requests made with a
+    /// user's token also carry this session's token as `X-Service-Token`, so a
+    /// user token that expires during a long operation is still accepted.
+    service_user: Option<Arc<Session>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -428,7 +433,14 @@ impl Session {
             opts,
             http,
             cached: Mutex::new(None),
+            service_user: None,
         }
+    }
+
+    /// Send a service token beside every user token (see [`service_user`]).
+    pub fn with_service_user(mut self, service_user: Option<Arc<Session>>) -> Self {
+        self.service_user = service_user;
+        self
     }
 
     pub fn options(&self) -> &AuthOptions {
@@ -585,13 +597,40 @@ impl Session {
     where
         F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder,
     {
+        let ours =
+            !(source == TokenSource::UserIfPresent && ctx.is_some_and(|c| c.auth_token.is_some()));
+        let service_token = match (&self.service_user, ours) {
+            (Some(s), false) => s
+                .token(None, TokenSource::Service)
+                .await
+                .map_err(SendError::Auth)?,
+            _ => None,
+        };
+        let with_service = |r: reqwest::RequestBuilder| match &service_token {
+            Some(t) => r.header("X-Service-Token", t.expose()),
+            None => r,
+        };
         let token = self.token(ctx, source).await.map_err(SendError::Auth)?;
-        let resp = build(&self.http, token.as_ref())
+        let resp = with_service(build(&self.http, token.as_ref()))
             .send()
             .await
             .map_err(SendError::Http)?;
-        let ours =
-            !(source == TokenSource::UserIfPresent && ctx.is_some_and(|c| c.auth_token.is_some()));
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED && service_token.is_some() {
+            // our service token may have expired under us: fetch it anew, once
+            if let Some(s) = &self.service_user {
+                tracing::info!(group = %self.opts.group, "401 with a service token: re-authenticating [service_user] once");
+                s.invalidate().await;
+                let st = s
+                    .token(None, TokenSource::Service)
+                    .await
+                    .map_err(SendError::Auth)?;
+                let mut r = build(&self.http, token.as_ref());
+                if let Some(t) = &st {
+                    r = r.header("X-Service-Token", t.expose());
+                }
+                return r.send().await.map_err(SendError::Http);
+            }
+        }
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED
             && ours
             && matches!(
@@ -609,6 +648,27 @@ impl Session {
         }
         Ok(resp)
     }
+}
+
+/// The `[service_user]` session when `send_service_user_token` is set (Nova's
+/// `service_auth.get_auth_plugin`): its token goes beside user tokens.
+pub fn service_user(ini: &Ini) -> Result<Option<Arc<Session>>, ConfigError> {
+    let g = ini.group("service_user");
+    if !g.bool("send_service_user_token", false)? {
+        return Ok(None);
+    }
+    let opts = AuthOptions::from_group(ini, "service_user")?;
+    if !matches!(
+        opts.auth_type,
+        AuthType::Password | AuthType::ApplicationCredential
+    ) {
+        return Err(g.invalid(
+            "auth_type",
+            "send_service_user_token needs password or application credential auth".to_string(),
+        ));
+    }
+    let s = Session::new(opts).map_err(|e| g.invalid("auth_type", e.to_string()))?;
+    Ok(Some(Arc::new(s)))
 }
 
 /// Why [`Session::send`] failed.

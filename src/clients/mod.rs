@@ -2,4 +2,5 @@
 
 pub mod conductor;
 pub mod keystone;
+pub mod neutron;
 pub mod placement;

@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 
-use super::request::SnapshotKind;
+use super::request::{NetworkRequest, SnapshotKind};
 use crate::context::RequestContext;
 use crate::exception::NovaException;
-use crate::network::NetworkInfo;
+use crate::network::{NetworkInfo, Vif};
 use crate::objects::Instance;
 use crate::virt::spec::ContainerOptions;
 use crate::virt::split_hostname;
@@ -59,6 +59,151 @@ pub trait NetworkBackend: Send + Sync {
         instance: &Instance,
         network_info: &NetworkInfo,
     ) -> Result<(), NovaException>;
+
+    /// Hot plug `vif` (in `network_info`, the list after the attach) into the
+    /// instance, and into its container when it runs (`pid`).
+    async fn attach_interface(
+        &self,
+        instance: &Instance,
+        vif: &Vif,
+        network_info: &NetworkInfo,
+        pid: Option<u32>,
+    ) -> Result<(), NovaException>;
+
+    /// Hot unplug `vif` from the instance (and its running container).
+    async fn detach_interface(
+        &self,
+        instance: &Instance,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NovaException>;
+}
+
+/// Nova's network API: the instance's Neutron ports and its network_info
+/// (nova/network/neutron.py). The manager saves the info cache.
+#[async_trait]
+pub trait NetworkApi: Send + Sync {
+    /// Create or take the requested ports and bind them to `host`; the
+    /// instance's whole network_info afterwards, and the ids of the VIFs this
+    /// call added. Leaves nothing behind on failure.
+    async fn allocate_for_instance(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        host: &str,
+        requested: &[NetworkRequest],
+        security_groups: &[String],
+    ) -> Result<(NetworkInfo, Vec<String>), NovaException>;
+
+    /// network_info from Neutron's ports of the instance; with `keep_missing`,
+    /// VIFs whose port is gone stay (a later unplug still finds them).
+    async fn get_instance_nw_info(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        keep_missing: bool,
+    ) -> Result<NetworkInfo, NovaException>;
+
+    /// Delete the ports made for the instance; unbind those the user gave
+    /// (`preserve_on_delete`, or listed in `keep`).
+    async fn deallocate_for_instance(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        keep: &[String],
+    ) -> Result<(), NovaException>;
+
+    /// Give one detached VIF's port back (deleted, or unbound if the user gave it).
+    async fn deallocate_port(&self, ctx: &RequestContext, vif: &Vif) -> Result<(), NovaException>;
+}
+
+/// A host without `[neutron]` in nova.conf: builds that ask for a network fail
+/// with a readable fault, everything else has no ports to look after.
+pub struct NoNeutron;
+
+#[async_trait]
+impl NetworkApi for NoNeutron {
+    async fn allocate_for_instance(
+        &self,
+        _: &RequestContext,
+        instance: &Instance,
+        _: &str,
+        _: &[NetworkRequest],
+        _: &[String],
+    ) -> Result<(NetworkInfo, Vec<String>), NovaException> {
+        Err(NovaException::build_abort(
+            instance.uuid(),
+            "this compute host has no [neutron] section in nova.conf, so it cannot give the instance a network: boot with --nic none, or configure [neutron]",
+        ))
+    }
+
+    async fn get_instance_nw_info(
+        &self,
+        _: &RequestContext,
+        instance: &Instance,
+        _: bool,
+    ) -> Result<NetworkInfo, NovaException> {
+        Ok(instance.network_info().clone())
+    }
+
+    async fn deallocate_for_instance(
+        &self,
+        _: &RequestContext,
+        _: &Instance,
+        _: &[String],
+    ) -> Result<(), NovaException> {
+        Ok(())
+    }
+
+    async fn deallocate_port(&self, _: &RequestContext, _: &Vif) -> Result<(), NovaException> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl NetworkApi for crate::network::neutron::NeutronApi {
+    async fn allocate_for_instance(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        host: &str,
+        requested: &[NetworkRequest],
+        security_groups: &[String],
+    ) -> Result<(NetworkInfo, Vec<String>), NovaException> {
+        crate::network::neutron::NeutronApi::allocate_for_instance(
+            self,
+            ctx,
+            instance,
+            host,
+            requested,
+            security_groups,
+        )
+        .await
+    }
+
+    async fn get_instance_nw_info(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        keep_missing: bool,
+    ) -> Result<NetworkInfo, NovaException> {
+        self.network_info(ctx, instance, &Default::default(), keep_missing)
+            .await
+    }
+
+    async fn deallocate_for_instance(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        keep: &[String],
+    ) -> Result<(), NovaException> {
+        crate::network::neutron::NeutronApi::deallocate_for_instance(self, ctx, instance, keep)
+            .await
+    }
+
+    async fn deallocate_port(&self, ctx: &RequestContext, vif: &Vif) -> Result<(), NovaException> {
+        crate::network::neutron::NeutronApi::deallocate_port(self, ctx, vif).await
+    }
 }
 
 /// Container options from the instance's user_data, checked against the policy.
@@ -164,6 +309,28 @@ impl NetworkBackend for crate::network::VifManager {
             return Ok(());
         }
         self.unplug_all(instance.uuid(), network_info).await?;
+        Ok(())
+    }
+
+    async fn attach_interface(
+        &self,
+        instance: &Instance,
+        vif: &Vif,
+        network_info: &NetworkInfo,
+        pid: Option<u32>,
+    ) -> Result<(), NovaException> {
+        crate::network::VifManager::attach_interface(self, instance.uuid(), pid, vif, network_info)
+            .await?;
+        Ok(())
+    }
+
+    async fn detach_interface(
+        &self,
+        instance: &Instance,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NovaException> {
+        crate::network::VifManager::detach_interface(self, instance.uuid(), pid, vif).await?;
         Ok(())
     }
 }

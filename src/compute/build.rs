@@ -21,13 +21,14 @@ impl ComputeManager {
     /// |----------------------|----------|----------------------|-----------------------|
     /// | start                | building | none                 | scheduling or none    |
     /// | claim (host, node)   | building | none                 | (not checked)         |
-    /// | networks             | building | networking           | none                  |
+    /// | networks (ports bound, info cache saved) | building | networking | none       |
     /// | block devices        | building | block_device_mapping | (not checked)         |
     /// | spawn                | building | spawning             | block_device_mapping  |
     /// | done                 | active   | none                 | spawning              |
     ///
     /// A failure: a fault, host and node cleared, vm_state ERROR, the
-    /// placement allocations removed, no container or VIF left. An instance
+    /// placement allocations removed, no container or VIF left, the ports made
+    /// for it deleted (those the user gave unbound) and its info cache emptied. An instance
     /// deleted meanwhile is left to the delete. The outcome is in the instance
     /// record (a cast has no reply).
     pub async fn build_and_run_instance(
@@ -55,6 +56,11 @@ impl ComputeManager {
             // `_nil_out_instance_obj_host_and_node`, saved with the error state
             inst.set_host_and_node(None, None);
         }
+        if r.is_err() && !req.no_networks() {
+            let requested = req.requested_networks.as_deref().unwrap_or_default();
+            self.cleanup_allocated_networks(ctx, &mut inst, requested)
+                .await;
+        }
         let r = action.end(ctx, &mut inst, r, OnFailure::Error).await;
         if r.is_err() {
             self.remove_allocations(&uuid).await;
@@ -75,10 +81,9 @@ impl ComputeManager {
         inst.set_task_state(Some(TaskState::Networking));
         self.save(ctx, inst, Expect::Unset).await?;
         if !req.no_networks() {
-            return Err(NovaException::build_abort(
-                inst.uuid(),
-                "networking through Neutron is not supported yet: boot with no network (--nic none)",
-            ));
+            let requested = req.requested_networks.as_deref().unwrap_or_default();
+            self.allocate_network(ctx, inst, requested, &req.security_groups)
+                .await?;
         }
         inst.set_task_state(Some(TaskState::BlockDeviceMapping));
         self.save(ctx, inst, Expect::Any).await?;

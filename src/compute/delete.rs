@@ -1,4 +1,5 @@
-//! `terminate_instance`: container and networking gone, the record deleted,
+//! `terminate_instance`: container, VIFs and the Neutron ports made for it
+//! gone (ports the user gave unbound and kept), the record deleted,
 //! the placement allocations removed.
 
 use tracing::info;
@@ -36,6 +37,7 @@ impl ComputeManager {
             .destroy(&uuid, self.cfg.shutdown_timeout)
             .await?;
         self.network.unplug(inst, inst.network_info()).await?;
+        self.deallocate_network(ctx, inst).await?;
         inst.set_vm_state(VmState::Deleted);
         inst.set_task_state(None);
         inst.set_power_state(PowerState::NoState);

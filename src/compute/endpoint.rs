@@ -71,8 +71,12 @@ impl ComputeManager {
             R::GetDiagnostics(i) => self.get_diagnostics(&i).await,
             R::GetHostUptime => get_host_uptime().await,
             R::ExternalInstanceEvent(events) => {
-                self.external_instance_event(&events).await;
+                self.external_instance_event(ctx, &events).await;
                 Ok(Value::Null)
+            }
+            R::AttachInterface(a) => self.attach_interface(ctx, a).await,
+            R::DetachInterface { instance, port_id } => {
+                done(self.detach_interface(ctx, instance, &port_id).await)
             }
             R::Unsupported { method, instance } => self.unsupported(ctx, method, instance).await,
         }

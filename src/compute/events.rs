@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::request::ExternalEvent;
 use super::ComputeManager;
+use crate::context::RequestContext;
 use crate::exception::{Class, NovaException};
 
 /// One expected event: (name, tag) and where its status arrives.
@@ -116,7 +117,15 @@ impl ComputeManager {
 
     /// external_instance_event (cast): `network-vif-plugged` and friends,
     /// handed to whoever waits for them (a build waiting for its VIFs).
-    pub async fn external_instance_event(&self, events: &[ExternalEvent]) {
+    ///
+    /// `network-vif-plugged` / `-unplugged` wake a waiting build (others are
+    /// logged); `network-changed` refreshes the info cache from Neutron;
+    /// `network-vif-deleted` takes the VIF of a port deleted in Neutron out of
+    /// the container and the cache. The two last run after the events are
+    /// delivered, so a build waiting for `network-vif-plugged` never waits
+    /// behind them.
+    pub async fn external_instance_event(&self, ctx: &RequestContext, events: &[ExternalEvent]) {
+        let mut later = Vec::new();
         for e in events {
             let tag = e.tag.as_deref().unwrap_or_default();
             let waited = self
@@ -130,6 +139,38 @@ impl ComputeManager {
                 waited,
                 "external instance event"
             );
+            if matches!(e.name.as_str(), "network-changed" | "network-vif-deleted") {
+                later.push(e);
+            }
+        }
+        for e in later {
+            if let Err(err) = self.network_event(ctx, e).await {
+                if err.instance_gone() || err.is(Class::PortNotFound) {
+                    info!(instance = %e.instance_uuid, name = %e.name, error = %err, "network event: nothing to do");
+                } else {
+                    warn!(instance = %e.instance_uuid, name = %e.name, error = %err, "network event failed");
+                }
+            }
+        }
+    }
+
+    async fn network_event(
+        &self,
+        ctx: &RequestContext,
+        e: &ExternalEvent,
+    ) -> Result<(), NovaException> {
+        let mut inst = self.conductor.instance_get(ctx, &e.instance_uuid).await?;
+        if inst.host() != Some(self.cfg.host.as_str()) {
+            return Ok(());
+        }
+        match e.name.as_str() {
+            "network-changed" => self.refresh_network_info(ctx, &mut inst).await,
+            _ => {
+                let port = e.tag.as_deref().unwrap_or_default();
+                let lock = self.instance_lock(&e.instance_uuid);
+                let _g = lock.lock().await;
+                self.detach_steps(ctx, &mut inst, port, false).await
+            }
         }
     }
 }

@@ -9,12 +9,17 @@
 //!   restore (one table), reboot;
 //! - [`delete`]: `terminate_instance`; [`snapshot`]: snapshot and backup;
 //! - [`query`]: console output, diagnostics, host uptime, unsupported methods;
-//! - [`events`]: external instance events (`network-vif-plugged`, ...);
+//! - [`events`]: external instance events (`network-vif-plugged`,
+//!   `network-changed`, `network-vif-deleted`);
+//! - [`interfaces`]: `attach_interface`, `detach_interface`;
+//! - [`network`]: the instance's Neutron ports and info cache around the
+//!   operations (allocate, refresh, deallocate);
 //! - [`action`]: what every operation does around its steps (lock, action
 //!   event, fault, task state reverted);
 //! - [`service`]: registration, heartbeat, resource reports;
 //!   [`sync`]: power-state sync with the driver and start-up recovery;
-//! - [`backends`]: the seams to images, networking and user_data options.
+//! - [`backends`]: the seams to images, Neutron, host networking and
+//!   user_data options.
 //!
 //! Operations on one instance run one at a time (a lock per instance uuid);
 //! different instances run in parallel.
@@ -25,6 +30,8 @@ pub mod build;
 pub mod delete;
 pub mod endpoint;
 pub mod events;
+pub mod interfaces;
+pub mod network;
 pub mod power;
 pub mod query;
 pub mod rebuild;
@@ -45,7 +52,7 @@ use crate::clients::placement::Placement;
 use crate::tasks::Tasks;
 use crate::virt::ComputeDriver;
 
-pub use backends::{ImageBackend, NetworkBackend, OptionsBackend};
+pub use backends::{ImageBackend, NetworkApi, NetworkBackend, OptionsBackend};
 pub use power::PowerOp;
 pub use request::{ComputeRequest, SnapshotKind};
 
@@ -85,6 +92,9 @@ pub struct Backends {
     pub placement: Option<Arc<dyn Placement>>,
     pub driver: Arc<dyn ComputeDriver>,
     pub images: Arc<dyn ImageBackend>,
+    /// Neutron (ports, network_info); [`backends::NoNeutron`] without `[neutron]`.
+    pub network_api: Arc<dyn NetworkApi>,
+    /// The host side of the VIFs.
     pub network: Arc<dyn NetworkBackend>,
     pub options: Arc<dyn OptionsBackend>,
 }
@@ -96,6 +106,7 @@ pub struct ComputeManager {
     placement: Option<Arc<dyn Placement>>,
     driver: Arc<dyn ComputeDriver>,
     images: Arc<dyn ImageBackend>,
+    network_api: Arc<dyn NetworkApi>,
     network: Arc<dyn NetworkBackend>,
     options: Arc<dyn OptionsBackend>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -114,6 +125,7 @@ impl ComputeManager {
             placement: b.placement,
             driver: b.driver,
             images: b.images,
+            network_api: b.network_api,
             network: b.network,
             options: b.options,
             locks: Mutex::new(HashMap::new()),

@@ -105,6 +105,9 @@ impl ComputeManager {
         inst: &mut Instance,
     ) -> Result<(), NovaException> {
         let uuid = inst.uuid().to_string();
+        if op.starts() {
+            self.load_network_info(ctx, inst).await?;
+        }
         let t = self.cfg.shutdown_timeout;
         let d = &self.driver;
         let info = match op {

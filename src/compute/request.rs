@@ -59,6 +59,8 @@ methods! {
     GetDiagnostics = "get_diagnostics",
     GetHostUptime = "get_host_uptime",
     ExternalInstanceEvent = "external_instance_event",
+    AttachInterface = "attach_interface",
+    DetachInterface = "detach_interface",
 }
 
 /// The rest of the compute RPC API: answered with NotSupported (the instance
@@ -66,7 +68,6 @@ methods! {
 pub const UNSUPPORTED: &[&str] = &[
     "add_fixed_ip_to_instance",
     "allow_share",
-    "attach_interface",
     "attach_volume",
     "cache_images",
     "change_instance_metadata",
@@ -76,7 +77,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "confirm_resize",
     "confirm_snapshot_based_resize_at_source",
     "deny_share",
-    "detach_interface",
     "detach_volume",
     "drop_move_claim_at_destination",
     "finish_resize",
@@ -152,6 +152,11 @@ pub enum ComputeRequest {
     GetDiagnostics(Instance),
     GetHostUptime,
     ExternalInstanceEvent(Vec<ExternalEvent>),
+    AttachInterface(AttachInterfaceRequest),
+    DetachInterface {
+        instance: Instance,
+        port_id: String,
+    },
     /// A method of the API the driver does not support.
     Unsupported {
         method: &'static str,
@@ -200,6 +205,14 @@ impl NetworkRequest {
     pub fn is_auto(&self) -> bool {
         self.network_id.as_deref() == Some("auto") && self.port_id.is_none()
     }
+}
+
+/// `attach_interface` (a call; answers the new VIF).
+#[derive(Debug, Clone)]
+pub struct AttachInterfaceRequest {
+    pub instance: Instance,
+    /// One of the two: a network to make a port on, or a port made beforehand.
+    pub network: NetworkRequest,
 }
 
 /// `rebuild_instance` (6.2).
@@ -397,6 +410,25 @@ impl ComputeRequest {
             Method::ExternalInstanceEvent => {
                 Ok(ComputeRequest::ExternalInstanceEvent(decode_events(&a)?))
             }
+            Method::AttachInterface => {
+                let network = NetworkRequest {
+                    network_id: a.str("network_id")?,
+                    address: a.str("requested_ip")?,
+                    port_id: a.str("port_id")?,
+                    tag: a.str("tag")?,
+                };
+                if network.network_id.is_none() && network.port_id.is_none() {
+                    return Err(a.bad("network_id", "neither a network nor a port given"));
+                }
+                Ok(ComputeRequest::AttachInterface(AttachInterfaceRequest {
+                    instance: a.instance()?,
+                    network,
+                }))
+            }
+            Method::DetachInterface => Ok(ComputeRequest::DetachInterface {
+                instance: a.instance()?,
+                port_id: a.required_str("port_id")?,
+            }),
         }
     }
 
@@ -418,6 +450,8 @@ impl ComputeRequest {
             R::GetDiagnostics(_) => Method::GetDiagnostics.name(),
             R::GetHostUptime => Method::GetHostUptime.name(),
             R::ExternalInstanceEvent(_) => Method::ExternalInstanceEvent.name(),
+            R::AttachInterface(_) => Method::AttachInterface.name(),
+            R::DetachInterface { .. } => Method::DetachInterface.name(),
             R::Unsupported { method, .. } => method,
         }
     }
@@ -570,7 +604,7 @@ mod tests {
     fn handled_methods_decode_to_their_own_request() {
         let inst = capture("stop_instance.json")["instance"].clone();
         let args = json!({"instance": inst, "image_id": "i1", "reboot_type": "HARD",
-            "events": [], "image": {}, "tail_length": 10})
+            "events": [], "image": {}, "tail_length": 10, "network_id": "n1", "port_id": "p1"})
         .as_object()
         .unwrap()
         .clone();

@@ -394,6 +394,14 @@ fn external_ids<'a>(
     ]
 }
 
+/// The VIF's bridge is on OVS's userspace datapath (Neutron's vif_details
+/// say so, or the bridge we create is).
+fn netdev_datapath(shared: &Shared, vif: &Vif) -> bool {
+    vif.detail_str("datapath_type")
+        .unwrap_or(&shared.cfg.ovs_datapath_type)
+        == "netdev"
+}
+
 /// The container's veth is a port of the integration bridge.
 pub struct OvsDriver {
     shared: Arc<Shared>,
@@ -414,6 +422,11 @@ impl VifDriver for OvsDriver {
             .await?;
         let nl = Netlink::connect()?;
         let (tap, fresh) = ensure_container_veth(&nl, vif).await?;
+        if fresh && netdev_datapath(&self.shared, vif) {
+            for dev in [vif.tap_name(), vif.ns_name()] {
+                super::ethtool::checksum_offload_off(&dev)?;
+            }
+        }
         self.shared
             .ovs
             .replace_port(

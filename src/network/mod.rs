@@ -17,9 +17,11 @@
 
 pub mod config;
 pub mod drivers;
+pub mod ethtool;
 pub mod guest;
 pub mod model;
 pub mod netlink;
+pub mod neutron;
 pub mod ovs;
 
 use std::sync::Arc;

@@ -156,6 +156,31 @@ impl Instance {
         &self.network_info
     }
 
+    /// Whether the message carried the info cache (`start_instance` and
+    /// `stop_instance` send the instance without it).
+    pub fn has_info_cache(&self) -> bool {
+        self.obj.get("info_cache").is_some_and(|v| !v.is_null())
+    }
+
+    /// The `InstanceInfoCache` object holding `nw` (what Nova's network API
+    /// saves through the conductor).
+    pub fn info_cache_object(&self, nw: &NetworkInfo) -> NovaObject {
+        let mut ic = NovaObject::new("InstanceInfoCache", "1.5");
+        ic.set("network_info", json!(nw.to_json()));
+        ic.set("instance_uuid", json!(self.uuid()));
+        ic
+    }
+
+    /// Take `nw` as the instance's network_info (saved on its own through
+    /// [`Self::info_cache_object`], so the instance's changes do not list it).
+    pub fn set_network_info_saved(&mut self, nw: NetworkInfo) {
+        let mut ic = NovaObject::new("InstanceInfoCache", "1.5");
+        ic.put("network_info", json!(nw.to_json()));
+        ic.put("instance_uuid", json!(self.uuid()));
+        self.obj.put("info_cache", ic.to_primitive());
+        self.network_info = nw;
+    }
+
     // ---- the fields the compute manager writes; each marks its change ----
 
     pub fn set_vm_state(&mut self, s: VmState) {

@@ -173,6 +173,11 @@ impl NovaObject {
         self.changes.clear();
     }
 
+    /// Set a field without marking it changed (a nested object saved on its own).
+    pub fn put(&mut self, field: &str, value: Value) {
+        self.data.insert(field.to_string(), value);
+    }
+
     /// Apply the `updates` dict of an `object_action` reply: each field is set
     /// (nested objects as primitives), `obj_what_changed` becomes our changes.
     pub fn apply_updates(&mut self, updates: &Value) {

@@ -9,7 +9,7 @@ use crate::virt::{DriverError, PowerState};
 
 const EVENT: &str = "compute__do_build_and_run_instance";
 
-fn build_states() -> Vec<S> {
+pub(super) fn build_states() -> Vec<S> {
     vec![
         s(V::Building, None, Some(&[Some(T::Scheduling), None])),
         // the claim
@@ -52,7 +52,12 @@ async fn a_build_goes_through_novas_task_states_to_active() {
 }
 
 /// What every failed build must look like after its last successful save.
-fn assert_failed(h: &Harness, inst: &crate::objects::Instance, fault: &str, saved: Vec<S>) {
+pub(super) fn assert_failed(
+    h: &Harness,
+    inst: &crate::objects::Instance,
+    fault: &str,
+    saved: Vec<S>,
+) {
     let mut want = saved;
     want.push(s(V::Error, None, None));
     assert_eq!(h.saves(inst), want);
@@ -140,23 +145,6 @@ async fn an_image_that_is_not_a_docker_tarball_is_refused_before_anything_runs()
     h.handle(r).await.unwrap();
     assert_failed(&h, &inst, "container_format is \"bare\"", build_states());
     assert!(h.images.ensured.lock().unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn a_build_asking_for_a_neutron_network_fails_readably() {
-    let h = Harness::new();
-    let inst = h.instance(V::Building, Some(T::Scheduling), None);
-    h.handle(h.build_request(inst.clone(), &["5f3a6c1e-0000-4000-8000-000000000001"]))
-        .await
-        .unwrap();
-    let saved = build_states()[..3].to_vec();
-    assert_failed(
-        &h,
-        &inst,
-        "networking through Neutron is not supported yet",
-        saved,
-    );
-    assert!(h.network_calls().is_empty());
 }
 
 #[tokio::test]

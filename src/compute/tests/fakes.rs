@@ -11,11 +11,12 @@ use serde_json::{json, Map, Value};
 
 use crate::clients::conductor::{CallError, RpcCaller};
 use crate::clients::placement::{Inventory, Placement, PlacementError};
-use crate::compute::backends::{ImageBackend, NetworkBackend, OptionsBackend};
+use crate::compute::backends::{ImageBackend, NetworkApi, NetworkBackend, OptionsBackend};
+use crate::compute::request::NetworkRequest;
 use crate::compute::SnapshotKind;
 use crate::context::RequestContext;
 use crate::exception::NovaException;
-use crate::network::NetworkInfo;
+use crate::network::{NetworkInfo, Vif};
 use crate::objects::Instance;
 use crate::virt::spec::ContainerOptions;
 use crate::virt::{
@@ -45,11 +46,19 @@ pub struct Save {
 pub enum Call {
     Save(Save),
     EventStart(String),
-    EventFinish { event: String, failed: bool },
-    Fault { message: String, code: i64 },
+    EventFinish {
+        event: String,
+        failed: bool,
+    },
+    Fault {
+        message: String,
+        code: i64,
+    },
     Destroy,
     Get,
     List,
+    /// `InstanceInfoCache.save` with this many VIFs.
+    CacheSave(usize),
     Other(String),
 }
 
@@ -230,6 +239,38 @@ impl RpcCaller for FakeConductor {
                         );
                         Ok(json!([{}, null]))
                     }
+                    ("InstanceInfoCache", "save") => {
+                        let (keys, captured) = captured_keys("InstanceInfoCache.save.json");
+                        assert_eq!(sorted_keys(&args), keys, "InstanceInfoCache.save arguments");
+                        let obj = &args["objinst"];
+                        assert_eq!(
+                            obj["nova_object.version"],
+                            captured["objinst"]["nova_object.version"]
+                        );
+                        let mut changes: Vec<String> = obj["nova_object.changes"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|c| c.as_str().unwrap().to_string())
+                            .collect();
+                        changes.sort();
+                        assert_eq!(changes, vec!["instance_uuid", "network_info"]);
+                        let uuid = data["instance_uuid"].as_str().unwrap().to_string();
+                        let text = data["network_info"]
+                            .as_str()
+                            .expect("network_info is a JSON string");
+                        let nw = NetworkInfo::parse(text).unwrap();
+                        if let Some(rec) = lock(&self.db).get_mut(&uuid) {
+                            rec.insert(
+                                "info_cache".into(),
+                                json!({"nova_object.name": "InstanceInfoCache", "nova_object.namespace": "nova",
+                                       "nova_object.version": "1.5",
+                                       "nova_object.data": {"instance_uuid": uuid, "network_info": text}}),
+                            );
+                        }
+                        self.push(&uuid, Call::CacheSave(nw.len()));
+                        Ok(json!([{}, null]))
+                    }
                     (n, m) => {
                         self.push("", Call::Other(format!("{n}.{m}")));
                         Ok(json!([{}, null]))
@@ -263,6 +304,20 @@ impl RpcCaller for FakeConductor {
                         self.push(&uuid, Call::Get);
                         match lock(&self.db).get(&uuid) {
                             Some(d) => Ok(Self::instance_primitive(d)),
+                            None => Err(remote("InstanceNotFound", "gone")),
+                        }
+                    }
+                    ("InstanceInfoCache", "get_by_instance_uuid") => {
+                        let uuid = args["kwargs"]["instance_uuid"]
+                            .as_str()
+                            .unwrap()
+                            .to_string();
+                        match lock(&self.db).get(&uuid) {
+                            Some(d) => Ok(d.get("info_cache").cloned().unwrap_or_else(|| {
+                                json!({"nova_object.name": "InstanceInfoCache", "nova_object.namespace": "nova",
+                                       "nova_object.version": "1.5",
+                                       "nova_object.data": {"instance_uuid": uuid, "network_info": "[]"}})
+                            })),
                             None => Err(remote("InstanceNotFound", "gone")),
                         }
                     }
@@ -551,6 +606,127 @@ impl NetworkBackend for FakeNetwork {
     }
     async fn unplug(&self, i: &Instance, nw: &NetworkInfo) -> Result<(), NovaException> {
         lock(&self.calls).push(format!("unplug {} {}", i.uuid(), nw.len()));
+        Ok(())
+    }
+    async fn attach_interface(
+        &self,
+        i: &Instance,
+        vif: &Vif,
+        nw: &NetworkInfo,
+        pid: Option<u32>,
+    ) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!(
+            "attach_interface {} {} {} {pid:?}",
+            i.uuid(),
+            vif.id,
+            nw.len()
+        ));
+        match lock(&self.fail_plug).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+    async fn detach_interface(
+        &self,
+        i: &Instance,
+        vif: &Vif,
+        pid: Option<u32>,
+    ) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!("detach_interface {} {} {pid:?}", i.uuid(), vif.id));
+        Ok(())
+    }
+}
+
+/// Neutron as the network API sees it: every requested network gets a port
+/// `port-<n>` (an ovs VIF, not active yet), every given port is taken as it is.
+#[derive(Default)]
+pub struct FakeNetworkApi {
+    pub calls: Mutex<Vec<String>>,
+    /// The ports each instance has, in order (uuid -> VIFs).
+    pub ports: Mutex<HashMap<String, Vec<Vif>>>,
+    pub fail_allocate: Mutex<Option<NovaException>>,
+    /// New ports are DOWN (a build waits for their `network-vif-plugged`).
+    pub ports_down: Mutex<bool>,
+    next: Mutex<usize>,
+}
+
+pub fn fake_vif(id: &str, preserve: bool, active: bool) -> Vif {
+    serde_json::from_value(json!({
+        "id": id, "address": "fa:16:3e:00:00:01", "type": "ovs", "active": active,
+        "devname": format!("tap{id}").chars().take(14).collect::<String>(),
+        "preserve_on_delete": preserve,
+        "network": {"id": "net-1", "bridge": "br-int", "label": "private",
+                    "subnets": [{"cidr": "10.0.0.0/26", "version": 4,
+                                 "ips": [{"address": "10.0.0.5", "type": "fixed", "version": 4}],
+                                 "gateway": {"address": "10.0.0.1", "type": "gateway"}}],
+                    "meta": {"mtu": 1442}}
+    }))
+    .unwrap()
+}
+
+#[async_trait]
+impl NetworkApi for FakeNetworkApi {
+    async fn allocate_for_instance(
+        &self,
+        _: &RequestContext,
+        i: &Instance,
+        host: &str,
+        requested: &[NetworkRequest],
+        _: &[String],
+    ) -> Result<(NetworkInfo, Vec<String>), NovaException> {
+        lock(&self.calls).push(format!("allocate {} {host} {}", i.uuid(), requested.len()));
+        if let Some(e) = lock(&self.fail_allocate).take() {
+            return Err(e);
+        }
+        let mut new = Vec::new();
+        let active = !*lock(&self.ports_down);
+        for r in requested {
+            let vif = match &r.port_id {
+                Some(p) => fake_vif(p, true, active),
+                None => {
+                    let mut n = lock(&self.next);
+                    *n += 1;
+                    fake_vif(&format!("port-{n}"), false, active)
+                }
+            };
+            new.push(vif);
+        }
+        let mut ports = lock(&self.ports);
+        let all = ports.entry(i.uuid().to_string()).or_default();
+        all.extend(new.iter().cloned());
+        Ok((
+            NetworkInfo::new(all.clone()).unwrap(),
+            new.into_iter().map(|v| v.id).collect(),
+        ))
+    }
+
+    async fn get_instance_nw_info(
+        &self,
+        _: &RequestContext,
+        i: &Instance,
+        _: bool,
+    ) -> Result<NetworkInfo, NovaException> {
+        lock(&self.calls).push(format!("refresh {}", i.uuid()));
+        let all = lock(&self.ports).get(i.uuid()).cloned().unwrap_or_default();
+        Ok(NetworkInfo::new(all).unwrap())
+    }
+
+    async fn deallocate_for_instance(
+        &self,
+        _: &RequestContext,
+        i: &Instance,
+        keep: &[String],
+    ) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!("deallocate {} keep {}", i.uuid(), keep.join(",")));
+        lock(&self.ports).remove(i.uuid());
+        Ok(())
+    }
+
+    async fn deallocate_port(&self, _: &RequestContext, vif: &Vif) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!("deallocate_port {}", vif.id));
+        for list in lock(&self.ports).values_mut() {
+            list.retain(|v| v.id != vif.id);
+        }
         Ok(())
     }
 }

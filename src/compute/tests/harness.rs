@@ -21,6 +21,7 @@ pub struct Harness {
     pub conductor: Arc<FakeConductor>,
     pub driver: Arc<FakeDriver>,
     pub network: Arc<FakeNetwork>,
+    pub network_api: Arc<FakeNetworkApi>,
     pub images: Arc<FakeImages>,
     pub options: Arc<FakeOptions>,
     pub placement: Arc<FakePlacement>,
@@ -32,6 +33,7 @@ impl Harness {
         let conductor = Arc::new(FakeConductor::default());
         let driver = Arc::new(FakeDriver::default());
         let network = Arc::new(FakeNetwork::default());
+        let network_api = Arc::new(FakeNetworkApi::default());
         let images = Arc::new(FakeImages::default());
         let options = Arc::new(FakeOptions::default());
         let placement = Arc::new(FakePlacement::default());
@@ -44,6 +46,7 @@ impl Harness {
                 placement: Some(placement.clone()),
                 driver: driver.clone(),
                 images: images.clone(),
+                network_api: network_api.clone(),
                 network: network.clone(),
                 options: options.clone(),
             },
@@ -55,6 +58,7 @@ impl Harness {
             conductor,
             driver,
             network,
+            network_api,
             images,
             options,
             placement,
@@ -215,6 +219,7 @@ impl Harness {
                 Call::Destroy => "destroy".into(),
                 Call::Get => "get".into(),
                 Call::List => "list".into(),
+                Call::CacheSave(n) => format!("info_cache {n}"),
                 Call::Other(o) => o,
             })
             .collect()
@@ -226,6 +231,22 @@ impl Harness {
 
     pub fn network_calls(&self) -> Vec<String> {
         self.network.calls.lock().unwrap().clone()
+    }
+
+    /// What the network API (Neutron) was asked, in order.
+    pub fn neutron_calls(&self) -> Vec<String> {
+        self.network_api.calls.lock().unwrap().clone()
+    }
+
+    /// The saves of the instance's info cache (their VIF counts).
+    pub fn cache_saves(&self, inst: &Instance) -> Vec<usize> {
+        self.calls(inst.uuid())
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::CacheSave(n) => Some(n),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn driver_ops(&self, inst: &Instance) -> Vec<String> {

@@ -10,4 +10,5 @@ mod harness;
 
 mod build;
 mod lifecycle;
+mod network;
 mod start_up;
