@@ -24,6 +24,8 @@ nd_controlplane_up
 # the tests start their own daemons (host names derived from ND_HOST): stop the
 # one stack.sh started
 nd_stop nova-docker-compute
+# what a user of the lab finds: flavor m1.tiny, image busybox (the test image)
+nd_seed "$ND_TEST_IMAGE"
 for extra in "$TOP"/devstack/lib/test-setup-*.sh; do
   [ -e "$extra" ] && source "$extra"
 done
@@ -44,4 +46,5 @@ while [ $# -gt 0 ]; do
   cargo_args+=("$1"); shift
 done
 [ ${#cargo_args[@]} -gt 0 ] || cargo_args=(--all-targets)
-cargo test "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}"
+# every test target runs, so one failure does not hide the rest (the exit code still fails)
+cargo test --no-fail-fast "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}"

@@ -46,8 +46,7 @@ until curl -s -H "X-Auth-Token: $token" "$ND_PLACEMENT_URL/resource_providers?na
 done
 nd_nova_manage cell_v2 discover_hosts >>"$ND_RUN/discover-hosts.log" 2>&1 || nd_die "discover_hosts failed"
 
-ND_IMAGE_DOCKER_REF=busybox:latest "$ND_VENV/bin/python" "$_ND_FILES/lab.py" seed >>"$ND_RUN/lab-setup.log" 2>&1 \
-  || { tail -5 "$ND_RUN/lab-setup.log" >&2; nd_die "flavor/image set-up failed (see $ND_RUN/lab-setup.log)"; }
+nd_seed busybox:latest
 if [ "${ND_NO_DEMO:-0}" != 1 ]; then
   demo=$("$ND_VENV/bin/python" "$_ND_FILES/lab.py" demo demo "${ND_DEMO_NETWORK:-private}" 2>>"$ND_RUN/lab-setup.log") \
     || nd_die "demo server: $demo (see $ND_RUN/lab-setup.log)"

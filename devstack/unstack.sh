@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Stops what devstack/stack.sh started (RabbitMQ and Docker keep running; the
-# instances' containers too, as VMs outlive a stopped nova-compute).
-#   ND_PURGE=1   also delete the state directory (databases, Glance images)
+# Stops what devstack/stack.sh started: nova-docker-compute, the Nova services,
+# glance, placement, Neutron, OVN (northd, its databases, ovn-controller),
+# Keystone, MariaDB, and the nd-outside namespace. RabbitMQ, Docker and Open
+# vSwitch keep running (its bridges br-int and br-ex stay); the instances'
+# containers too, as VMs outlive a stopped nova-compute.
+#   ND_PURGE=1   also delete the state directory (databases, OVN databases,
+#                Glance images, passwords)
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 source "$TOP/devstack/lib/functions.sh"

@@ -253,6 +253,13 @@ nd_controlplane_up() {
   nd_log "control plane up (state in $ND_STATE; source $ND_STATE/openrc for the openstack CLI)"
 }
 
+# nd_seed DOCKER_REF: flavor m1.tiny and the public Glance image busybox (a
+# docker save of DOCKER_REF), unless they exist.
+nd_seed() {
+  ND_IMAGE_DOCKER_REF=$1 "$ND_VENV/bin/python" "$_ND_FILES/lab.py" seed >>"$ND_RUN/lab-setup.log" 2>&1 \
+    || { tail -5 "$ND_RUN/lab-setup.log" >&2; nd_die "flavor/image set-up failed (see $ND_RUN/lab-setup.log)"; }
+}
+
 nd_controlplane_down() {
   for s in nova-scheduler nova-conductor nova-api glance-api placement \
            neutron-ovn-maintenance-worker neutron-periodic-workers neutron-api neutron-stub keystone; do
