@@ -63,6 +63,7 @@ pub struct Settings {
     /// `[service_user]` when `send_service_user_token` is set.
     pub service_user: Option<Arc<Session>>,
     pub default_network: Option<String>,
+    pub resume_after_engine_restart: bool,
 }
 
 impl Settings {
@@ -78,6 +79,9 @@ impl Settings {
             neutron: neutron_settings(ini)?,
             service_user: crate::clients::keystone::service_user(ini)?,
             default_network: ini.group("docker").opt_nonempty("default_network")?,
+            resume_after_engine_restart: ini
+                .group("docker")
+                .bool("resume_after_engine_restart", true)?,
             default,
         })
     }
@@ -145,6 +149,7 @@ async fn build(
         default_network: s.default_network.clone(),
         vif_plugging_timeout: s.default.vif_plugging_timeout,
         vif_plugging_is_fatal: s.default.vif_plugging_is_fatal,
+        resume_after_engine_restart: s.resume_after_engine_restart,
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))

@@ -3,6 +3,9 @@
 //! here as a compute host, and Nova's REST API to drive it.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod neutron;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
