@@ -243,6 +243,10 @@ async fn serve(
         every,
     ));
     tasks.spawn(manager.clone().watch_events());
+    if s.default.heal_instance_info_cache_interval > 0 {
+        let every = Duration::from_secs(s.default.heal_instance_info_cache_interval as u64);
+        tasks.spawn(heal_info_cache(manager.clone(), every));
+    }
     tasks.stopping().await;
     // the RPC server's own result: a fatal messaging error stops the daemon
     server_done.await.unwrap_or(Ok(()))
@@ -288,6 +292,14 @@ async fn heartbeat(manager: Arc<ComputeManager>, mut service: NovaObject, every:
         if let Err(e) = manager.heartbeat(&mut service).await {
             warn!(error = %e, "heartbeat failed");
         }
+    }
+}
+
+/// `_heal_instance_info_cache`: one instance per period.
+async fn heal_info_cache(manager: Arc<ComputeManager>, every: Duration) {
+    let mut cursor = 0;
+    while manager.tasks().sleep(every).await {
+        manager.heal_one_info_cache(&mut cursor).await;
     }
 }
 

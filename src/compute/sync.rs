@@ -89,7 +89,7 @@ impl ComputeManager {
     }
 
     /// The instances Nova has on this host; `None` (logged) when it cannot say.
-    async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
+    pub(crate) async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
         match self.conductor.instances_on_host(ctx, &self.cfg.host).await {
             Ok(l) => Some(l),
             Err(e) => {

@@ -359,3 +359,26 @@ async fn after_an_engine_restart_running_instances_start_again_and_are_rewired()
     assert!(net.iter().any(|c| c.starts_with(&format!("attach {} 1", inst.uuid()))), "{net:?}");
     assert!(h.saves(&inst).is_empty(), "the record already says running");
 }
+
+#[tokio::test]
+async fn the_heal_refreshes_one_instance_per_turn() {
+    let h = Harness::new();
+    let a = wired(&h);
+    let b = wired(&h);
+    for i in [&a, &b] {
+        h.network_api
+            .ports
+            .lock()
+            .unwrap()
+            .get_mut(i.uuid())
+            .unwrap()
+            .push(fake_vif(&format!("extra-{}", &i.uuid()[..8]), false, true));
+    }
+    let mut cursor = 0;
+    h.manager.heal_one_info_cache(&mut cursor).await;
+    let healed: usize = [&a, &b].iter().map(|i| h.cache_saves(i).len()).sum();
+    assert_eq!(healed, 1, "one instance per turn");
+    h.manager.heal_one_info_cache(&mut cursor).await;
+    assert_eq!(h.cache_saves(&a), [2]);
+    assert_eq!(h.cache_saves(&b), [2]);
+}
