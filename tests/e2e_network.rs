@@ -31,7 +31,13 @@ fn host() -> String {
     })
 }
 
-async fn setup() -> (tokio::sync::MutexGuard<'static, ()>, Stack, Daemon, String, String) {
+async fn setup() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    Stack,
+    Daemon,
+    String,
+    String,
+) {
     let g = ONE_AT_A_TIME.lock().await;
     let stack = Stack::from_env();
     let d = Daemon::start(&stack, &host(), "").await;
@@ -57,7 +63,10 @@ async fn private(stack: &Stack) -> Value {
 /// The server's first v4 and v6 addresses on private.
 async fn addrs(stack: &Stack, id: &str) -> (String, String) {
     let (v4, v6) = stack.addresses(id, "private").await;
-    assert!(!v4.is_empty() && !v6.is_empty(), "server {id} has v4 {v4:?} and v6 {v6:?}");
+    assert!(
+        !v4.is_empty() && !v6.is_empty(),
+        "server {id} has v4 {v4:?} and v6 {v6:?}"
+    );
     (v4[0].clone(), v6[0].clone())
 }
 
@@ -94,11 +103,15 @@ async fn two_servers_on_private_have_their_ports_addresses_and_talk() {
         let (ok, link) = exec(id, &["ip", "-o", "link", "show", "eth0"]);
         assert!(ok, "{link}");
         assert!(link.contains(mac), "MAC {mac} not in {link}");
-        let mtu = stack.neutron_get(&format!("networks/{}", p["network_id"].as_str().unwrap())).await
-            ["network"]["mtu"]
+        let mtu = stack
+            .neutron_get(&format!("networks/{}", p["network_id"].as_str().unwrap()))
+            .await["network"]["mtu"]
             .as_i64()
             .unwrap();
-        assert!(link.contains(&format!("mtu {mtu}")), "MTU {mtu} not in {link}");
+        assert!(
+            link.contains(&format!("mtu {mtu}")),
+            "MTU {mtu} not in {link}"
+        );
         let (_, inet) = exec(id, &["ip", "-o", "addr", "show", "eth0"]);
         for f in p["fixed_ips"].as_array().unwrap() {
             let ip = f["ip_address"].as_str().unwrap();
@@ -107,22 +120,48 @@ async fn two_servers_on_private_have_their_ports_addresses_and_talk() {
     }
     // the info cache Nova shows carries the same addresses
     let s = stack.server(&a).await;
-    assert!(s["addresses"]["private"].as_array().unwrap().len() >= 2, "{}", s["addresses"]);
-    assert!(pings_within(&a, &b4, NET_UP).await, "a cannot ping b over IPv4");
-    assert!(pings_within(&b, &a4, NET_UP).await, "b cannot ping a over IPv4");
-    assert!(pings_within(&a, &b6, NET_UP).await, "a cannot ping b over IPv6");
-    assert!(pings_within(&b, &a6, NET_UP).await, "b cannot ping a over IPv6");
+    assert!(
+        s["addresses"]["private"].as_array().unwrap().len() >= 2,
+        "{}",
+        s["addresses"]
+    );
+    assert!(
+        pings_within(&a, &b4, NET_UP).await,
+        "a cannot ping b over IPv4"
+    );
+    assert!(
+        pings_within(&b, &a4, NET_UP).await,
+        "b cannot ping a over IPv4"
+    );
+    assert!(
+        pings_within(&a, &b6, NET_UP).await,
+        "a cannot ping b over IPv6"
+    );
+    assert!(
+        pings_within(&b, &a6, NET_UP).await,
+        "b cannot ping a over IPv6"
+    );
     assert!(tcp_works(&b, &a, &b4, 7001).await, "TCP from a to b failed");
-    assert!(tcp_works(&a, &b, &a6, 7002).await, "TCP over IPv6 from b to a failed");
+    assert!(
+        tcp_works(&a, &b, &a6, 7002).await,
+        "TCP over IPv6 from b to a failed"
+    );
     // the gateway (router1) answers too
     let gw = stack.neutron_get("subnets?name=private-subnet").await;
     if let Some(g) = gw["subnets"][0]["gateway_ip"].as_str() {
-        assert!(pings_within(&a, g, NET_UP).await, "router {g} does not answer");
+        assert!(
+            pings_within(&a, g, NET_UP).await,
+            "router {g} does not answer"
+        );
     }
     delete_all(&stack, &[&a, &b]).await;
     for p in &port_ids {
         assert!(stack.port(p).await.is_none(), "port {p} left in Neutron");
-        assert!(host_leftovers(p).is_empty(), "left on the host: {:?}", host_leftovers(p));
+        assert!(
+            host_leftovers(p).is_empty(),
+            "left on the host: {:?}",
+            host_leftovers(p)
+        );
     }
 }
 
@@ -141,7 +180,10 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
         async move {
             assert!(pings_within(&a, &b4, NET_UP).await, "a -> b after {what}");
             assert!(pings_within(&b, &a4, NET_UP).await, "b -> a after {what}");
-            assert!(tcp_works(&b, &a, &b4, 7010).await, "TCP a -> b after {what}");
+            assert!(
+                tcp_works(&b, &a, &b4, 7010).await,
+                "TCP a -> b after {what}"
+            );
         }
     };
     // stop / start
@@ -175,7 +217,10 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
     for id in [&a, &b] {
         let t = std::time::Instant::now();
         while docker_status(id).as_deref() != Some("running") {
-            assert!(t.elapsed() < T, "container of {id} not running again after the engine restart");
+            assert!(
+                t.elapsed() < T,
+                "container of {id} not running again after the engine restart"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         stack.wait_status(id, "ACTIVE", T).await;
@@ -190,7 +235,9 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
 async fn security_groups_decide_what_reaches_a_server() {
     let (_g, stack, _d, image, flavor) = setup().await;
     let net = private(&stack).await;
-    let sg = stack.security_group(&format!("nd-sg-{}", std::process::id())).await;
+    let sg = stack
+        .security_group(&format!("nd-sg-{}", std::process::id()))
+        .await;
     let a = boot(&stack, &image, &flavor, "nd-sg-client", net.clone()).await;
     let id = stack
         .create_server_on("nd-sg-server", &image, &flavor, &host(), net, &[&sg])
@@ -200,10 +247,19 @@ async fn security_groups_decide_what_reaches_a_server() {
     // the client's own default group lets it out; the server's group lets nothing in
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!pings(&a, &s4), "ICMP passed a group with no ICMP rule");
-    assert!(!tcp_works(&id, &a, &s4, 7020).await, "TCP passed a group with no TCP rule");
+    assert!(
+        !tcp_works(&id, &a, &s4, 7020).await,
+        "TCP passed a group with no TCP rule"
+    );
     stack.allow(&sg, "icmp", None, "IPv4").await;
-    assert!(pings_within(&a, &s4, NET_UP).await, "ICMP blocked after the rule");
-    assert!(!tcp_works(&id, &a, &s4, 7021).await, "TCP passed with only an ICMP rule");
+    assert!(
+        pings_within(&a, &s4, NET_UP).await,
+        "ICMP blocked after the rule"
+    );
+    assert!(
+        !tcp_works(&id, &a, &s4, 7021).await,
+        "TCP passed with only an ICMP rule"
+    );
     stack.allow(&sg, "tcp", Some(7022), "IPv4").await;
     let t = std::time::Instant::now();
     while !tcp_works(&id, &a, &s4, 7022).await {
@@ -225,8 +281,15 @@ async fn a_floating_ip_reaches_the_server_and_the_server_reaches_outside() {
     // let ICMP in through the default group of our project
     let port = stack.ports_of(&id).await[0].clone();
     let sg = port["security_groups"][0].as_str().unwrap().to_string();
-    let rules = stack.neutron_get(&format!("security-group-rules?security_group_id={sg}&protocol=icmp")).await;
-    if rules["security_group_rules"].as_array().is_none_or(|r| r.is_empty()) {
+    let rules = stack
+        .neutron_get(&format!(
+            "security-group-rules?security_group_id={sg}&protocol=icmp"
+        ))
+        .await;
+    if rules["security_group_rules"]
+        .as_array()
+        .is_none_or(|r| r.is_empty())
+    {
         stack.allow(&sg, "icmp", None, "IPv4").await;
     }
     let public = stack.network_id("public").await;
@@ -238,11 +301,17 @@ async fn a_floating_ip_reaches_the_server_and_the_server_reaches_outside() {
         )
         .await;
     assert_eq!(st, 201, "{v}");
-    let fip = v["floatingip"]["floating_ip_address"].as_str().unwrap().to_string();
+    let fip = v["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let fip_id = v["floatingip"]["id"].as_str().unwrap().to_string();
     let t = std::time::Instant::now();
     while !netns_exec("nd-outside", &["ping", "-c", "1", "-W", "2", &fip]).0 {
-        assert!(t.elapsed() < NET_UP * 2, "floating IP {fip} unreachable from nd-outside");
+        assert!(
+            t.elapsed() < NET_UP * 2,
+            "floating IP {fip} unreachable from nd-outside"
+        );
     }
     // the server sees its floating IP in Nova (network-changed refreshed the cache)
     let t = std::time::Instant::now();
@@ -254,11 +323,18 @@ async fn a_floating_ip_reaches_the_server_and_the_server_reaches_outside() {
         if has {
             break;
         }
-        assert!(t.elapsed() < NET_UP, "floating IP not in the server's addresses: {}", s["addresses"]);
+        assert!(
+            t.elapsed() < NET_UP,
+            "floating IP not in the server's addresses: {}",
+            s["addresses"]
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // out through the router (SNAT): the outside namespace's address
-    assert!(pings_within(&id, "172.24.4.1", NET_UP).await, "no way out through router1");
+    assert!(
+        pings_within(&id, "172.24.4.1", NET_UP).await,
+        "no way out through router1"
+    );
     let _ = stack
         .neutron_call(Method::DELETE, &format!("floatingips/{fip_id}"), None)
         .await;
@@ -271,20 +347,31 @@ async fn interfaces_come_and_go_and_given_ports_are_kept() {
     let (_g, stack, _d, image, flavor) = setup().await;
     let private_id = stack.network_id("private").await;
     // a port made beforehand, with a fixed IP
-    let subnets = stack.neutron_get(&format!("subnets?network_id={private_id}&ip_version=4")).await;
+    let subnets = stack
+        .neutron_get(&format!("subnets?network_id={private_id}&ip_version=4"))
+        .await;
     let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
     let fixed = "10.0.0.50";
     let (st, v) = stack
         .neutron_call(
             Method::POST,
             "ports",
-            Some(json!({"port": {"network_id": private_id, "name": "nd-given",
-                                  "fixed_ips": [{"subnet_id": subnet, "ip_address": fixed}]}})),
+            Some(
+                json!({"port": {"network_id": private_id, "name": "nd-given",
+                                  "fixed_ips": [{"subnet_id": subnet, "ip_address": fixed}]}}),
+            ),
         )
         .await;
     assert_eq!(st, 201, "{v}");
     let given = v["port"]["id"].as_str().unwrap().to_string();
-    let id = boot(&stack, &image, &flavor, "nd-given-port", json!([{"port": given}])).await;
+    let id = boot(
+        &stack,
+        &image,
+        &flavor,
+        "nd-given-port",
+        json!([{"port": given}]),
+    )
+    .await;
     let (_, inet) = exec(&id, &["ip", "-o", "addr"]);
     assert!(inet.contains(fixed), "{fixed} not in {inet}");
     let p = stack.port(&given).await.unwrap();
@@ -299,19 +386,34 @@ async fn interfaces_come_and_go_and_given_ports_are_kept() {
         )
         .await;
     assert_eq!(st, 200, "attach: {v}");
-    let new_port = v["interfaceAttachment"]["port_id"].as_str().unwrap().to_string();
-    let new_mac = v["interfaceAttachment"]["mac_addr"].as_str().unwrap().to_string();
+    let new_port = v["interfaceAttachment"]["port_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_mac = v["interfaceAttachment"]["mac_addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let t = std::time::Instant::now();
     loop {
         let (_, links) = exec(&id, &["ip", "-o", "link"]);
         if links.contains(&new_mac) {
             break;
         }
-        assert!(t.elapsed() < NET_UP, "attached interface {new_mac} not in {links}");
+        assert!(
+            t.elapsed() < NET_UP,
+            "attached interface {new_mac} not in {links}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let ifaces = stack.get(&format!("{}/servers/{id}/os-interface", stack.nova)).await;
-    assert_eq!(ifaces["interfaceAttachments"].as_array().unwrap().len(), 2, "{ifaces}");
+    let ifaces = stack
+        .get(&format!("{}/servers/{id}/os-interface", stack.nova))
+        .await;
+    assert_eq!(
+        ifaces["interfaceAttachments"].as_array().unwrap().len(),
+        2,
+        "{ifaces}"
+    );
     // and out again
     let (st, v) = stack
         .call(
@@ -327,17 +429,33 @@ async fn interfaces_come_and_go_and_given_ports_are_kept() {
         if !links.contains(&new_mac) && stack.port(&new_port).await.is_none() {
             break;
         }
-        assert!(t.elapsed() < NET_UP, "detached interface still there: {links}");
+        assert!(
+            t.elapsed() < NET_UP,
+            "detached interface still there: {links}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(host_leftovers(&new_port).is_empty(), "{:?}", host_leftovers(&new_port));
+    assert!(
+        host_leftovers(&new_port).is_empty(),
+        "{:?}",
+        host_leftovers(&new_port)
+    );
     // delete: the given port stays, unbound
     delete_all(&stack, &[&id]).await;
     let p = stack.port(&given).await.expect("the given port is kept");
     assert_eq!(p["device_id"], "");
-    assert!(p["binding:host_id"].is_null() || p["binding:host_id"] == "", "{p}");
-    assert!(host_leftovers(&given).is_empty(), "{:?}", host_leftovers(&given));
-    let _ = stack.neutron_call(Method::DELETE, &format!("ports/{given}"), None).await;
+    assert!(
+        p["binding:host_id"].is_null() || p["binding:host_id"] == "",
+        "{p}"
+    );
+    assert!(
+        host_leftovers(&given).is_empty(),
+        "{:?}",
+        host_leftovers(&given)
+    );
+    let _ = stack
+        .neutron_call(Method::DELETE, &format!("ports/{given}"), None)
+        .await;
 }
 
 #[tokio::test]
@@ -350,20 +468,45 @@ async fn neutron_down_during_a_build_ends_in_error_with_nothing_left() {
     // (SIGSTOP) until the build is queued for it, then Neutron is cut off
     d.signal(nix::sys::signal::Signal::SIGSTOP);
     let id = stack
-        .create_server_on("nd-neutron-down", &image, &flavor, &host(), net.clone(), &[])
+        .create_server_on(
+            "nd-neutron-down",
+            &image,
+            &flavor,
+            &host(),
+            net.clone(),
+            &[],
+        )
         .await;
     let t = std::time::Instant::now();
-    while sql(&stack, &format!("SELECT count(*) FROM instances WHERE uuid = '{id}'")) != "1" {
-        assert!(t.elapsed() < T, "the instance never reached the cell database");
+    while sql(
+        &stack,
+        &format!("SELECT count(*) FROM instances WHERE uuid = '{id}'"),
+    ) != "1"
+    {
+        assert!(
+            t.elapsed() < T,
+            "the instance never reached the cell database"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cut = NeutronCutOff::new(&stack);
     d.signal(nix::sys::signal::Signal::SIGCONT);
     let s = stack.wait_status(&id, "ERROR", T).await;
-    let fault = s["fault"]["message"].as_str().unwrap_or_default().to_string();
-    assert!(fault.contains("Failed to allocate the network(s)"), "fault: {}", s["fault"]);
-    assert!(fault.contains("Neutron is unreachable"), "fault: {}", s["fault"]);
+    let fault = s["fault"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        fault.contains("Failed to allocate the network(s)"),
+        "fault: {}",
+        s["fault"]
+    );
+    assert!(
+        fault.contains("Neutron is unreachable"),
+        "fault: {}",
+        s["fault"]
+    );
     assert!(docker_status(&id).is_none(), "a container was left");
     drop(cut);
     assert!(stack.ports_of(&id).await.is_empty(), "a port was left");
@@ -383,24 +526,36 @@ async fn operations_keep_working_after_the_daemons_tokens_expire() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(90);
-    assert!(life <= 300, "token lifetime {life} s is too long for this test");
+    assert!(
+        life <= 300,
+        "token lifetime {life} s is too long for this test"
+    );
     tokio::time::sleep(Duration::from_secs(life + 5)).await;
     // our Neutron, placement and service tokens are now all past their expiry
     let b = boot(&stack, &image, &flavor, "nd-token-b", net).await;
     let (b4, _) = addrs(&stack, &b).await;
-    assert!(pings_within(&a, &b4, NET_UP).await, "no traffic after the expiry");
+    assert!(
+        pings_within(&a, &b4, NET_UP).await,
+        "no traffic after the expiry"
+    );
     let (st, v) = stack.action(&a, json!({"os-stop": null})).await;
     assert_eq!(st, 202, "{v}");
     stack.wait_status(&a, "SHUTOFF", T).await;
     let (st, v) = stack.action(&a, json!({"os-start": null})).await;
     assert_eq!(st, 202, "{v}");
     stack.wait_status(&a, "ACTIVE", T).await;
-    assert!(pings_within(&a, &b4, NET_UP).await, "no traffic after the start");
+    assert!(
+        pings_within(&a, &b4, NET_UP).await,
+        "no traffic after the start"
+    );
     let pa = stack.ports_of(&a).await;
     delete_all(&stack, &[&a, &b]).await;
     for p in pa {
         let pid = p["id"].as_str().unwrap();
-        assert!(stack.port(pid).await.is_none(), "port {pid} left after the expiry");
+        assert!(
+            stack.port(pid).await.is_none(),
+            "port {pid} left after the expiry"
+        );
     }
 }
 
@@ -408,11 +563,24 @@ async fn operations_keep_working_after_the_daemons_tokens_expire() {
 fn sql(stack: &Stack, query: &str) -> String {
     let sock = stack.state.join("data/mysqlrun/mysqld.sock");
     let out = std::process::Command::new("mysql")
-        .args(["--no-defaults", "-u", "root", "-N", "-B", "nova", "-e", query])
+        .args([
+            "--no-defaults",
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            "nova",
+            "-e",
+            query,
+        ])
         .arg(format!("--socket={}", sock.display()))
         .output()
         .expect("mysql");
-    assert!(out.status.success(), "mysql: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mysql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -429,10 +597,20 @@ impl NeutronCutOff {
             .and_then(|u| u.port_or_known_default())
             .unwrap_or(9696)
             .to_string();
-        let rule: Vec<String> = ["INPUT", "-p", "tcp", "--dport", &port, "-j", "REJECT", "--reject-with", "tcp-reset"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let rule: Vec<String> = [
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            &port,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let st = std::process::Command::new("iptables")
             .arg("-w")
             .arg("-I")

@@ -271,11 +271,7 @@ impl Neutron {
             As::Admin => TokenSource::Service,
         };
         let request_id = ctx.global_request_id.clone().or(ctx.request_id.clone());
-        let timeout = self
-            .session
-            .options()
-            .timeout
-            .unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = self.session.options().timeout.unwrap_or(DEFAULT_TIMEOUT);
         let m = method.clone();
         let resp = self
             .session

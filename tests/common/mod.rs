@@ -114,4 +114,3 @@ pub fn restart_docker_daemon() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
-

@@ -37,7 +37,9 @@ impl Stack {
     }
 
     pub async fn port(&self, id: &str) -> Option<Value> {
-        let (st, v) = self.neutron_call(Method::GET, &format!("ports/{id}"), None).await;
+        let (st, v) = self
+            .neutron_call(Method::GET, &format!("ports/{id}"), None)
+            .await;
         (st == 200).then(|| v["port"].clone())
     }
 
@@ -55,8 +57,10 @@ impl Stack {
         let mut server = json!({"name": name, "imageRef": image, "flavorRef": flavor,
                                 "networks": networks, "availability_zone": format!("nova:{host}")});
         if !security_groups.is_empty() {
-            server["security_groups"] =
-                json!(security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+            server["security_groups"] = json!(security_groups
+                .iter()
+                .map(|n| json!({"name": n}))
+                .collect::<Vec<_>>());
         }
         let (st, v) = self
             .call(
@@ -164,7 +168,10 @@ pub async fn tcp_works(server: &str, client: &str, addr: &str, port: u16) -> boo
     );
     let _ = l.kill();
     let _ = l.wait();
-    let _ = exec(server, &["sh", "-c", &format!("pkill -f 'nc -l -p {port}' || true")]);
+    let _ = exec(
+        server,
+        &["sh", "-c", &format!("pkill -f 'nc -l -p {port}' || true")],
+    );
     out.contains(&format!("tcp-pong-{port}"))
 }
 

@@ -349,14 +349,19 @@ async fn after_an_engine_restart_running_instances_start_again_and_are_rewired()
     let h = Harness::new();
     let inst = wired(&h);
     // the engine stopped every container; one instance Nova stopped stays so
-    h.driver.insert(inst.uuid(), crate::virt::PowerState::Shutdown);
+    h.driver
+        .insert(inst.uuid(), crate::virt::PowerState::Shutdown);
     let mut stopped = h.running(V::Stopped, None);
     stopped.reset_changes();
     h.manager.resume_after_engine_restart().await;
     assert_eq!(h.driver_ops(&inst), ["power_on"]);
     assert!(h.driver_ops(&stopped).is_empty());
     let net = h.network_calls();
-    assert!(net.iter().any(|c| c.starts_with(&format!("attach {} 1", inst.uuid()))), "{net:?}");
+    assert!(
+        net.iter()
+            .any(|c| c.starts_with(&format!("attach {} 1", inst.uuid()))),
+        "{net:?}"
+    );
     assert!(h.saves(&inst).is_empty(), "the record already says running");
 }
 
