@@ -121,10 +121,12 @@ async fn build(
     let driver = DockerDriver::connect(s.docker.clone(), host.clone())
         .await
         .map_err(setup("Docker engine"))?;
+    let mut image_cfg = s.image.clone();
+    image_cfg.glance.service_user = s.service_user.clone();
     let images = Arc::new(
         ImageService::new(
             Arc::new(DockerImages::new(driver.docker_unbounded())),
-            s.image.clone(),
+            image_cfg,
         )
         .map_err(setup("image service"))?,
     );

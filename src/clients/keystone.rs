@@ -854,4 +854,84 @@ mod tests {
             .unwrap();
         assert_eq!(t.expose(), "usertok");
     }
+
+    /// A server that answers 200 to everything and keeps each request's head.
+    async fn recording_server() -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                h.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&got).to_ascii_lowercase());
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    )
+                    .await;
+            }
+        });
+        (addr, heads)
+    }
+
+    #[tokio::test]
+    async fn a_service_token_goes_beside_user_tokens_only() {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ks = fake_keystone(hits.clone()).await;
+        let (svc, heads) = recording_server().await;
+        let i = ini(&format!(
+            "[neutron]\nauth_type = password\nauth_url = http://{ks}/v3\nusername = nova\npassword = pw\nproject_name = service\nendpoint_override = http://{svc}\n\
+             [service_user]\nsend_service_user_token = true\nauth_type = password\nauth_url = http://{ks}/v3\nusername = nova\npassword = pw\nproject_name = service\n"
+        ));
+        let su = service_user(&i).unwrap().expect("a service user");
+        let s = Session::new(AuthOptions::from_group(&i, "neutron").unwrap())
+            .unwrap()
+            .with_service_user(Some(su));
+        let ctx = RequestContext {
+            auth_token: Some("usertok".into()),
+            ..Default::default()
+        };
+        let url = format!("http://{svc}/v2.0/ports");
+        let send = |source| {
+            let url = url.clone();
+            let ctx = ctx.clone();
+            let s = &s;
+            async move {
+                s.send(Some(&ctx), source, |http, t| {
+                    let mut r = http.get(&url);
+                    if let Some(t) = t {
+                        r = r.header("X-Auth-Token", t.expose());
+                    }
+                    r
+                })
+                .await
+                .unwrap()
+            }
+        };
+        send(TokenSource::UserIfPresent).await;
+        send(TokenSource::Service).await;
+        let heads = heads.lock().unwrap().clone();
+        assert!(heads[0].contains("x-auth-token: usertok"), "{}", heads[0]);
+        assert!(heads[0].contains("x-service-token: tok"), "{}", heads[0]);
+        assert!(heads[1].contains("x-auth-token: tok"), "{}", heads[1]);
+        assert!(!heads[1].contains("x-service-token"), "{}", heads[1]);
+        // without send_service_user_token there is no service user
+        let off = ini("[service_user]\nauth_type = password\nauth_url = http://ks/v3\nusername = u\npassword = p\n");
+        assert!(service_user(&off).unwrap().is_none());
+    }
 }
