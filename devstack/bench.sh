@@ -63,10 +63,11 @@ OUR_PID=$!
 
 # up in os-services and a resource provider in placement, for both
 registered() { # host
-  local s r
-  s=$(curl -s -m 10 -H "X-Auth-Token: $ND_TOKEN" \
+  local s r token
+  token=$(nd_token admin)
+  s=$(curl -s -m 10 -H "X-Auth-Token: $token" \
     "http://$ND_BIND:$ND_NOVA_API_PORT/v2.1/os-services?binary=nova-compute&host=$1")
-  r=$(curl -s -m 10 -H "X-Auth-Token: $ND_TOKEN" -H "OpenStack-API-Version: placement 1.39" \
+  r=$(curl -s -m 10 -H "X-Auth-Token: $token" -H "OpenStack-API-Version: placement 1.39" \
     "http://$ND_BIND:$ND_PLACEMENT_PORT/resource_providers?name=$1")
   python3 -c 'import json,sys; s=json.loads(sys.argv[1]); r=json.loads(sys.argv[2]);
 sys.exit(0 if s["services"] and s["services"][0]["state"]=="up" and r["resource_providers"] else 1)' "$s" "$r" 2>/dev/null
@@ -85,10 +86,7 @@ nd_log "both computes up (python pid $PY_PID, ours pid $OUR_PID); running the be
 sleep 5 # let the first periodic tasks settle before the idle RSS
 
 export NOVA_DOCKER_TEST_IMAGE="$ND_TEST_IMAGE"
-export NOVA_DOCKER_E2E_GLANCE_URL="http://$ND_BIND:$ND_GLANCE_PORT"
-export NOVA_DOCKER_E2E_STATE="$ND_STATE" NOVA_DOCKER_E2E_VENV="$ND_VENV" NOVA_DOCKER_E2E_TOKEN="$ND_TOKEN"
-export NOVA_DOCKER_E2E_NOVA_URL="http://$ND_BIND:$ND_NOVA_API_PORT/v2.1"
-export NOVA_DOCKER_E2E_PLACEMENT_URL="http://$ND_BIND:$ND_PLACEMENT_PORT"
+nd_export_lab_env
 export NOVA_DOCKER_BENCH_PID=$OUR_PID NOVA_DOCKER_BENCH_PYTHON_PID=$PY_PID
 export NOVA_DOCKER_BENCH_FAKE_HOST=$FAKE_HOST NOVA_DOCKER_BENCH_HOST=$OUR_HOST
 cargo bench --bench nova_stack

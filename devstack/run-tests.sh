@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The project's test command (README.rst "Test it"): sets up on a fresh Debian
 # machine everything the tests need (RabbitMQ, Docker, Open vSwitch, a venv with
-# the Python OpenStack peers, Glance, the Nova control plane, a local busybox
-# image), then runs every test, unit and integration, against the real services.
+# the Python OpenStack peers, the lab's cloud - Keystone, Neutron with ML2/OVN,
+# Glance, placement, the Nova control plane - and a local busybox image), then
+# runs every test, unit and integration, against the real services.
+# Extra arguments go to cargo test, before its `--`: e.g. `--test e2e_nova`, or
+# `--test e2e_nova -- boot` (what follows a `--` goes to the test binaries).
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+# short-lived tokens, so that the tests see the daemon (and themselves)
+# re-authenticate; set before the lab starts (keystone restarts on a change)
+export ND_TOKEN_EXPIRATION=${ND_TOKEN_EXPIRATION:-90}
 source "$TOP/devstack/lib/functions.sh"
 source "$TOP/devstack/lib/controlplane.sh"
 mkdir -p "$ND_STATE"
@@ -15,6 +21,9 @@ nd_ensure_rabbitmq
 nd_ensure_venv
 nd_build_test_image "$ND_TEST_IMAGE"
 nd_controlplane_up
+# the tests start their own daemons (host names derived from ND_HOST): stop the
+# one stack.sh started
+nd_stop nova-docker-compute
 for extra in "$TOP"/devstack/lib/test-setup-*.sh; do
   [ -e "$extra" ] && source "$extra"
 done
@@ -22,13 +31,17 @@ done
 export NOVA_DOCKER_TEST_PYTHON="$ND_VENV/bin/python"
 export NOVA_DOCKER_TEST_TRANSPORT_URL=${NOVA_DOCKER_TEST_TRANSPORT_URL:-rabbit://guest:guest@127.0.0.1:5672/}
 export NOVA_DOCKER_TEST_IMAGE="$ND_TEST_IMAGE"
-# the Glance that Nova uses (the image tests may run their own, exported above)
-export NOVA_DOCKER_E2E_GLANCE_URL="http://$ND_BIND:$ND_GLANCE_PORT"
-export NOVA_DOCKER_E2E_STATE="$ND_STATE" NOVA_DOCKER_E2E_VENV="$ND_VENV" NOVA_DOCKER_E2E_TOKEN="$ND_TOKEN"
-export NOVA_DOCKER_E2E_NOVA_URL="http://$ND_BIND:$ND_NOVA_API_PORT/v2.1"
-export NOVA_DOCKER_E2E_PLACEMENT_URL="http://$ND_BIND:$ND_PLACEMENT_PORT"
+# the lab's URLs and credentials (NOVA_DOCKER_E2E_*; the image tests' own Glance
+# is NOVA_DOCKER_TEST_GLANCE_URL, exported above)
+nd_export_lab_env
 command -v cargo >/dev/null || nd_die "cargo not found: install a Rust toolchain (rustup) first"
 cd "$TOP"
 nd_log "cargo test (unit and integration)"
 # Integration tests are #[ignore]d so a bare `cargo test` needs no services.
-cargo test --all-targets -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "$@"
+cargo_args=() test_args=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = -- ]; then shift; test_args=("$@"); break; fi
+  cargo_args+=("$1"); shift
+done
+[ ${#cargo_args[@]} -gt 0 ] || cargo_args=(--all-targets)
+cargo test "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}"

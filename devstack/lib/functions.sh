@@ -6,9 +6,12 @@ ND_VENV=${ND_VENV:-/opt/nova-docker-venv}
 ND_STATE=${ND_STATE:-/tmp/nova-docker-stack}
 ND_TEST_IMAGE=${ND_TEST_IMAGE:-nova-docker-test/busybox:latest}
 ND_WAIT=${ND_WAIT:-120}
-# Python peers, pinned to the releases the project is tested with.
+# Python peers, pinned to the releases the project is tested with. neutron
+# 29.0.0's wheel forgets pyroute2; uWSGI comes from PyPI (Debian's plugin is built
+# for Debian's Python, not the one the venv may be made from).
 ND_PIP_PINS=(oslo.messaging==18.3.1 nova==34.0.0 glance==33.0.0 openstack-placement==16.0.0
-             python-openstackclient==10.5.0 gunicorn==27.0.1 PyMySQL==1.2.4)
+             keystone==30.0.0 neutron==29.0.0 keystonemiddleware==13.0.1 pyroute2==0.9.7
+             uwsgi==2.0.31 python-openstackclient==10.5.0 gunicorn==27.0.1 PyMySQL==1.2.4)
 
 _ND_T0=${EPOCHREALTIME:-0}
 nd_log() { printf '[nova-docker %6.1fs] %s\n' "$(awk "BEGIN{print ${EPOCHREALTIME:-0} - $_ND_T0}")" "$*" >&2; }
@@ -71,7 +74,9 @@ nd_ensure_docker() {
 
 # The Python venv with the OpenStack peers.
 nd_ensure_venv() {
-  if [ -x "$ND_VENV/bin/python" ] && "$ND_VENV/bin/python" -c 'import oslo_messaging, nova, glance, placement' 2>/dev/null; then
+  # the stamp names the pins last installed: a changed pin list installs again
+  if [ -x "$ND_VENV/bin/python" ] && [ "$(cat "$ND_VENV/.nd-pins" 2>/dev/null)" = "${ND_PIP_PINS[*]}" ] \
+     && "$ND_VENV/bin/python" -c 'import oslo_messaging, nova, glance, placement, keystone, neutron, keystonemiddleware, pyroute2' 2>/dev/null; then
     return 0
   fi
   nd_apt_install python3-venv python3-dev gcc libffi-dev curl
@@ -82,6 +87,7 @@ nd_ensure_venv() {
   "$ND_VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
   "$ND_VENV/bin/pip" install -q "${ND_PIP_PINS[@]}" >>"$ND_STATE/pip.log" 2>&1 \
     || { tail -20 "$ND_STATE/pip.log" >&2; nd_die "pip install failed (see $ND_STATE/pip.log)"; }
+  echo "${ND_PIP_PINS[*]}" >"$ND_VENV/.nd-pins"
 }
 
 # nd_build_test_image [TAG]: a busybox image from Debian's busybox-static (no registry).
@@ -104,4 +110,30 @@ nd_build_test_image() {
     - "$tag" >/dev/null || nd_die "docker import of the test image failed"
   rm -rf "$root"
   nd_log "built test image $tag"
+}
+
+# A running Open vSwitch (ovsdb-server, ovs-vswitchd), reused when it answers.
+nd_ensure_ovs() {
+  if ovs-vsctl --timeout=5 show >/dev/null 2>&1; then return 0; fi
+  nd_apt_install openvswitch-switch
+  nd_log "starting Open vSwitch (ovsdb-server, ovs-vswitchd)"
+  mkdir -p "$ND_STATE"
+  /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >>"$ND_STATE/ovs.log" 2>&1 \
+    || { tail -20 "$ND_STATE/ovs.log" >&2; nd_die "ovs-ctl start failed (see $ND_STATE/ovs.log)"; }
+  local end=$((SECONDS + ND_WAIT))
+  until ovs-vsctl --timeout=5 show >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || nd_die "Open vSwitch did not answer within ${ND_WAIT}s"
+    sleep 1
+  done
+}
+
+# The OVS datapath type this kernel can run: `system` with the openvswitch
+# module, else the userspace `netdev` datapath (containers, some CI kernels).
+nd_ovs_datapath() {
+  if [ -n "${ND_OVS_DATAPATH:-}" ]; then echo "$ND_OVS_DATAPATH"; return; fi
+  if [ -d /sys/module/openvswitch ] || modprobe openvswitch >/dev/null 2>&1; then
+    echo system
+  else
+    echo netdev
+  fi
 }

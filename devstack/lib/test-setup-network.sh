@@ -3,29 +3,11 @@
 # datapath type the OVS tests must use on this kernel.
 
 nd_apt_install iproute2 openvswitch-switch
-
-nd_ensure_ovs() {
-  if ovs-vsctl --timeout=5 show >/dev/null 2>&1; then return 0; fi
-  nd_log "starting Open vSwitch (ovsdb-server, ovs-vswitchd)"
-  /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >>"$ND_STATE/ovs.log" 2>&1 \
-    || { tail -20 "$ND_STATE/ovs.log" >&2; nd_die "ovs-ctl start failed (see $ND_STATE/ovs.log)"; }
-  local end=$((SECONDS + ND_WAIT))
-  until ovs-vsctl --timeout=5 show >/dev/null 2>&1; do
-    [ $SECONDS -lt $end ] || nd_die "Open vSwitch did not answer within ${ND_WAIT}s"
-    sleep 1
-  done
-}
 nd_ensure_ovs
 
 # Without the openvswitch kernel module (containers, some CI kernels) only the
 # userspace datapath works.
-if [ -z "${NOVA_DOCKER_TEST_OVS_DATAPATH:-}" ]; then
-  if [ -d /sys/module/openvswitch ] || modprobe openvswitch >/dev/null 2>&1; then
-    NOVA_DOCKER_TEST_OVS_DATAPATH=system
-  else
-    NOVA_DOCKER_TEST_OVS_DATAPATH=netdev
-  fi
-fi
+NOVA_DOCKER_TEST_OVS_DATAPATH=${NOVA_DOCKER_TEST_OVS_DATAPATH:-$(nd_ovs_datapath)}
 export NOVA_DOCKER_TEST_OVS_DATAPATH
 nd_log "Open vSwitch $(ovs-vsctl --version | head -1 | awk '{print $NF}'), datapath type for the tests: $NOVA_DOCKER_TEST_OVS_DATAPATH"
 

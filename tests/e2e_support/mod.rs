@@ -1,45 +1,152 @@
-//! The end-to-end harness: a real Nova control plane (brought up by
-//! devstack/run-tests.sh through devstack/lib/controlplane.sh), our daemon started
-//! here as a compute host, and Nova's REST API to drive it.
+//! The end-to-end harness: a real Nova control plane behind Keystone (brought up
+//! by devstack/run-tests.sh through devstack/lib/controlplane.sh), our daemon
+//! started here as a compute host, and Nova's REST API to drive it as the lab's
+//! admin. Tokens are short-lived in the test run (ND_TOKEN_EXPIRATION=90): the
+//! harness re-authenticates when its token is within 30 s of expiry or on a 401.
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod neutron;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+/// Re-authenticate this long before the token expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 
 pub struct Stack {
     pub state: PathBuf,
     pub nova: String,
     pub glance: String,
     pub placement: String,
-    pub token: String,
+    pub neutron: String,
+    /// Keystone's v3 URL.
+    pub auth_url: String,
     pub venv: PathBuf,
     pub http: reqwest::Client,
+    creds: Credentials,
+    /// The current token and when to fetch a new one.
+    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+}
+
+/// A Keystone user scoped to a project of the Default domain.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+    pub project: String,
 }
 
 fn env(k: &str, d: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| d.to_string())
 }
 
+/// `KEY=value` lines of the lab's passwords file ($ND_STATE/etc/passwords).
+pub fn lab_password(state: &Path, user: &str) -> Option<String> {
+    let key = format!("ND_{}_PASSWORD=", user.to_ascii_uppercase());
+    let text = std::fs::read_to_string(state.join("etc/passwords")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map(|v| v.trim().to_string())
+}
+
+/// The credentials of the lab's `admin` or `demo` user: from
+/// NOVA_DOCKER_E2E_<WHO>_{USER,PASSWORD,PROJECT}, else the passwords file.
+pub fn lab_credentials(state: &Path, who: &str) -> Credentials {
+    let var = |k: &str| std::env::var(format!("NOVA_DOCKER_E2E_{}_{k}", who.to_ascii_uppercase())).ok();
+    let user = var("USER").unwrap_or_else(|| who.to_string());
+    let password = var("PASSWORD")
+        .or_else(|| lab_password(state, &user))
+        .unwrap_or_else(|| panic!("no password for {user}: set NOVA_DOCKER_E2E_{}_PASSWORD or run devstack/run-tests.sh", who.to_ascii_uppercase()));
+    Credentials {
+        project: var("PROJECT").unwrap_or_else(|| who.to_string()),
+        user,
+        password,
+    }
+}
+
+/// A project-scoped token: (token, lifetime Keystone gave it).
+pub async fn keystone_token(
+    http: &reqwest::Client,
+    auth_url: &str,
+    c: &Credentials,
+) -> (String, Duration) {
+    let body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": c.user, "domain": {"id": "default"}, "password": c.password}}},
+        "scope": {"project": {"name": c.project, "domain": {"id": "default"}}}}});
+    let resp = http
+        .post(format!("{auth_url}/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("keystone {auth_url}: {e}"));
+    let st = resp.status().as_u16();
+    let token = resp
+        .headers()
+        .get("X-Subject-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    let token = match (st, token) {
+        (201, Some(t)) => t,
+        _ => panic!("keystone refused {} ({st}): {v}", c.user),
+    };
+    let at = |k: &str| {
+        v["token"][k]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let life = match (at("issued_at"), at("expires_at")) {
+        (Some(i), Some(e)) => (e - i).to_std().unwrap_or_default(),
+        _ => Duration::from_secs(60),
+    };
+    (token, life)
+}
+
 impl Stack {
     pub fn from_env() -> Self {
+        let state = PathBuf::from(env("NOVA_DOCKER_E2E_STATE", "/tmp/nova-docker-stack"));
         Stack {
-            state: PathBuf::from(env("NOVA_DOCKER_E2E_STATE", "/tmp/nova-docker-stack")),
             nova: env("NOVA_DOCKER_E2E_NOVA_URL", "http://127.0.0.1:8774/v2.1"),
             glance: env("NOVA_DOCKER_E2E_GLANCE_URL", "http://127.0.0.1:9292"),
             placement: env("NOVA_DOCKER_E2E_PLACEMENT_URL", "http://127.0.0.1:8778"),
-            token: env("NOVA_DOCKER_E2E_TOKEN", "admin:admin"),
+            neutron: env("NOVA_DOCKER_E2E_NEUTRON_URL", "http://127.0.0.1:9696"),
+            auth_url: env("NOVA_DOCKER_E2E_AUTH_URL", "http://127.0.0.1:5000/v3"),
             venv: PathBuf::from(env("NOVA_DOCKER_E2E_VENV", "/opt/nova-docker-venv")),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
+            creds: lab_credentials(&state, "admin"),
+            token: tokio::sync::Mutex::new(None),
+            state,
+        }
+    }
+
+    /// A valid admin token: the cached one unless it is within 30 s of expiry.
+    pub async fn token(&self) -> String {
+        let mut t = self.token.lock().await;
+        if let Some((tok, refresh_at)) = t.as_ref() {
+            if Instant::now() < *refresh_at {
+                return tok.clone();
+            }
+        }
+        let (tok, life) = keystone_token(&self.http, &self.auth_url, &self.creds).await;
+        let refresh_at = Instant::now() + life.saturating_sub(TOKEN_MARGIN);
+        *t = Some((tok.clone(), refresh_at));
+        tok
+    }
+
+    /// Drop the cached token if it is still `stale` (a service answered 401).
+    async fn forget_token(&self, stale: &str) {
+        let mut t = self.token.lock().await;
+        if t.as_ref().is_some_and(|(tok, _)| tok == stale) {
+            *t = None;
         }
     }
 
@@ -49,22 +156,31 @@ impl Stack {
         url: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method, url)
-            .header("X-Auth-Token", &self.token)
-            .header("OpenStack-API-Version", "compute 2.95, placement 1.39")
-            .header("X-OpenStack-Nova-API-Version", "2.95");
-        if let Some(b) = body {
-            r = r.json(&b);
+        let mut retried = false;
+        loop {
+            let token = self.token().await;
+            let mut r = self
+                .http
+                .request(method.clone(), url)
+                .header("X-Auth-Token", &token)
+                .header("OpenStack-API-Version", "compute 2.95, placement 1.39")
+                .header("X-OpenStack-Nova-API-Version", "2.95");
+            if let Some(b) = &body {
+                r = r.json(b);
+            }
+            let resp = r.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let st = resp.status().as_u16();
+            if st == 401 && !retried {
+                self.forget_token(&token).await;
+                retried = true;
+                continue;
+            }
+            let text = resp.text().await.unwrap_or_default();
+            return (
+                st,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            );
         }
-        let resp = r.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        let st = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            st,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
     }
 
     pub async fn get(&self, url: &str) -> Value {
@@ -155,7 +271,16 @@ impl Stack {
                     self.placement
                 ))
                 .await;
+            // and its RPC server consumes: the service reports up (its heartbeat
+            // runs from before start-up) before the compute queue exists, and a
+            // call sent to no queue is lost (nova-api would time out on it)
+            let consuming = std::fs::read_to_string(
+                self.state
+                    .join(format!("run/nova-docker-compute-{host}.log")),
+            )
+            .is_ok_and(|l| l.contains("RPC server consuming"));
             if up
+                && consuming
                 && rp["resource_providers"]
                     .as_array()
                     .is_some_and(|a| !a.is_empty())
@@ -208,16 +333,26 @@ impl Stack {
     }
 
     pub async fn upload(&self, id: &str, data: Vec<u8>) {
-        let r = self
-            .http
-            .put(format!("{}/v2/images/{id}/file", self.glance))
-            .header("X-Auth-Token", &self.token)
-            .header("Content-Type", "application/octet-stream")
-            .body(data)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 204);
+        let mut retried = false;
+        loop {
+            let token = self.token().await;
+            let r = self
+                .http
+                .put(format!("{}/v2/images/{id}/file", self.glance))
+                .header("X-Auth-Token", &token)
+                .header("Content-Type", "application/octet-stream")
+                .body(data.clone())
+                .send()
+                .await
+                .unwrap();
+            if r.status().as_u16() == 401 && !retried {
+                self.forget_token(&token).await;
+                retried = true;
+                continue;
+            }
+            assert_eq!(r.status().as_u16(), 204);
+            return;
+        }
     }
 
     pub async fn flavor(&self, name: &str, ram: i64, vcpus: i64) -> String {
