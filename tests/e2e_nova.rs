@@ -4,7 +4,6 @@
 
 mod e2e_support;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use e2e_support::daemon::Daemon;
