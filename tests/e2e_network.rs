@@ -70,6 +70,14 @@ async fn addrs(stack: &Stack, id: &str) -> (String, String) {
     (v4[0].clone(), v6[0].clone())
 }
 
+async fn stop_and_start(stack: &Stack, id: &str) {
+    for (action, status) in [("os-stop", "SHUTOFF"), ("os-start", "ACTIVE")] {
+        let (st, v) = stack.action(id, json!({ action: null })).await;
+        assert_eq!(st, 202, "{action}: {v}");
+        stack.wait_status(id, status, T).await;
+    }
+}
+
 async fn delete_all(stack: &Stack, ids: &[&str]) {
     for id in ids {
         stack.delete_server(id).await;
@@ -187,12 +195,7 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
         }
     };
     // stop / start
-    let (st, v) = stack.action(&a, json!({"os-stop": null})).await;
-    assert_eq!(st, 202, "{v}");
-    stack.wait_status(&a, "SHUTOFF", T).await;
-    let (st, v) = stack.action(&a, json!({"os-start": null})).await;
-    assert_eq!(st, 202, "{v}");
-    stack.wait_status(&a, "ACTIVE", T).await;
+    stop_and_start(&stack, &a).await;
     check("stop and start").await;
     for kind in ["SOFT", "HARD"] {
         let (st, v) = stack.action(&a, json!({"reboot": {"type": kind}})).await;
@@ -538,12 +541,7 @@ async fn operations_keep_working_after_the_daemons_tokens_expire() {
         pings_within(&a, &b4, NET_UP).await,
         "no traffic after the expiry"
     );
-    let (st, v) = stack.action(&a, json!({"os-stop": null})).await;
-    assert_eq!(st, 202, "{v}");
-    stack.wait_status(&a, "SHUTOFF", T).await;
-    let (st, v) = stack.action(&a, json!({"os-start": null})).await;
-    assert_eq!(st, 202, "{v}");
-    stack.wait_status(&a, "ACTIVE", T).await;
+    stop_and_start(&stack, &a).await;
     assert!(
         pings_within(&a, &b4, NET_UP).await,
         "no traffic after the start"

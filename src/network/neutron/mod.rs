@@ -278,36 +278,19 @@ impl NeutronApi {
         if names.is_empty() || (names.len() == 1 && names[0] == "default") {
             return Ok(vec![]);
         }
-        let mut groups = self
-            .client
-            .list_security_groups(
-                ctx,
-                As::User,
-                &vec![
-                    ("fields", "id".into()),
-                    ("fields", "name".into()),
-                    ("tenant_id", project.to_string()),
-                ],
-            )
+        let list = |filter: (&'static str, String)| async move {
+            let q: Query = vec![("fields", "id".into()), ("fields", "name".into()), filter];
+            self.client.list_security_groups(ctx, As::User, &q).await
+        };
+        let mut groups = list(("tenant_id", project.to_string()))
             .await
             .map_err(|e| neutron_failure(&e))?;
         if names
             .iter()
             .any(|n| !groups.iter().any(|g| &g.name == n || &g.id == n))
         {
-            if let Ok(shared) = self
-                .client
-                .list_security_groups(
-                    ctx,
-                    As::User,
-                    &vec![
-                        ("fields", "id".into()),
-                        ("fields", "name".into()),
-                        ("shared", "True".into()),
-                    ],
-                )
-                .await
-            {
+            // the security-groups-shared-filtering extension: groups shared with us
+            if let Ok(shared) = list(("shared", "True".into())).await {
                 groups.extend(shared);
             }
         }
