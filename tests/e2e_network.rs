@@ -206,7 +206,7 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
     let (st, v) = stack.action(&a, json!({"pause": null})).await;
     assert_eq!(st, 202, "{v}");
     stack.wait_status(&a, "PAUSED", T).await;
-    assert!(!pings(&b, &a4), "a paused container answered");
+    // (a frozen container's kernel side still answers ping: nothing to check here)
     let (st, v) = stack.action(&a, json!({"unpause": null})).await;
     assert_eq!(st, 202, "{v}");
     stack.wait_status(&a, "ACTIVE", T).await;
