@@ -495,6 +495,18 @@ async fn neutron_down_during_a_build_ends_in_error_with_nothing_left() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cut = NeutronCutOff::new(&stack);
     d.signal(nix::sys::signal::Signal::SIGCONT);
+    // nova-api itself needs Neutron to show a server: watch the database
+    let t = std::time::Instant::now();
+    while sql(
+        &stack,
+        &format!("SELECT vm_state FROM instances WHERE uuid = '{id}'"),
+    ) != "error"
+    {
+        assert!(t.elapsed() < T, "the build did not end in ERROR");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(docker_status(&id).is_none(), "a container was left");
+    drop(cut);
     let s = stack.wait_status(&id, "ERROR", T).await;
     let fault = s["fault"]["message"]
         .as_str()
@@ -510,8 +522,6 @@ async fn neutron_down_during_a_build_ends_in_error_with_nothing_left() {
         "fault: {}",
         s["fault"]
     );
-    assert!(docker_status(&id).is_none(), "a container was left");
-    drop(cut);
     assert!(stack.ports_of(&id).await.is_empty(), "a port was left");
     // with Neutron back, the next build works
     let ok = boot(&stack, &image, &flavor, "nd-neutron-back", net).await;

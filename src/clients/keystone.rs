@@ -23,6 +23,8 @@ use crate::config::{ConfigError, Ini};
 use crate::context::RequestContext;
 
 /// Refresh a cached token this long before it expires.
+/// (At most: half the token's lifetime for short-lived tokens, or every call
+/// would fetch a new one.)
 const EXPIRY_MARGIN_SECS: i64 = 120;
 
 #[derive(Debug, Error, Clone)]
@@ -348,6 +350,8 @@ pub fn catalog_lookup(
 #[derive(Clone)]
 struct CachedToken {
     token: Secret,
+    /// When to fetch a new one: [`EXPIRY_MARGIN_SECS`] before it expires, or
+    /// half-way through its life when that is earlier.
     expires_at: Option<DateTime<Utc>>,
     catalog: Vec<Value>,
 }
@@ -355,10 +359,21 @@ struct CachedToken {
 impl CachedToken {
     fn fresh(&self) -> bool {
         match self.expires_at {
-            Some(t) => t - chrono::Duration::seconds(EXPIRY_MARGIN_SECS) > Utc::now(),
+            Some(t) => t > Utc::now(),
             None => true,
         }
     }
+}
+
+/// When to renew a token that expires at `expires`: the margin before its
+/// expiry, but never earlier than half-way through its life.
+fn refresh_at(issued: Option<DateTime<Utc>>, expires: DateTime<Utc>) -> DateTime<Utc> {
+    let margin = chrono::Duration::seconds(EXPIRY_MARGIN_SECS);
+    let margin = match issued {
+        Some(i) if expires > i => margin.min((expires - i) / 2),
+        _ => margin,
+    };
+    expires - margin
 }
 
 /// Which token a request carries.
@@ -507,10 +522,13 @@ impl Session {
             .json()
             .await
             .map_err(|e| req_err(format!("bad token body: {e}")))?;
-        let expires_at = v["token"]["expires_at"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let at = |k: &str| {
+            v["token"][k]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let expires_at = at("expires_at").map(|exp| refresh_at(at("issued_at"), exp));
         let catalog = v["token"]["catalog"]
             .as_array()
             .cloned()
@@ -822,6 +840,25 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[test]
+    fn short_tokens_are_renewed_half_way_through() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // an hour-long token: 120 s before it expires
+        assert_eq!(
+            refresh_at(Some(t("2026-01-01T10:00:00Z")), t("2026-01-01T11:00:00Z")),
+            t("2026-01-01T10:58:00Z")
+        );
+        // a 90 s token: after 45 s, not at once
+        assert_eq!(
+            refresh_at(Some(t("2026-01-01T10:00:00Z")), t("2026-01-01T10:01:30Z")),
+            t("2026-01-01T10:00:45Z")
+        );
+        assert_eq!(
+            refresh_at(None, t("2026-01-01T11:00:00Z")),
+            t("2026-01-01T10:58:00Z")
+        );
     }
 
     #[tokio::test]
