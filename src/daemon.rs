@@ -63,6 +63,7 @@ pub struct Settings {
     /// `[service_user]` when `send_service_user_token` is set.
     pub service_user: Option<Arc<Session>>,
     pub default_network: Option<String>,
+    pub resume_after_engine_restart: bool,
 }
 
 impl Settings {
@@ -78,6 +79,9 @@ impl Settings {
             neutron: neutron_settings(ini)?,
             service_user: crate::clients::keystone::service_user(ini)?,
             default_network: ini.group("docker").opt_nonempty("default_network")?,
+            resume_after_engine_restart: ini
+                .group("docker")
+                .bool("resume_after_engine_restart", true)?,
             default,
         })
     }
@@ -117,10 +121,12 @@ async fn build(
     let driver = DockerDriver::connect(s.docker.clone(), host.clone())
         .await
         .map_err(setup("Docker engine"))?;
+    let mut image_cfg = s.image.clone();
+    image_cfg.glance.service_user = s.service_user.clone();
     let images = Arc::new(
         ImageService::new(
             Arc::new(DockerImages::new(driver.docker_unbounded())),
-            s.image.clone(),
+            image_cfg,
         )
         .map_err(setup("image service"))?,
     );
@@ -145,6 +151,7 @@ async fn build(
         default_network: s.default_network.clone(),
         vif_plugging_timeout: s.default.vif_plugging_timeout,
         vif_plugging_is_fatal: s.default.vif_plugging_is_fatal,
+        resume_after_engine_restart: s.resume_after_engine_restart,
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))
@@ -238,6 +245,10 @@ async fn serve(
         every,
     ));
     tasks.spawn(manager.clone().watch_events());
+    if s.default.heal_instance_info_cache_interval > 0 {
+        let every = Duration::from_secs(s.default.heal_instance_info_cache_interval as u64);
+        tasks.spawn(heal_info_cache(manager.clone(), every));
+    }
     tasks.stopping().await;
     // the RPC server's own result: a fatal messaging error stops the daemon
     server_done.await.unwrap_or(Ok(()))
@@ -283,6 +294,14 @@ async fn heartbeat(manager: Arc<ComputeManager>, mut service: NovaObject, every:
         if let Err(e) = manager.heartbeat(&mut service).await {
             warn!(error = %e, "heartbeat failed");
         }
+    }
+}
+
+/// `_heal_instance_info_cache`: one instance per period.
+async fn heal_info_cache(manager: Arc<ComputeManager>, every: Duration) {
+    let mut cursor = 0;
+    while manager.tasks().sleep(every).await {
+        manager.heal_one_info_cache(&mut cursor).await;
     }
 }
 

@@ -4,51 +4,16 @@
 
 mod e2e_support;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
+use e2e_support::daemon::Daemon;
 use e2e_support::{docker, docker_status, inspect, Stack};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
-/// Our daemon for one test; stopped (SIGTERM) when dropped.
-struct Daemon {
-    child: Option<Child>,
-}
-
-impl Daemon {
-    async fn start(stack: &Stack, host: &str) -> Self {
-        let conf = stack.compute_conf(host, "");
-        let mut child = stack.start_daemon(host, &conf);
-        stack.wait_registered(host, &mut child).await;
-        Daemon { child: Some(child) }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(20) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// The crash test's daemons stop containers within 15 s.
+const CRASH_CONF: &str = "\n[DEFAULT]\nshutdown_timeout = 15\n";
 
 fn busybox() -> String {
     std::env::var("NOVA_DOCKER_TEST_IMAGE")
@@ -60,7 +25,7 @@ fn busybox() -> String {
 async fn compute_node_registers_with_real_resources() {
     let stack = Stack::from_env();
     let host = "nd-e2e-register";
-    let _d = Daemon::start(&stack, host).await;
+    let _d = Daemon::start(&stack, host, "").await;
     assert_eq!(stack.service_state(host).await.as_deref(), Some("up"));
 
     let hv = stack
@@ -138,7 +103,7 @@ async fn compute_node_registers_with_real_resources() {
 async fn server_lifecycle_end_to_end() {
     let stack = Stack::from_env();
     let host = "nd-e2e-life";
-    let _d = Daemon::start(&stack, host).await;
+    let _d = Daemon::start(&stack, host, "").await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let opts = "environment:\n  GREETING: hello from user_data\nworking_dir: /tmp\n";
@@ -268,7 +233,7 @@ async fn server_lifecycle_end_to_end() {
 async fn bad_images_and_options_end_in_error_with_a_readable_fault() {
     let stack = Stack::from_env();
     let host = "nd-e2e-fail";
-    let _d = Daemon::start(&stack, host).await;
+    let _d = Daemon::start(&stack, host, "").await;
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let good = stack.docker_image("nd-e2e-busybox", &busybox()).await;
 
@@ -326,7 +291,7 @@ async fn bad_images_and_options_end_in_error_with_a_readable_fault() {
 async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_states() {
     let stack = Stack::from_env();
     let host = "nd-e2e-sync";
-    let mut d = Daemon::start(&stack, host).await;
+    let mut d = Daemon::start(&stack, host, "").await;
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
     let a = stack
@@ -361,7 +326,7 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
     docker(&["stop", "-t", "1", &format!("nova-{b}")]);
 
     // start it again: up, and every instance's status matches its container
-    let d2 = Daemon::start(&stack, host).await;
+    let d2 = Daemon::start(&stack, host, "").await;
     stack.wait_status(&a, "SHUTOFF", T).await;
     stack
         .wait_status(&b, "SHUTOFF", Duration::from_secs(60))
@@ -383,10 +348,7 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
 async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     let stack = Stack::from_env();
     let host = "nd-e2e-crash";
-    let conf = stack.compute_conf(host, "\n[DEFAULT]\nshutdown_timeout = 15\n");
-    let mut child = stack.start_daemon(host, &conf);
-    stack.wait_registered(host, &mut child).await;
-    let mut d = Daemon { child: Some(child) };
+    let mut d = Daemon::start(&stack, host, CRASH_CONF).await;
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
     let stubborn = r#"{"command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}"#;
@@ -414,18 +376,14 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(docker_status(&a).as_deref(), Some("running"));
     // ... when it is killed
-    let mut c = d.child.take().unwrap();
-    c.kill().unwrap();
-    c.wait().unwrap();
+    d.kill();
     assert_eq!(
         stack.server(&a).await["OS-EXT-STS:task_state"],
         json!("powering-off")
     );
 
     // started again, it carries the stop out: SHUTOFF, no task state
-    let mut child = stack.start_daemon(host, &conf);
-    stack.wait_registered(host, &mut child).await;
-    let mut d2 = Daemon { child: Some(child) };
+    let mut d2 = Daemon::start(&stack, host, CRASH_CONF).await;
     stack.wait_status(&a, "SHUTOFF", T).await;
     assert_eq!(docker_status(&a).as_deref(), Some("exited"));
 
@@ -441,9 +399,7 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
         stack.server(&a).await["OS-EXT-STS:task_state"],
         json!("pausing")
     );
-    let mut child = stack.start_daemon(host, &conf);
-    stack.wait_registered(host, &mut child).await;
-    let mut d3 = Daemon { child: Some(child) };
+    let mut d3 = Daemon::start(&stack, host, CRASH_CONF).await;
     stack.wait_status(&a, "SHUTOFF", T).await;
     let sb = stack.wait_status(&b, "ERROR", T).await;
     let fault = sb["fault"]["message"]
@@ -466,9 +422,7 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
          UPDATE instances SET task_state='deleting' WHERE uuid='{b}'; \
          UPDATE instances SET task_state='rebuilding' WHERE uuid='{r}';"
     ));
-    let mut child = stack.start_daemon(host, &conf);
-    stack.wait_registered(host, &mut child).await;
-    let d4 = Daemon { child: Some(child) };
+    let d4 = Daemon::start(&stack, host, CRASH_CONF).await;
     let sa = stack.wait_status(&a, "ACTIVE", T).await;
     assert_eq!(sa["OS-EXT-STS:task_state"], json!(null), "{sa}");
     assert_eq!(docker_status(&a).as_deref(), Some("running"));

@@ -6,8 +6,7 @@
 mod common;
 mod network_support;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use common::restart_docker_daemon;
 
 use network_support::*;
 use nova_docker::config::Ini;
@@ -27,83 +26,6 @@ fn guest(c: &TestContainer) -> GuestInfo {
     GuestInfo {
         hostname: c.hostname.clone(),
         domain: None,
-    }
-}
-
-fn docker_answers() -> bool {
-    Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Restart dockerd: through systemd where it manages docker, else by stopping
-/// the running dockerd and starting it again with the same command line.
-fn restart_docker_daemon() {
-    let systemd = Command::new("systemctl")
-        .args(["is-active", "--quiet", "docker"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if systemd {
-        let st = Command::new("systemctl")
-            .args(["restart", "docker"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "systemctl restart docker failed");
-    } else {
-        let pid = String::from_utf8(
-            Command::new("pidof")
-                .arg("dockerd")
-                .output()
-                .expect("pidof")
-                .stdout,
-        )
-        .unwrap();
-        let pid: i32 = pid
-            .split_whitespace()
-            .next()
-            .expect("dockerd runs")
-            .parse()
-            .unwrap();
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let t = Instant::now();
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "dockerd did not stop"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // detached from this test process (setsid -f), logging where dockerd logs
-        let st = Command::new("setsid")
-            .arg("-f")
-            .args(&args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("setsid dockerd");
-        assert!(st.success());
-    }
-    let t = Instant::now();
-    while !docker_answers() {
-        assert!(
-            t.elapsed() < Duration::from_secs(90),
-            "dockerd did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

@@ -23,6 +23,8 @@ use crate::config::{ConfigError, Ini};
 use crate::context::RequestContext;
 
 /// Refresh a cached token this long before it expires.
+/// (At most: half the token's lifetime for short-lived tokens, or every call
+/// would fetch a new one.)
 const EXPIRY_MARGIN_SECS: i64 = 120;
 
 #[derive(Debug, Error, Clone)]
@@ -348,6 +350,8 @@ pub fn catalog_lookup(
 #[derive(Clone)]
 struct CachedToken {
     token: Secret,
+    /// When to fetch a new one: [`EXPIRY_MARGIN_SECS`] before it expires, or
+    /// half-way through its life when that is earlier.
     expires_at: Option<DateTime<Utc>>,
     catalog: Vec<Value>,
 }
@@ -355,10 +359,21 @@ struct CachedToken {
 impl CachedToken {
     fn fresh(&self) -> bool {
         match self.expires_at {
-            Some(t) => t - chrono::Duration::seconds(EXPIRY_MARGIN_SECS) > Utc::now(),
+            Some(t) => t > Utc::now(),
             None => true,
         }
     }
+}
+
+/// When to renew a token that expires at `expires`: the margin before its
+/// expiry, but never earlier than half-way through its life.
+fn refresh_at(issued: Option<DateTime<Utc>>, expires: DateTime<Utc>) -> DateTime<Utc> {
+    let margin = chrono::Duration::seconds(EXPIRY_MARGIN_SECS);
+    let margin = match issued {
+        Some(i) if expires > i => margin.min((expires - i) / 2),
+        _ => margin,
+    };
+    expires - margin
 }
 
 /// Which token a request carries.
@@ -507,10 +522,13 @@ impl Session {
             .json()
             .await
             .map_err(|e| req_err(format!("bad token body: {e}")))?;
-        let expires_at = v["token"]["expires_at"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let at = |k: &str| {
+            v["token"][k]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let expires_at = at("expires_at").map(|exp| refresh_at(at("issued_at"), exp));
         let catalog = v["token"]["catalog"]
             .as_array()
             .cloned()
@@ -824,6 +842,25 @@ mod tests {
         addr
     }
 
+    #[test]
+    fn short_tokens_are_renewed_half_way_through() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // an hour-long token: 120 s before it expires
+        assert_eq!(
+            refresh_at(Some(t("2026-01-01T10:00:00Z")), t("2026-01-01T11:00:00Z")),
+            t("2026-01-01T10:58:00Z")
+        );
+        // a 90 s token: after 45 s, not at once
+        assert_eq!(
+            refresh_at(Some(t("2026-01-01T10:00:00Z")), t("2026-01-01T10:01:30Z")),
+            t("2026-01-01T10:00:45Z")
+        );
+        assert_eq!(
+            refresh_at(None, t("2026-01-01T11:00:00Z")),
+            t("2026-01-01T10:58:00Z")
+        );
+    }
+
     #[tokio::test]
     async fn token_is_cached_and_catalog_used() {
         let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -853,5 +890,85 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(t.expose(), "usertok");
+    }
+
+    /// A server that answers 200 to everything and keeps each request's head.
+    async fn recording_server() -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                h.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&got).to_ascii_lowercase());
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    )
+                    .await;
+            }
+        });
+        (addr, heads)
+    }
+
+    #[tokio::test]
+    async fn a_service_token_goes_beside_user_tokens_only() {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ks = fake_keystone(hits.clone()).await;
+        let (svc, heads) = recording_server().await;
+        let i = ini(&format!(
+            "[neutron]\nauth_type = password\nauth_url = http://{ks}/v3\nusername = nova\npassword = pw\nproject_name = service\nendpoint_override = http://{svc}\n\
+             [service_user]\nsend_service_user_token = true\nauth_type = password\nauth_url = http://{ks}/v3\nusername = nova\npassword = pw\nproject_name = service\n"
+        ));
+        let su = service_user(&i).unwrap().expect("a service user");
+        let s = Session::new(AuthOptions::from_group(&i, "neutron").unwrap())
+            .unwrap()
+            .with_service_user(Some(su));
+        let ctx = RequestContext {
+            auth_token: Some("usertok".into()),
+            ..Default::default()
+        };
+        let url = format!("http://{svc}/v2.0/ports");
+        let send = |source| {
+            let url = url.clone();
+            let ctx = ctx.clone();
+            let s = &s;
+            async move {
+                s.send(Some(&ctx), source, |http, t| {
+                    let mut r = http.get(&url);
+                    if let Some(t) = t {
+                        r = r.header("X-Auth-Token", t.expose());
+                    }
+                    r
+                })
+                .await
+                .unwrap()
+            }
+        };
+        send(TokenSource::UserIfPresent).await;
+        send(TokenSource::Service).await;
+        let heads = heads.lock().unwrap().clone();
+        assert!(heads[0].contains("x-auth-token: usertok"), "{}", heads[0]);
+        assert!(heads[0].contains("x-service-token: tok"), "{}", heads[0]);
+        assert!(heads[1].contains("x-auth-token: tok"), "{}", heads[1]);
+        assert!(!heads[1].contains("x-service-token"), "{}", heads[1]);
+        // without send_service_user_token there is no service user
+        let off = ini("[service_user]\nauth_type = password\nauth_url = http://ks/v3\nusername = u\npassword = p\n");
+        assert!(service_user(&off).unwrap().is_none());
     }
 }

@@ -19,6 +19,9 @@ use thiserror::Error;
 use super::keystone::{KeystoneError, SendError, Session, TokenSource};
 use crate::context::RequestContext;
 
+/// A Neutron request that takes longer fails (`[neutron] timeout` overrides).
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Which of Nova's two Neutron clients makes a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum As {
@@ -268,6 +271,7 @@ impl Neutron {
             As::Admin => TokenSource::Service,
         };
         let request_id = ctx.global_request_id.clone().or(ctx.request_id.clone());
+        let timeout = self.session.options().timeout.unwrap_or(DEFAULT_TIMEOUT);
         let m = method.clone();
         let resp = self
             .session
@@ -275,6 +279,7 @@ impl Neutron {
                 let mut r = http
                     .request(m.clone(), &url)
                     .header("Accept", "application/json")
+                    .timeout(timeout)
                     .query(query);
                 if let Some(t) = token {
                     r = r.header("X-Auth-Token", t.expose());

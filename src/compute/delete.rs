@@ -43,8 +43,10 @@ impl ComputeManager {
         inst.set_power_state(PowerState::NoState);
         inst.set_terminated_at_now();
         self.save(ctx, inst, Expect::Any).await?;
-        self.conductor.instance_destroy(ctx, inst).await?;
+        // Nova's _complete_deletion: the allocations go before the record, so a
+        // server that is gone from the API holds no resources any more
         self.remove_allocations(&uuid).await;
+        self.conductor.instance_destroy(ctx, inst).await?;
         info!(instance = %uuid, "deleted");
         Ok(())
     }

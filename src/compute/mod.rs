@@ -70,6 +70,9 @@ pub struct ManagerConfig {
     /// and whether a timeout fails it (`vif_plugging_is_fatal`).
     pub vif_plugging_timeout: Duration,
     pub vif_plugging_is_fatal: bool,
+    /// Start again the containers of running instances after the Docker
+    /// daemon restarted (`[docker] resume_after_engine_restart`, default on).
+    pub resume_after_engine_restart: bool,
 }
 
 impl ManagerConfig {
@@ -81,6 +84,7 @@ impl ManagerConfig {
             default_network: None,
             vif_plugging_timeout: Duration::from_secs(300),
             vif_plugging_is_fatal: true,
+            resume_after_engine_restart: true,
         }
     }
 }

@@ -173,4 +173,34 @@ impl ComputeManager {
         }
         Ok(())
     }
+
+    /// `_heal_instance_info_cache`: one instance's info cache refreshed from
+    /// Neutron per call, round robin over the instances of this host that are
+    /// not being built, deleted or worked on; `cursor` keeps the turn.
+    pub async fn heal_one_info_cache(&self, cursor: &mut usize) {
+        let ctx = RequestContext::admin();
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
+        };
+        let mut list: Vec<Instance> = list
+            .into_iter()
+            .filter(|i| {
+                i.host() == Some(self.cfg.host.as_str())
+                    && i.task_state().is_none()
+                    && !matches!(
+                        i.vm_state(),
+                        Some(crate::objects::VmState::Building | crate::objects::VmState::Deleted)
+                    )
+            })
+            .collect();
+        if list.is_empty() {
+            return;
+        }
+        list.sort_by(|a, b| a.uuid().cmp(b.uuid()));
+        let mut inst = list.swap_remove(*cursor % list.len());
+        *cursor = cursor.wrapping_add(1);
+        if let Err(e) = self.refresh_network_info(&ctx, &mut inst).await {
+            warn!(instance = inst.uuid(), error = %e, "info cache heal failed");
+        }
+    }
 }

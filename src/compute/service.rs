@@ -265,7 +265,12 @@ impl ComputeManager {
         };
         node.reset_changes();
         self.set_node(node.get_i64("id").unwrap_or(0), node_uuid.to_string());
-        self.publish_inventory(node_uuid, policy, &r).await
+        // placement (or the Keystone behind it) being away for a moment must not
+        // stop the service: the periodic resource update reports again
+        if let Err(e) = self.publish_inventory(node_uuid, policy, &r).await {
+            warn!(node = node_uuid, error = %e, "placement did not take the inventory; the periodic resource update tries again");
+        }
+        Ok(())
     }
 
     async fn publish_inventory(

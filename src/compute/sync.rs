@@ -89,7 +89,7 @@ impl ComputeManager {
     }
 
     /// The instances Nova has on this host; `None` (logged) when it cannot say.
-    async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
+    pub(crate) async fn our_instances(&self, ctx: &RequestContext) -> Option<Vec<Instance>> {
         match self.conductor.instances_on_host(ctx, &self.cfg.host).await {
             Ok(l) => Some(l),
             Err(e) => {
@@ -129,7 +129,57 @@ impl ComputeManager {
             if !self.tasks.sleep(RESUBSCRIBE).await {
                 return;
             }
+            // the engine may be restarting: wait until it answers again, then
+            // bring back what it stopped before syncing the rest
+            while self.driver.list_instances().await.is_err() {
+                if !self.tasks.sleep(RESUBSCRIBE).await {
+                    return;
+                }
+            }
+            if self.cfg.resume_after_engine_restart {
+                self.resume_after_engine_restart().await;
+            }
             self.sync_all().await;
+        }
+    }
+
+    /// After the engine's event stream broke and the engine answers again (a
+    /// restart of the Docker daemon stops every container): start again the
+    /// containers of instances Nova has as ACTIVE and running, and wire them
+    /// anew (their network namespaces are new), as Nova's
+    /// `resume_guests_state_on_host_boot` does after a host reboot. Instances
+    /// stopped through Nova are not touched.
+    pub async fn resume_after_engine_restart(&self) {
+        let ctx = RequestContext::admin();
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
+        };
+        for inst in list {
+            if inst.host() != Some(self.cfg.host.as_str())
+                || inst.task_state().is_some()
+                || inst.vm_state() != Some(VmState::Active)
+                || inst.power_state() != PowerState::Running
+            {
+                continue;
+            }
+            let uuid = inst.uuid().to_string();
+            let lock = self.instance_lock(&uuid);
+            let _g = lock.lock().await;
+            if !matches!(
+                self.container_state(&uuid, "engine restart").await,
+                Some(PowerState::Shutdown | PowerState::Crashed)
+            ) {
+                continue;
+            }
+            info!(instance = %uuid, "the engine restarted: starting the instance's container again");
+            let r = async {
+                let info = self.driver.power_on(&uuid).await?;
+                self.rewire(&inst, &info).await
+            }
+            .await;
+            if let Err(e) = r {
+                warn!(instance = %uuid, error = %e, "could not start the container again after the engine restarted");
+            }
         }
     }
 

@@ -275,6 +275,9 @@ pub struct DefaultConfig {
     pub initial_ram_allocation_ratio: f64,
     pub initial_disk_allocation_ratio: f64,
     pub sync_power_state_interval: i64,
+    /// Seconds between two heals of one instance's info cache from Neutron
+    /// (`heal_instance_info_cache_interval`; Nova's default -1: off).
+    pub heal_instance_info_cache_interval: i64,
     pub resource_tracker_interval: Duration,
     pub shutdown_timeout: Duration,
     /// How long a stop waits for running work (oslo.service's option; 0: no limit).
@@ -309,6 +312,7 @@ impl DefaultConfig {
             initial_ram_allocation_ratio: g.float("initial_ram_allocation_ratio", 1.0)?,
             initial_disk_allocation_ratio: g.float("initial_disk_allocation_ratio", 1.0)?,
             sync_power_state_interval: g.int("sync_power_state_interval", 600)?,
+            heal_instance_info_cache_interval: g.int("heal_instance_info_cache_interval", -1)?,
             resource_tracker_interval: g.secs("update_resources_interval", 60)?,
             shutdown_timeout: g.secs("shutdown_timeout", 60)?,
             graceful_shutdown_timeout: match g.secs("graceful_shutdown_timeout", 60)? {

@@ -30,6 +30,9 @@ pub struct GlanceConfig {
     /// transfers (`timeout`, default 300 s).
     pub timeout: Duration,
     pub auth: AuthOptions,
+    /// `[service_user]` (with `send_service_user_token`): its token goes
+    /// beside the user's, as Nova's Glance client sends it.
+    pub service_user: Option<std::sync::Arc<Session>>,
 }
 
 impl GlanceConfig {
@@ -59,6 +62,7 @@ impl GlanceConfig {
                 timeout
             },
             auth: AuthOptions::from_group(ini, "glance")?,
+            service_user: None,
         })
     }
 }
@@ -202,7 +206,8 @@ impl GlanceClient {
             .read_timeout(cfg.timeout)
             .build()
             .map_err(|e| ImageError::Config(format!("HTTP client: {e}")))?;
-        let session = Session::with_client(cfg.auth.clone(), http);
+        let session = Session::with_client(cfg.auth.clone(), http)
+            .with_service_user(cfg.service_user.clone());
         Ok(GlanceClient {
             inner: Arc::new(Inner {
                 cfg,

@@ -5,6 +5,9 @@
 //! harness re-authenticates when its token is within 30 s of expiry or on a 401.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod neutron;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,7 +56,8 @@ pub fn lab_password(state: &Path, user: &str) -> Option<String> {
 /// The credentials of the lab's `admin` or `demo` user: from
 /// NOVA_DOCKER_E2E_<WHO>_{USER,PASSWORD,PROJECT}, else the passwords file.
 pub fn lab_credentials(state: &Path, who: &str) -> Credentials {
-    let var = |k: &str| std::env::var(format!("NOVA_DOCKER_E2E_{}_{k}", who.to_ascii_uppercase())).ok();
+    let var =
+        |k: &str| std::env::var(format!("NOVA_DOCKER_E2E_{}_{k}", who.to_ascii_uppercase())).ok();
     let user = var("USER").unwrap_or_else(|| who.to_string());
     let password = var("PASSWORD")
         .or_else(|| lab_password(state, &user))

@@ -343,3 +343,47 @@ async fn a_start_whose_message_has_no_info_cache_rewires_from_the_database() {
         "{net:?}"
     );
 }
+
+#[tokio::test]
+async fn after_an_engine_restart_running_instances_start_again_and_are_rewired() {
+    let h = Harness::new();
+    let inst = wired(&h);
+    // the engine stopped every container; one instance Nova stopped stays so
+    h.driver
+        .insert(inst.uuid(), crate::virt::PowerState::Shutdown);
+    let mut stopped = h.running(V::Stopped, None);
+    stopped.reset_changes();
+    h.manager.resume_after_engine_restart().await;
+    assert_eq!(h.driver_ops(&inst), ["power_on"]);
+    assert!(h.driver_ops(&stopped).is_empty());
+    let net = h.network_calls();
+    assert!(
+        net.iter()
+            .any(|c| c.starts_with(&format!("attach {} 1", inst.uuid()))),
+        "{net:?}"
+    );
+    assert!(h.saves(&inst).is_empty(), "the record already says running");
+}
+
+#[tokio::test]
+async fn the_heal_refreshes_one_instance_per_turn() {
+    let h = Harness::new();
+    let a = wired(&h);
+    let b = wired(&h);
+    for i in [&a, &b] {
+        h.network_api
+            .ports
+            .lock()
+            .unwrap()
+            .get_mut(i.uuid())
+            .unwrap()
+            .push(fake_vif(&format!("extra-{}", &i.uuid()[..8]), false, true));
+    }
+    let mut cursor = 0;
+    h.manager.heal_one_info_cache(&mut cursor).await;
+    let healed: usize = [&a, &b].iter().map(|i| h.cache_saves(i).len()).sum();
+    assert_eq!(healed, 1, "one instance per turn");
+    h.manager.heal_one_info_cache(&mut cursor).await;
+    assert_eq!(h.cache_saves(&a), [2]);
+    assert_eq!(h.cache_saves(&b), [2]);
+}

@@ -278,36 +278,19 @@ impl NeutronApi {
         if names.is_empty() || (names.len() == 1 && names[0] == "default") {
             return Ok(vec![]);
         }
-        let mut groups = self
-            .client
-            .list_security_groups(
-                ctx,
-                As::User,
-                &vec![
-                    ("fields", "id".into()),
-                    ("fields", "name".into()),
-                    ("tenant_id", project.to_string()),
-                ],
-            )
+        let list = |filter: (&'static str, String)| async move {
+            let q: Query = vec![("fields", "id".into()), ("fields", "name".into()), filter];
+            self.client.list_security_groups(ctx, As::User, &q).await
+        };
+        let mut groups = list(("tenant_id", project.to_string()))
             .await
             .map_err(|e| neutron_failure(&e))?;
         if names
             .iter()
             .any(|n| !groups.iter().any(|g| &g.name == n || &g.id == n))
         {
-            if let Ok(shared) = self
-                .client
-                .list_security_groups(
-                    ctx,
-                    As::User,
-                    &vec![
-                        ("fields", "id".into()),
-                        ("fields", "name".into()),
-                        ("shared", "True".into()),
-                    ],
-                )
-                .await
-            {
+            // the security-groups-shared-filtering extension: groups shared with us
+            if let Ok(shared) = list(("shared", "True".into())).await {
                 groups.extend(shared);
             }
         }
@@ -371,10 +354,20 @@ impl NeutronApi {
             }
         }
         let by_id: HashMap<&str, &Port> = ports.iter().map(|p| (p.id.as_str(), p)).collect();
+        // every port's lookups at once, then in order
+        let built = futures_util::future::try_join_all(
+            order
+                .iter()
+                .filter_map(|id| by_id.get(id.as_str()))
+                .map(|p| self.vif_of(ctx, p, preserve.contains(p.id.as_str()))),
+        )
+        .await?;
+        let mut built: HashMap<String, Vif> =
+            built.into_iter().map(|v| (v.id.clone(), v)).collect();
         let mut vifs = Vec::new();
         for id in &order {
-            match by_id.get(id.as_str()) {
-                Some(p) => vifs.push(self.vif_of(ctx, p, preserve.contains(id.as_str())).await?),
+            match built.remove(id) {
+                Some(v) => vifs.push(v),
                 None if keep_missing => {
                     if let Some(old) = current.iter().find(|v| &v.id == id) {
                         vifs.push(old.clone());
@@ -392,11 +385,6 @@ impl NeutronApi {
         port: &Port,
         preserve_on_delete: bool,
     ) -> Result<Vif, NovaException> {
-        let network = self
-            .client
-            .show_network(ctx, As::Admin, &port.network_id)
-            .await
-            .map_err(|e| neutron_failure(&e))?;
         let subnet_ids: Vec<String> = {
             let mut s: Vec<String> = Vec::new();
             for f in &port.fixed_ips {
@@ -406,17 +394,16 @@ impl NeutronApi {
             }
             s
         };
-        let subnets = self
-            .client
-            .list_subnets(ctx, As::Admin, &subnet_ids)
-            .await
-            .map_err(|e| neutron_failure(&e))?;
+        // the three lookups of one port at once (each is a round trip to Neutron)
+        let (network, subnets, floating_ips) = tokio::join!(
+            self.client.show_network(ctx, As::Admin, &port.network_id),
+            self.client.list_subnets(ctx, As::Admin, &subnet_ids),
+            self.client.list_floating_ips(ctx, As::Admin, &port.id),
+        );
+        let network = network.map_err(|e| neutron_failure(&e))?;
+        let subnets = subnets.map_err(|e| neutron_failure(&e))?;
         // no L3 (404) means no floating IPs
-        let floating_ips = match self
-            .client
-            .list_floating_ips(ctx, As::Admin, &port.id)
-            .await
-        {
+        let floating_ips = match floating_ips {
             Ok(f) => f,
             Err(e) if e.is_not_found() => vec![],
             Err(e) => return Err(neutron_failure(&e)),

@@ -1,0 +1,72 @@
+//! Our daemon for one test, under a host name of the test's choosing; stopped
+//! (SIGTERM, then SIGKILL after 20 s) when dropped.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use super::Stack;
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub host: String,
+}
+
+impl Daemon {
+    /// Start it with the lab's compute config for `host` (plus `extra` lines)
+    /// and wait until Nova and placement know it.
+    pub async fn start(stack: &Stack, host: &str, extra: &str) -> Self {
+        let conf = stack.compute_conf(host, extra);
+        let mut child = stack.start_daemon(host, &conf);
+        stack.wait_registered(host, &mut child).await;
+        Daemon {
+            child: Some(child),
+            host: host.to_string(),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
