@@ -474,12 +474,18 @@ async fn interfaces_come_and_go_and_given_ports_are_kept() {
     assert_eq!(st, 202, "detach the given port: {v}");
     let t = std::time::Instant::now();
     loop {
-        let p = stack.port(&port2).await.expect("a given port is kept on detach");
+        let p = stack
+            .port(&port2)
+            .await
+            .expect("a given port is kept on detach");
         let (_, links) = exec(&id, &["ip", "-o", "link"]);
         if p["device_id"] == "" && !links.contains(&mac2) {
             break;
         }
-        assert!(t.elapsed() < NET_UP, "given port not unbound and out: {p} {links}");
+        assert!(
+            t.elapsed() < NET_UP,
+            "given port not unbound and out: {p} {links}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let _ = stack

@@ -387,3 +387,25 @@ async fn the_heal_refreshes_one_instance_per_turn() {
     assert_eq!(h.cache_saves(&a), [2]);
     assert_eq!(h.cache_saves(&b), [2]);
 }
+
+#[tokio::test]
+async fn a_rebuild_keeps_the_ports_and_waits_for_no_event() {
+    let h = Harness::new();
+    let mut inst = h.running(V::Active, Some(T::Rebuilding));
+    // the cache as the build saved it: the port was not ACTIVE yet then
+    inst.set_network_info_saved(NetworkInfo::new(vec![fake_vif("port-a", false, false)]).unwrap());
+    h.conductor.put(&inst);
+    let req = ComputeRequest::RebuildInstance(Box::new(crate::compute::request::RebuildRequest {
+        instance: inst.clone(),
+        image: crate::objects::ImageMeta {
+            id: Some("img-2".into()),
+            container_format: Some("docker".into()),
+            ..Default::default()
+        },
+        recreate: false,
+    }));
+    h.handle(req).await.unwrap();
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+    assert!(h.faults(&inst).is_empty(), "{:?}", h.faults(&inst));
+    assert!(h.neutron_calls().is_empty(), "the ports stay as they are");
+}
