@@ -203,6 +203,14 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
         stack.wait_status(&a, "ACTIVE", T).await;
     }
     check("reboots").await;
+    let (st, v) = stack
+        .action(&a, json!({"rebuild": {"imageRef": image}}))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.wait_status(&a, "ACTIVE", T).await;
+    assert_eq!(addrs(&stack, &a).await.0[0], a4, "rebuild changed the address");
+    check("rebuild").await;
     let (st, v) = stack.action(&a, json!({"pause": null})).await;
     assert_eq!(st, 202, "{v}");
     stack.wait_status(&a, "PAUSED", T).await;
