@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::build::{assert_failed, build_states};
+use super::build::{assert_failed, build_states, exits_at_once};
 use super::fakes::fake_vif;
 use super::harness::*;
 use crate::compute::request::{AttachInterfaceRequest, ExternalEvent, NetworkRequest};
@@ -12,7 +12,6 @@ use crate::compute::{ComputeRequest, PowerOp};
 use crate::exception::{Class, NovaException};
 use crate::network::NetworkInfo;
 use crate::objects::{Instance, TaskState as T, VmState as V};
-use crate::virt::DriverError;
 
 const NET: &str = "5f3a6c1e-0000-4000-8000-000000000001";
 
@@ -143,14 +142,7 @@ async fn a_failed_allocation_ends_in_error_naming_neutrons_reason() {
 #[tokio::test]
 async fn a_failed_spawn_deletes_made_ports_and_keeps_given_ones() {
     let h = Harness::new();
-    h.driver.fail(
-        "spawn",
-        DriverError::ExitedImmediately {
-            uuid: "x".into(),
-            exit_code: 3,
-            logs: "no such file".into(),
-        },
-    );
+    exits_at_once(&h);
     let inst = h.instance(V::Building, Some(T::Scheduling), None);
     let ComputeRequest::BuildAndRunInstance(mut b) = h.build_request(inst.clone(), &[NET]) else {
         unreachable!()
