@@ -203,6 +203,14 @@ async fn connectivity_survives_the_lifecycle_and_restarts() {
         stack.wait_status(&a, "ACTIVE", T).await;
     }
     check("reboots").await;
+    let (st, v) = stack
+        .action(&a, json!({"rebuild": {"imageRef": image}}))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.wait_status(&a, "ACTIVE", T).await;
+    assert_eq!(addrs(&stack, &a).await.0, a4, "rebuild changed the address");
+    check("rebuild").await;
     let (st, v) = stack.action(&a, json!({"pause": null})).await;
     assert_eq!(st, 202, "{v}");
     stack.wait_status(&a, "PAUSED", T).await;
@@ -443,6 +451,54 @@ async fn interfaces_come_and_go_and_given_ports_are_kept() {
         "{:?}",
         host_leftovers(&new_port)
     );
+    // `server add port` with a port made beforehand: in, then out and kept
+    let (st, v) = stack
+        .neutron_call(
+            Method::POST,
+            "ports",
+            Some(json!({"port": {"network_id": private_id, "name": "nd-given-2"}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let port2 = v["port"]["id"].as_str().unwrap().to_string();
+    let mac2 = v["port"]["mac_address"].as_str().unwrap().to_string();
+    let (st, v) = stack
+        .call(
+            Method::POST,
+            &format!("{}/servers/{id}/os-interface", stack.nova),
+            Some(json!({"interfaceAttachment": {"port_id": port2}})),
+        )
+        .await;
+    assert_eq!(st, 200, "attach the given port: {v}");
+    let (_, links) = exec(&id, &["ip", "-o", "link"]);
+    assert!(links.contains(&mac2), "given port {mac2} not in {links}");
+    let (st, v) = stack
+        .call(
+            Method::DELETE,
+            &format!("{}/servers/{id}/os-interface/{port2}", stack.nova),
+            None,
+        )
+        .await;
+    assert_eq!(st, 202, "detach the given port: {v}");
+    let t = std::time::Instant::now();
+    loop {
+        let p = stack
+            .port(&port2)
+            .await
+            .expect("a given port is kept on detach");
+        let (_, links) = exec(&id, &["ip", "-o", "link"]);
+        if p["device_id"] == "" && !links.contains(&mac2) {
+            break;
+        }
+        assert!(
+            t.elapsed() < NET_UP,
+            "given port not unbound and out: {p} {links}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = stack
+        .neutron_call(Method::DELETE, &format!("ports/{port2}"), None)
+        .await;
     // delete: the given port stays, unbound
     delete_all(&stack, &[&id]).await;
     let p = stack.port(&given).await.expect("the given port is kept");

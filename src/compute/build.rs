@@ -165,19 +165,27 @@ impl ComputeManager {
         })
     }
 
-    /// Host-side networking plugged and the spec ready, the VIFs wired by
-    /// Neutron: waiters for their `network-vif-plugged` are registered before
-    /// the plug, and the image is made present while Neutron wires the ports.
-    /// On failure the caller undoes the plug.
+    /// Host-side networking plugged and the spec ready. With `vifs_new` (a
+    /// build: Neutron wires the ports when they are plugged), waiters for their
+    /// `network-vif-plugged` are registered before the plug, and the image is
+    /// made present while Neutron wires them. A rebuild's ports are plugged
+    /// already and stay so (the veths move to the new container): no event
+    /// comes, none is awaited. On failure the caller undoes the plug.
     pub(crate) async fn prepare_spawn(
         &self,
         ctx: &RequestContext,
         inst: &Instance,
         image: &ImageMeta,
+        vifs_new: bool,
     ) -> Result<InstanceSpec, NovaException> {
         let uuid = inst.uuid();
         let nw = inst.network_info();
-        let waits = self.events.expect(uuid, &nw.vif_plugged_events());
+        let expected = if vifs_new {
+            nw.vif_plugged_events()
+        } else {
+            Vec::new()
+        };
+        let waits = self.events.expect(uuid, &expected);
         let r = async {
             let mode = self.network.plug(inst, nw).await?;
             let spec = self.instance_spec(ctx, inst, image, mode).await?;
@@ -202,7 +210,7 @@ impl ComputeManager {
         let uuid = inst.uuid();
         let nw = inst.network_info();
         let result = async {
-            let spec = self.prepare_spawn(ctx, inst, image).await?;
+            let spec = self.prepare_spawn(ctx, inst, image, true).await?;
             let info = self.driver.spawn(&spec).await?;
             if let Some(pid) = info.pid {
                 self.network.attach(inst, nw, pid).await?;

@@ -51,6 +51,18 @@ async fn a_build_goes_through_novas_task_states_to_active() {
     assert!(h.placement.deleted.lock().unwrap().is_empty());
 }
 
+/// The container of the next spawn exits at once (code 3).
+pub(super) fn exits_at_once(h: &Harness) {
+    h.driver.fail(
+        "spawn",
+        DriverError::ExitedImmediately {
+            uuid: "x".into(),
+            exit_code: 3,
+            logs: "no such file".into(),
+        },
+    );
+}
+
 /// What every failed build must look like after its last successful save.
 pub(super) fn assert_failed(
     h: &Harness,
@@ -118,14 +130,7 @@ async fn refused_options_download_no_image() {
 #[tokio::test]
 async fn a_container_that_fails_to_start_is_removed() {
     let h = Harness::new();
-    h.driver.fail(
-        "spawn",
-        DriverError::ExitedImmediately {
-            uuid: "x".into(),
-            exit_code: 3,
-            logs: "no such file".into(),
-        },
-    );
+    exits_at_once(&h);
     let inst = h.instance(V::Building, Some(T::Scheduling), None);
     h.handle(h.build_request(inst.clone(), &["none"]))
         .await

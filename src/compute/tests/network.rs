@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::build::{assert_failed, build_states};
+use super::build::{assert_failed, build_states, exits_at_once};
 use super::fakes::fake_vif;
 use super::harness::*;
 use crate::compute::request::{AttachInterfaceRequest, ExternalEvent, NetworkRequest};
@@ -12,7 +12,6 @@ use crate::compute::{ComputeRequest, PowerOp};
 use crate::exception::{Class, NovaException};
 use crate::network::NetworkInfo;
 use crate::objects::{Instance, TaskState as T, VmState as V};
-use crate::virt::DriverError;
 
 const NET: &str = "5f3a6c1e-0000-4000-8000-000000000001";
 
@@ -143,14 +142,7 @@ async fn a_failed_allocation_ends_in_error_naming_neutrons_reason() {
 #[tokio::test]
 async fn a_failed_spawn_deletes_made_ports_and_keeps_given_ones() {
     let h = Harness::new();
-    h.driver.fail(
-        "spawn",
-        DriverError::ExitedImmediately {
-            uuid: "x".into(),
-            exit_code: 3,
-            logs: "no such file".into(),
-        },
-    );
+    exits_at_once(&h);
     let inst = h.instance(V::Building, Some(T::Scheduling), None);
     let ComputeRequest::BuildAndRunInstance(mut b) = h.build_request(inst.clone(), &[NET]) else {
         unreachable!()
@@ -386,4 +378,26 @@ async fn the_heal_refreshes_one_instance_per_turn() {
     h.manager.heal_one_info_cache(&mut cursor).await;
     assert_eq!(h.cache_saves(&a), [2]);
     assert_eq!(h.cache_saves(&b), [2]);
+}
+
+#[tokio::test]
+async fn a_rebuild_keeps_the_ports_and_waits_for_no_event() {
+    let h = Harness::new();
+    let mut inst = h.running(V::Active, Some(T::Rebuilding));
+    // the cache as the build saved it: the port was not ACTIVE yet then
+    inst.set_network_info_saved(NetworkInfo::new(vec![fake_vif("port-a", false, false)]).unwrap());
+    h.conductor.put(&inst);
+    let req = ComputeRequest::RebuildInstance(Box::new(crate::compute::request::RebuildRequest {
+        instance: inst.clone(),
+        image: crate::objects::ImageMeta {
+            id: Some("img-2".into()),
+            container_format: Some("docker".into()),
+            ..Default::default()
+        },
+        recreate: false,
+    }));
+    h.handle(req).await.unwrap();
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+    assert!(h.faults(&inst).is_empty(), "{:?}", h.faults(&inst));
+    assert!(h.neutron_calls().is_empty(), "the ports stay as they are");
 }
