@@ -81,6 +81,9 @@ class Api(object):
     def post(self, path, body, **kw):
         return self.call('POST', path, body, **kw)
 
+    def delete(self, path, **kw):
+        return self.call('DELETE', path, ok=(202, 204, 404), **kw)
+
 
 def one(items, what):
     if len(items) > 1:
@@ -261,7 +264,20 @@ def demo(name, network):
     servers = nova.get('/servers?name=^%s$' % name)['servers']
     if servers:
         sid = servers[0]['id']
-    else:
+        status = nova.get('/servers/%s' % sid)['server']['status']
+        if status == 'ERROR':
+            # a demo server that failed before (an earlier run): boot it anew
+            log('nova: demo server %s is in ERROR; deleting it to boot it again' % sid)
+            nova.delete('/servers/%s' % sid)
+            end = time.time() + float(os.environ.get('ND_WAIT', '120'))
+            while nova.get('/servers?name=^%s$' % name)['servers'] and time.time() < end:
+                time.sleep(1)
+            servers = []
+        elif status == 'SHUTOFF':
+            # stopped meanwhile (a restart of the host's Docker, a user): start it
+            log('nova: starting the stopped demo server %s' % sid)
+            nova.post('/servers/%s/action' % sid, {'os-start': None})
+    if not servers:
         glance = Api(sess, 'image')
         image = one(glance.get('/v2/images?name=busybox')['images'], 'image busybox')
         if network == 'none':
