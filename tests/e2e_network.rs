@@ -362,7 +362,16 @@ async fn interfaces_come_and_go_and_given_ports_are_kept() {
         .neutron_get(&format!("subnets?network_id={private_id}&ip_version=4"))
         .await;
     let subnet = subnets["subnets"][0]["id"].as_str().unwrap().to_string();
-    let fixed = "10.0.0.50";
+    // a free address of the subnet (ports of earlier runs may hold some)
+    let taken = stack
+        .neutron_get(&format!("ports?network_id={private_id}"))
+        .await
+        .to_string();
+    let fixed_owned = (40..60)
+        .map(|n| format!("10.0.0.{n}"))
+        .find(|ip| !taken.contains(&format!("\"{ip}\"")))
+        .expect("a free address in 10.0.0.40-59");
+    let fixed = fixed_owned.as_str();
     let (st, v) = stack
         .neutron_call(
             Method::POST,
