@@ -27,7 +27,7 @@ pub struct SnapshotProps {
     pub owner: Option<String>,
     /// The image the instance was booted from.
     pub base_image_ref: Option<String>,
-    /// `snapshot` (default) or `backup`.
+    /// `backup` for a backup; None keeps what Nova's API recorded.
     pub image_type: Option<String>,
     pub backup_type: Option<String>,
     /// Any other properties to set.
@@ -43,10 +43,11 @@ impl SnapshotProps {
         m.insert("image_location".into(), json!("snapshot"));
         m.insert("image_state".into(), json!("available"));
         m.insert("instance_uuid".into(), json!(self.instance_uuid));
-        m.insert(
-            "image_type".into(),
-            json!(self.image_type.as_deref().unwrap_or("snapshot")),
-        );
+        // Nova's API set image_type (`snapshot`, or what the user's metadata
+        // asked for) when it created the record: only a backup says it again
+        if let Some(t) = &self.image_type {
+            m.insert("image_type".into(), json!(t));
+        }
         if let Some(u) = &self.user_id {
             m.insert("user_id".into(), json!(u));
         }
@@ -237,7 +238,11 @@ mod tests {
             .state()
             .containers
             .insert("nova-u1".into(), content.clone());
-        glance.state().add_record("snap1", "queued");
+        // as Nova's API made it, with the user's metadata image_type=test
+        glance
+            .state()
+            .add_record("snap1", "queued")
+            .insert("image_type".into(), json!("test"));
         let rec = svc
             .snapshot(&ctx(), "nova-u1", "snap1", props())
             .await
@@ -245,8 +250,9 @@ mod tests {
         assert_eq!(rec.status, "active");
         assert_eq!(rec.container_format.as_deref(), Some("docker"));
         assert_eq!(rec.disk_format.as_deref(), Some("raw"));
+        // what Nova's API recorded stays (a user's image_type metadata too)
+        assert_eq!(rec.property("image_type"), Some("test"));
         for (k, v) in [
-            ("image_type", "snapshot"),
             ("instance_uuid", "u1"),
             ("user_id", "user"),
             ("owner_id", "project"),
