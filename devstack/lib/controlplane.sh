@@ -181,7 +181,9 @@ nd_compute_conf() {
   mkdir -p "$ND_DATA/compute-$host" "$(dirname "$file")"
   (umask 077; {
     printf '%s\n' "[DEFAULT]" "host = $host" "my_ip = $ND_BIND" "compute_driver = docker.DockerDriver" \
-      "state_path = $ND_DATA/compute-$host" "transport_url = $ND_TRANSPORT_URL" "report_interval = ${ND_REPORT_INTERVAL:-5}"
+      "state_path = $ND_DATA/compute-$host" "transport_url = $ND_TRANSPORT_URL" "report_interval = ${ND_REPORT_INTERVAL:-5}" \
+      "# containers share the host's CPUs: more instances per core than a VM host" \
+      "cpu_allocation_ratio = ${ND_CPU_ALLOCATION_RATIO:-16.0}"
     nd_client_sections
     printf '%s\n' "[docker]" "host_url = unix:///var/run/docker.sock" \
       "ovs_datapath_type = $(nd_ovs_datapath)"
