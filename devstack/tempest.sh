@@ -60,7 +60,7 @@ fi
 mkdir -p "$WS/logs" "$WS/lock"
 
 # what tempest.conf needs from the lab (and the second flavor and image it wants)
-prep=$("$ND_VENV/bin/python" "$TOP/devstack/files/tempest_prep.py") || nd_die "tempest_prep.py failed"
+prep=$(PYTHONDONTWRITEBYTECODE=1 "$ND_VENV/bin/python" "$TOP/devstack/files/tempest_prep.py") || nd_die "tempest_prep.py failed"
 declare -A P=([WORKSPACE]=$WS [AUTH_URL]=$ND_AUTH_URL [ADMIN_PASSWORD]=$ND_ADMIN_PASSWORD)
 while IFS='=' read -r k v; do P[$k]=$v; done <<<"$prep"
 conf=$(cat "$TOP/devstack/files/tempest.conf.in")

@@ -18,27 +18,15 @@ ND_AUTH_URL and ND_PASSWORDS (exported by devstack/lib/controlplane.sh).
 import os
 import sys
 
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402  (the lab's password file and Keystone session)
 
-REGION = 'RegionOne'
+REGION = lab.REGION
 ALT_FLAVOR = {'name': 'm1.micro', 'id': '84', 'ram': 192, 'vcpus': 1, 'disk': 1}
 
 
 def log(msg):
     print('[tempest_prep] %s' % msg, file=sys.stderr, flush=True)
-
-
-def admin_session():
-    pw = {}
-    with open(os.environ['ND_PASSWORDS']) as f:
-        for line in f:
-            k, _, v = line.strip().partition('=')
-            pw[k] = v
-    auth = v3.Password(auth_url=os.environ['ND_AUTH_URL'], username='admin',
-                       password=pw['ND_ADMIN_PASSWORD'], user_domain_id='default',
-                       project_name='admin', project_domain_id='default')
-    return ks_session.Session(auth=auth, timeout=300)
 
 
 def call(sess, stype, method, path, ok=(200, 201, 202, 204), **kw):
@@ -53,7 +41,7 @@ def call(sess, stype, method, path, ok=(200, 201, 202, 204), **kw):
 
 
 def main():
-    sess = admin_session()
+    sess = lab.session('admin', 'admin')
     out = {}
 
     nets = call(sess, 'network', 'GET', '/v2.0/networks?name=public&router:external=True').json()
