@@ -352,13 +352,13 @@ struct CachedToken {
     token: Secret,
     /// When to fetch a new one: [`EXPIRY_MARGIN_SECS`] before it expires, or
     /// half-way through its life when that is earlier.
-    expires_at: Option<DateTime<Utc>>,
+    renew_at: Option<DateTime<Utc>>,
     catalog: Vec<Value>,
 }
 
 impl CachedToken {
     fn fresh(&self) -> bool {
-        match self.expires_at {
+        match self.renew_at {
             Some(t) => t > Utc::now(),
             None => true,
         }
@@ -528,14 +528,14 @@ impl Session {
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
         };
-        let expires_at = at("expires_at").map(|exp| refresh_at(at("issued_at"), exp));
+        let renew_at = at("expires_at").map(|exp| refresh_at(at("issued_at"), exp));
         let catalog = v["token"]["catalog"]
             .as_array()
             .cloned()
             .unwrap_or_default();
         let c = CachedToken {
             token,
-            expires_at,
+            renew_at,
             catalog,
         };
         *guard = Some(c.clone());
