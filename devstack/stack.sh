@@ -3,7 +3,8 @@
 # brings up a small cloud - RabbitMQ, MariaDB, Keystone, Neutron with ML2/OVN,
 # placement, glance, nova-api/conductor/scheduler - builds and starts
 # nova-docker-compute as the compute host, uploads a busybox Docker image to
-# Glance, makes flavor m1.tiny, and boots a demo server as user demo.
+# Glance, makes flavor m1.tiny, boots a demo server as user demo, and starts
+# Horizon (its URL is the last line it logs).
 #   ND_HOST              compute host name (default: this machine's hostname)
 #   ND_STATE             state directory (default /tmp/nova-docker-stack)
 #   ND_NO_DEMO=1         skip the demo server
@@ -54,5 +55,7 @@ if [ "${ND_NO_DEMO:-0}" != 1 ]; then
   nd_log "server demo: $(echo "$demo" | "$ND_VENV/bin/python" -c 'import json,sys; d=json.load(sys.stdin); print(d["status"] + ", " + d["addresses"])')"
   nd_log "container: $(docker ps --filter "name=nova-$sid" --format '{{.Names}} {{.Status}}')"
 fi
+nd_horizon_up
 nd_log "ready. The openstack CLI as user demo: source $ND_STATE/openrc (as admin: source $ND_STATE/openrc-admin)"
+nd_horizon_banner
 echo "$ND_STATE/openrc"

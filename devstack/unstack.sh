@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops what devstack/stack.sh started: nova-docker-compute, the Nova services,
+# Stops what devstack/stack.sh started: nova-docker-compute, Horizon, the Nova services,
 # glance, placement, Neutron, OVN (northd, its databases, ovn-controller),
 # Keystone, MariaDB, and the nd-outside namespace. RabbitMQ, Docker and Open
 # vSwitch keep running (its bridges br-int and br-ex stay); the instances'
@@ -11,6 +11,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 source "$TOP/devstack/lib/functions.sh"
 source "$TOP/devstack/lib/controlplane.sh"
 nd_stop nova-docker-compute
+nd_horizon_down
 nd_controlplane_down
 if [ "${ND_PURGE:-0}" = 1 ]; then
   rm -rf "$ND_STATE"

@@ -21,6 +21,7 @@ ND_GLANCE_URL=http://$ND_BIND:$ND_GLANCE_PORT
 _ND_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$_ND_LIB/keystone.sh"
 source "$_ND_LIB/neutron.sh"
+source "$_ND_LIB/horizon.sh"
 # what devstack/files/lab.py reads
 export ND_AUTH_URL ND_PASSWORDS ND_NOVA_URL ND_PLACEMENT_URL ND_GLANCE_URL ND_NEUTRON_URL ND_WAIT
 
@@ -203,6 +204,7 @@ nd_export_lab_env() {
   export NOVA_DOCKER_E2E_DEMO_USER=demo NOVA_DOCKER_E2E_DEMO_PROJECT=demo
   export NOVA_DOCKER_E2E_DEMO_PASSWORD="$ND_DEMO_PASSWORD"
   export NOVA_DOCKER_E2E_OUTSIDE_NETNS="$ND_OUTSIDE_NS" NOVA_DOCKER_E2E_TOKEN_EXPIRATION="$ND_TOKEN_EXPIRATION"
+  export NOVA_DOCKER_E2E_HORIZON_URL="$ND_HORIZON_URL" NOVA_DOCKER_E2E_HORIZON_VENV="$ND_HORIZON_VENV"
 }
 
 nd_nova_manage() { "$ND_VENV/bin/nova-manage" --config-file "$ND_ETC/nova/nova.conf" "$@"; }
