@@ -20,6 +20,7 @@ use crate::compute::endpoint::ComputeEndpoint;
 use crate::compute::service::{node_uuid, ResourcePolicy};
 use crate::compute::{Backends, ComputeManager, ManagerConfig, NetworkApi};
 use crate::config::{ConfigError, DefaultConfig, Ini};
+use crate::console::{ConsoleConfig, ConsoleServer};
 use crate::image::{ImageConfig, ImageService};
 use crate::network::neutron::{NeutronApi, NeutronConfig};
 use crate::network::VifManager;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub service_user: Option<Arc<Session>>,
     pub default_network: Option<String>,
     pub resume_after_engine_restart: bool,
+    /// `[serial_console]`, `[consoleauth]`.
+    pub console: ConsoleConfig,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
             resume_after_engine_restart: ini
                 .group("docker")
                 .bool("resume_after_engine_restart", true)?,
+            console: ConsoleConfig::from_ini(ini)?,
             default,
         })
     }
@@ -136,14 +140,21 @@ async fn build(
         policy: s.policy.clone(),
         lookup: Box::new(driver.docker().clone()),
     });
+    let driver: Arc<dyn crate::virt::ComputeDriver> = Arc::new(driver);
+    let consoles = Arc::new(ConsoleServer::new(
+        s.console.clone(),
+        driver.clone(),
+        tasks.clone(),
+    ));
     let backends = Backends {
         conductor: Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout),
         placement: placement(&s.placement)?,
-        driver: Arc::new(driver),
+        driver,
         images: images.clone(),
         network_api: network_api(s)?,
         network: Arc::new(s.network.clone()),
         options,
+        consoles,
     };
     let cfg = ManagerConfig {
         host,

@@ -8,6 +8,7 @@
 //! - [`image`]: Glance images in and out of Docker;
 //! - [`userdata`]: container options from user_data and their policy;
 //! - [`network`]: VIF drivers;
+//! - [`console`]: the serial console Nova's serial proxy connects to;
 //! - [`clients`]: the keystone, conductor and placement clients;
 //! - [`config`]: nova.conf reading;
 //! - [`tasks`]: the long-lived tasks and how they stop.
@@ -15,6 +16,7 @@
 pub mod clients;
 pub mod compute;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod daemon;
 pub mod exception;
