@@ -74,7 +74,8 @@ nd_horizon_up() {
   nd_start_with horizon "$files $_ND_FILES/horizon_wsgi.py $ND_HORIZON_DIR/static/.nd-stamp" \
     "${env[@]}" "$ND_HORIZON_VENV/bin/gunicorn" --pythonpath "$_ND_FILES" \
     -b "$ND_BIND:$ND_HORIZON_PORT" -w 1 -k gthread --threads 4 --timeout 120 --no-control-socket \
-    --access-logfile "$ND_RUN/horizon-access.log" --name horizon horizon_wsgi:application
+    --access-logfile "$ND_RUN/horizon-access.log" --access-logformat '%(t)s "%(r)s" %(s)s %(b)s %(M)sms' \
+    --name horizon horizon_wsgi:application
   local end=$((SECONDS + ND_WAIT)) code
   until code=$(curl -s -o /dev/null -m 30 -w '%{http_code}' "${ND_HORIZON_URL}auth/login/") && [ "$code" = 200 ]; do
     [ $SECONDS -lt $end ] || nd_die "horizon did not answer at ${ND_HORIZON_URL}auth/login/ (HTTP $code; see $ND_RUN/horizon.log)"
