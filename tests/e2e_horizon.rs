@@ -269,6 +269,11 @@ async fn walk(art: &std::path::Path, typed: &str, log_expect: &str) -> Value {
         .env("HZ_LOG_EXPECT", log_expect)
         .env("HZ_BAD_USER_DATA", REFUSED_USER_DATA)
         .env("HZ_STEPS", env("NOVA_DOCKER_E2E_HORIZON_STEPS", ""))
+        // Horizon's sessions last as long as the lab's tokens
+        .env(
+            "HZ_TOKEN_LIFE",
+            env("NOVA_DOCKER_E2E_TOKEN_EXPIRATION", "3600"),
+        )
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("the venv's python");
     let status = match tokio::time::timeout(WALK_LIMIT, child.wait()).await {

@@ -110,10 +110,27 @@ def shown(d, xpath):
 
 
 # ------------------------------------------------------------------ session
+# Horizon's session lasts as long as the Keystone token it got at login: in
+# the test lab (ND_TOKEN_EXPIRATION=90) only 90 s. A step that starts with less
+# than FRESH seconds of it left logs in again first (see fresh()).
+TOKEN_LIFE = float(E.get('HZ_TOKEN_LIFE', '3600'))
+FRESH = 50
+_logged_in = [0.0]
+
+
+def fresh(d):
+    """Log in again unless the session has FRESH seconds left."""
+    if time.time() - _logged_in[0] > TOKEN_LIFE - FRESH:
+        login(d)
+
+
+def on_instances(d):
+    return d.current_url.split('?')[0].rstrip('/').endswith('/project/instances')
+
+
 def login(d, landing='project/instances/'):
-    """A fresh session: the lab's tokens may live only 90 s, so every step
-    starts with a new login rather than a session that may expire mid-step.
-    Lands on `landing` (the Overview, Horizon's default, is the slowest page)."""
+    """A new session, landing on `landing` (the Overview, Horizon's default,
+    is its slowest page)."""
     def login_form(d):
         # away from the old page first, or a late answer to one of its
         # requests sets the old session's cookie again
@@ -131,6 +148,7 @@ def login(d, landing='project/instances/'):
     if '/auth/login' in d.current_url:
         raise AssertionError('login refused: %s' % ' '.join(
             e.text for e in shown(d, '//*[contains(@class,"alert")]')))
+    _logged_in[0] = time.time()
 
 
 def get(d, path):
@@ -159,11 +177,10 @@ def wait_status(d, name, want, timeout=None):
     Horizon's table polls its rows in a transitional state by itself; the
     page is loaded again only when the row is not there (yet) or every 20 s.
     An Error where Active is wanted fails at once."""
-    state = {'loaded': 0, 'last': None}
+    state = {'loaded': time.time() if on_instances(d) else 0, 'last': None}
 
     def check(d):
-        if (not d.current_url.rstrip('/').endswith('/project/instances')
-                or time.time() - state['loaded'] > 20):
+        if not on_instances(d) or time.time() - state['loaded'] > 20:
             get(d, 'project/instances/')
             state['loaded'] = time.time()
         r = row_of(d, name)
@@ -218,7 +235,8 @@ def step_invalid(d, label):
 
 
 def open_launch_dialog(d):
-    get(d, 'project/instances/')
+    if not on_instances(d):
+        get(d, 'project/instances/')
     click(d, clickable(d, By.ID, 'instances__action_launch-ng', 'the Launch Instance button'))
     visible(d, By.CSS_SELECTOR, '.modal-dialog #name', 'the Launch Instance dialog')
 
@@ -300,14 +318,14 @@ def step_login(d):
 
 
 def step_launch_dialog(d):
-    login(d)
+    fresh(d)
     name = NAME + '-first'
     launch(d, name, user_data=E['HZ_USER_DATA'], shot=lambda: snap(d, 'launch-dialog-filled'))
     result['servers']['first'] = {'name': name}
 
 
 def step_active(d):
-    login(d)
+    fresh(d)
     name = result['servers']['first']['name']
     r = wait_status(d, name, 'Active')
     net = E.get('HZ_NETWORK', 'private')
@@ -326,7 +344,7 @@ def instance_page(d, key, tab=None):
 
 
 def step_log_tab(d):
-    login(d)
+    fresh(d)
     instance_page(d, 'first')
     click(d, clickable(d, By.XPATH, '//ul[contains(@class,"nav-tabs")]//a[normalize-space()="Log"]',
                        'the Log tab'))
@@ -349,7 +367,7 @@ def step_log_tab(d):
 
 
 def step_snapshot(d):
-    login(d)
+    fresh(d)
     get(d, 'project/instances/')
     name = result['servers']['first']['name']
     sid = result['servers']['first']['id']
@@ -384,7 +402,7 @@ def step_snapshot(d):
 
 
 def step_from_snapshot(d):
-    login(d)
+    fresh(d)
     name = NAME + '-second'
     launch(d, name, source_type='Instance Snapshot', source=result['snapshot']['name'],
            shot=lambda: snap(d, 'from-snapshot-dialog'))
@@ -394,14 +412,14 @@ def step_from_snapshot(d):
 
 
 def step_refused_launch(d):
-    login(d)
+    fresh(d)
     name = NAME + '-refused'
     launch(d, name, user_data=E['HZ_BAD_USER_DATA'], shot=lambda: snap(d, 'refused-launch-filled'))
     result['servers']['refused'] = {'name': name}
 
 
 def step_refused(d):
-    login(d)
+    fresh(d)
     name = result['servers']['refused']['name']
     wait_status(d, name, 'Error')
     result['servers']['refused'].update(id=server_id(d, name))
@@ -416,7 +434,7 @@ def step_refused(d):
 
 
 def step_console(d):
-    login(d)
+    fresh(d)
     instance_page(d, 'first')
     click(d, clickable(d, By.XPATH, '//ul[contains(@class,"nav-tabs")]//a[normalize-space()="Console"]',
                        'the Console tab'))
