@@ -34,7 +34,9 @@ nd_start() {
   nd_alive "$name" && return 0
   mkdir -p "$ND_RUN"
   echo "==== $(date -Is) $*" >>"$ND_RUN/$name.log"
-  setsid "$@" >>"$ND_RUN/$name.log" 2>&1 </dev/null &
+  # no descriptor of the caller's but the log (a lock held by the caller, say,
+  # would otherwise be held by the service for as long as it runs)
+  setsid "$@" >>"$ND_RUN/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   echo $! >"$ND_RUN/$name.pid"
 }
 
