@@ -32,6 +32,9 @@ CACHES = {'default': {'BACKEND': 'django.core.cache.backends.locmem.LocMemCache'
 # the daemon serves Nova's serial console (nova-serialproxy, websocket); the
 # instance's Console tab shows it
 CONSOLE_TYPE = 'SERIAL'
+# the Console tab shows the serial console (a page of Horizon's own) in an
+# iframe: Django's default X-Frame-Options DENY would block it
+X_FRAME_OPTIONS = 'SAMEORIGIN'
 
 # no Cinder in the lab: boot from the image itself
 LAUNCH_INSTANCE_DEFAULTS = {
