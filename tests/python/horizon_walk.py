@@ -68,7 +68,10 @@ def browser():
     for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
               '--window-size=1400,1000', '--lang=en-US'):
         o.add_argument(a)
+    # chromedriver's INFO log records every command with its arguments (the
+    # password typed in too): warnings only
     svc = Service(executable_path=E.get('HZ_CHROMEDRIVER', '/usr/bin/chromedriver'),
+                  service_args=['--log-level=WARNING'],
                   log_output=os.path.join(ART, 'chromedriver.log'))
     d = webdriver.Chrome(options=o, service=svc)
     d.set_page_load_timeout(TIMEOUT)
