@@ -34,7 +34,7 @@ nd_heat_venv() {
   local stamp
   stamp=$(sha256sum "$_ND_HEAT_REQS" | cut -c1-16)
   if [ -x "$ND_HEAT_VENV/bin/heat-engine" ] && [ "$(cat "$ND_HEAT_VENV/.nd-reqs" 2>/dev/null)" = "$stamp" ] \
-     && "$ND_HEAT_VENV/bin/python" -c 'import heat.wsgi.api, gunicorn, pymysql' 2>/dev/null; then
+     && "$ND_HEAT_VENV/bin/python" -c 'import heat.version, gunicorn, pymysql' 2>/dev/null; then
     :
   else
     nd_apt_install python3-venv python3-dev gcc libffi-dev
