@@ -20,6 +20,7 @@ use crate::compute::endpoint::ComputeEndpoint;
 use crate::compute::service::{node_uuid, ResourcePolicy};
 use crate::compute::{Backends, ComputeManager, ManagerConfig, NetworkApi};
 use crate::config::{ConfigError, DefaultConfig, Ini};
+use crate::console::{ConsoleConfig, ConsoleServer};
 use crate::image::{ImageConfig, ImageService};
 use crate::network::neutron::{NeutronApi, NeutronConfig};
 use crate::network::VifManager;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub service_user: Option<Arc<Session>>,
     pub default_network: Option<String>,
     pub resume_after_engine_restart: bool,
+    /// `[serial_console]`, `[consoleauth]`.
+    pub console: ConsoleConfig,
 }
 
 impl Settings {
@@ -82,8 +85,85 @@ impl Settings {
             resume_after_engine_restart: ini
                 .group("docker")
                 .bool("resume_after_engine_restart", true)?,
+            console: ConsoleConfig::from_ini(ini)?,
             default,
         })
+    }
+}
+
+impl Settings {
+    /// What the daemon will use, for `--check-config`: one `name: value` line
+    /// each, with no secret (the transport URL's passwords are hidden; no
+    /// password is printed).
+    pub fn describe(&self) -> Vec<String> {
+        let auth = |a: &AuthOptions| match (&a.auth_url, &a.username) {
+            (Some(url), Some(user)) => format!(
+                "{:?} auth at {url} as {user} (project {})",
+                a.auth_type,
+                a.project_name.as_deref().unwrap_or("-")
+            ),
+            (Some(url), None) => format!("{:?} auth at {url}", a.auth_type),
+            _ => match (&a.endpoint_override, &a.endpoint) {
+                (Some(e), _) | (None, Some(e)) => format!("{:?} auth, endpoint {e}", a.auth_type),
+                _ => "not configured".into(),
+            },
+        };
+        let on = |b: bool| if b { "yes" } else { "no" };
+        let c = &self.console;
+        vec![
+            format!("host: {}", self.default.host),
+            format!("transport_url: {}", self.rabbit.transport_url),
+            format!("docker: {}", self.docker.host_url),
+            format!("docker state_dir: {}", self.docker.state_dir.display()),
+            format!("vif driver: {}", self.network.driver_name()),
+            format!("placement: {}", auth(&self.placement)),
+            format!(
+                "neutron: {}",
+                self.neutron.as_ref().map_or(
+                    "not configured: only builds with no network (--nic none) work".into(),
+                    |(a, _)| auth(a)
+                )
+            ),
+            format!(
+                "glance: {}",
+                match (
+                    &self.image.glance.api_servers,
+                    auth(&self.image.glance.auth)
+                ) {
+                    (servers, _) if !servers.is_empty() =>
+                        format!("api_servers {}", servers.join(", ")),
+                    (_, a) if a != "not configured" => a,
+                    _ => "the request's token, endpoint from the Keystone catalog".into(),
+                }
+            ),
+            format!(
+                "service token to neutron and glance: {}",
+                on(self.service_user.is_some())
+            ),
+            format!(
+                "serial console: {}",
+                if c.enabled {
+                    format!(
+                        "on, listening on {} ports {}:{} for the proxy at {}; shell {}",
+                        c.proxyclient_address,
+                        c.ports.0,
+                        c.ports.1,
+                        c.base_url,
+                        self.docker.console_shell.as_deref().unwrap_or("off")
+                    )
+                } else {
+                    "off".into()
+                }
+            ),
+            format!(
+                "user_data: privileged containers allowed: {}",
+                on(self.policy.allow_privileged)
+            ),
+            format!(
+                "default docker network (no Nova networks): {}",
+                self.default_network.as_deref().unwrap_or("none")
+            ),
+        ]
     }
 }
 
@@ -136,14 +216,21 @@ async fn build(
         policy: s.policy.clone(),
         lookup: Box::new(driver.docker().clone()),
     });
+    let driver: Arc<dyn crate::virt::ComputeDriver> = Arc::new(driver);
+    let consoles = Arc::new(ConsoleServer::new(
+        s.console.clone(),
+        driver.clone(),
+        tasks.clone(),
+    ));
     let backends = Backends {
         conductor: Conductor::new(Arc::new(client.clone()), s.default.rpc_response_timeout),
         placement: placement(&s.placement)?,
-        driver: Arc::new(driver),
+        driver,
         images: images.clone(),
         network_api: network_api(s)?,
         network: Arc::new(s.network.clone()),
         options,
+        consoles,
     };
     let cfg = ManagerConfig {
         host,
@@ -229,6 +316,10 @@ async fn serve(
     manager.start_up().await;
     let server_done = serve_rpc(s, tasks, manager)?;
     info!(%host, node = %node, "compute service up");
+    crate::systemd::notify("READY=1");
+    if let Some(every) = crate::systemd::watchdog_interval() {
+        tasks.spawn(watchdog(tasks.clone(), every));
+    }
     let every = Periods {
         resources: s
             .default
@@ -353,5 +444,13 @@ async fn stop_on_signal(tasks: Tasks) {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received: stopping"),
         _ = tasks.stopping() => return,
     }
+    crate::systemd::notify("STOPPING=1");
     tasks.stop();
+}
+
+/// `WATCHDOG=1` to systemd while the runtime runs its tasks.
+async fn watchdog(tasks: Tasks, every: Duration) {
+    while tasks.sleep(every).await {
+        crate::systemd::notify("WATCHDOG=1");
+    }
 }

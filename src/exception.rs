@@ -31,6 +31,8 @@ macro_rules! nova_classes {
 nova_classes! {
     BuildAbortException,
     ComputeHostNotFound,
+    ConsoleTypeInvalid,
+    ConsoleTypeUnavailable,
     GlanceConnectionFailed,
     ImageBadRequest,
     ImageNotActive,
@@ -42,6 +44,7 @@ nova_classes! {
     InstanceExists,
     InstanceInvalidState,
     InstanceNotFound,
+    InstanceNotReady,
     InstancePowerOffFailure,
     InstancePowerOnFailure,
     InstanceRebootFailure,
@@ -62,6 +65,7 @@ nova_classes! {
     PortNotFound,
     PortNotUsable,
     SecurityGroupNotFound,
+    SocketPortRangeExhaustedException,
     /// Neutron failed or could not be reached.
     NeutronError,
     /// The base class, for failures without a more specific one.

@@ -8,13 +8,16 @@
 //! - [`image`]: Glance images in and out of Docker;
 //! - [`userdata`]: container options from user_data and their policy;
 //! - [`network`]: VIF drivers;
+//! - [`console`]: the serial console Nova's serial proxy connects to;
 //! - [`clients`]: the keystone, conductor and placement clients;
 //! - [`config`]: nova.conf reading;
-//! - [`tasks`]: the long-lived tasks and how they stop.
+//! - [`tasks`]: the long-lived tasks and how they stop; [`systemd`]: readiness
+//!   and watchdog notifications.
 
 pub mod clients;
 pub mod compute;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod daemon;
 pub mod exception;
@@ -22,6 +25,7 @@ pub mod image;
 pub mod network;
 pub mod objects;
 pub mod rpc;
+pub mod systemd;
 pub mod tasks;
 pub mod userdata;
 pub mod virt;

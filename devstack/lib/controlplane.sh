@@ -1,6 +1,6 @@
 # The control plane of the local all-in-one (sourced): Keystone (lib/keystone.sh),
 # Neutron with ML2/OVN (lib/neutron.sh), placement, glance-api, nova-api
-# (gunicorn), nova-conductor, nova-scheduler, all behind keystonemiddleware, a
+# (gunicorn), nova-conductor, nova-scheduler, nova-serialproxy, all behind keystonemiddleware, a
 # private MariaDB and RabbitMQ; all state under $ND_STATE, every process group's
 # pid in $ND_STATE/run/<name>.pid. Needs devstack/lib/functions.sh sourced first.
 
@@ -9,6 +9,7 @@ ND_DB_PORT=${ND_DB_PORT:-3306}
 ND_PLACEMENT_PORT=${ND_PLACEMENT_PORT:-8778}
 ND_GLANCE_PORT=${ND_GLANCE_PORT:-9292}
 ND_NOVA_API_PORT=${ND_NOVA_API_PORT:-8774}
+ND_SERIALPROXY_PORT=${ND_SERIALPROXY_PORT:-6083}
 ND_HOST=${ND_HOST:-$(hostname)}
 ND_TRANSPORT_URL=${ND_TRANSPORT_URL:-rabbit://guest:guest@127.0.0.1:5672/}
 _ND_FILES=$(cd "$(dirname "${BASH_SOURCE[0]}")/../files" && pwd)
@@ -33,7 +34,9 @@ nd_start() {
   nd_alive "$name" && return 0
   mkdir -p "$ND_RUN"
   echo "==== $(date -Is) $*" >>"$ND_RUN/$name.log"
-  setsid "$@" >>"$ND_RUN/$name.log" 2>&1 </dev/null &
+  # no descriptor of the caller's but the log (a lock held by the caller, say,
+  # would otherwise be held by the service for as long as it runs)
+  setsid "$@" >>"$ND_RUN/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   echo $! >"$ND_RUN/$name.pid"
 }
 
@@ -119,6 +122,11 @@ nd_client_sections() {
   printf '%s\n' "send_service_user_token = True"
   printf '%s\n' "[oslo_messaging_notifications]" "driver = noop" \
     "[vnc]" "enabled = False" "[spice]" "enabled = False"
+  # the serial console: nova-serialproxy on the controller; a compute host's
+  # consoles listen on proxyclient_address (the management network)
+  printf '%s\n' "[serial_console]" "enabled = True" "base_url = ws://$ND_BIND:$ND_SERIALPROXY_PORT/" \
+    "serialproxy_host = $ND_BIND" "serialproxy_port = $ND_SERIALPROXY_PORT" \
+    "proxyclient_address = $ND_BIND" "port_range = ${ND_CONSOLE_PORTS:-10000:10500}"
 }
 
 nd_cp_write_configs() {
@@ -247,6 +255,7 @@ nd_controlplane_up() {
     --name nova-api nova_api_wsgi:application
   nd_start_with nova-conductor "$novaconf" "$bin/nova-conductor" --config-file "$ND_ETC/nova/nova.conf"
   nd_start_with nova-scheduler "$novaconf" "$bin/nova-scheduler" --config-file "$ND_ETC/nova/nova.conf"
+  nd_start_with nova-serialproxy "$novaconf" "$bin/nova-serialproxy" --config-file "$ND_ETC/nova/nova.conf"
   nd_wait_http neutron-api "$ND_NEUTRON_URL/"
   nd_wait_http glance-api "$ND_GLANCE_URL/"
   nd_wait_http placement "$ND_PLACEMENT_URL/"
@@ -266,7 +275,7 @@ nd_seed() {
 
 nd_controlplane_down() {
   nd_heat_down
-  for s in nova-scheduler nova-conductor nova-api glance-api placement \
+  for s in nova-serialproxy nova-scheduler nova-conductor nova-api glance-api placement \
            neutron-ovn-maintenance-worker neutron-periodic-workers neutron-api neutron-stub keystone; do
     nd_stop "$s"
   done

@@ -248,6 +248,48 @@ impl Conductor {
         Ok(())
     }
 
+    /// `ConsoleAuthToken.authorize(ttl)`: the conductor stores the token's hash
+    /// and gives back the token (the only place it exists in clear).
+    pub async fn console_auth_authorize(
+        &self,
+        ctx: &RequestContext,
+        token: &mut NovaObject,
+        ttl: std::time::Duration,
+    ) -> Result<String, CallError> {
+        let r = self
+            .object_action(ctx, token, "authorize", json!({"ttl": ttl.as_secs()}))
+            .await?;
+        match r {
+            Value::String(t) => Ok(t),
+            other => Err(CallError::Reply(format!(
+                "ConsoleAuthToken.authorize returned {}, not a token",
+                if other.is_null() {
+                    "nothing"
+                } else {
+                    "something else"
+                }
+            ))),
+        }
+    }
+
+    /// `ConsoleAuthToken.clean_console_auths_for_instance`: no token of the
+    /// instance works any more.
+    pub async fn clean_console_auths(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+    ) -> Result<(), CallError> {
+        self.object_class_action(
+            ctx,
+            "ConsoleAuthToken",
+            "clean_console_auths_for_instance",
+            vec![],
+            json!({"instance_uuid": instance_uuid}),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Instances Nova has on this host.
     pub async fn instances_on_host(
         &self,

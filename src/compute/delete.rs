@@ -1,6 +1,7 @@
 //! `terminate_instance`: container, VIFs and the Neutron ports made for it
 //! gone (ports the user gave unbound and kept), the record deleted,
-//! the placement allocations removed.
+//! the placement allocations removed, its console closed and its console
+//! tokens removed.
 
 use tracing::info;
 
@@ -46,6 +47,7 @@ impl ComputeManager {
         // Nova's _complete_deletion: the allocations go before the record, so a
         // server that is gone from the API holds no resources any more
         self.remove_allocations(&uuid).await;
+        self.forget_consoles(ctx, &uuid).await;
         self.conductor.instance_destroy(ctx, inst).await?;
         info!(instance = %uuid, "deleted");
         Ok(())

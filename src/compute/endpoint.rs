@@ -78,6 +78,15 @@ impl ComputeManager {
             R::DetachInterface { instance, port_id } => {
                 done(self.detach_interface(ctx, instance, &port_id).await)
             }
+            R::GetSerialConsole {
+                instance,
+                console_type,
+            } => self.get_serial_console(ctx, &instance, &console_type).await,
+            R::ValidateConsolePort {
+                instance,
+                port,
+                console_type,
+            } => Ok(self.validate_console_port(&instance, &port, &console_type)),
             R::Unsupported { method, instance } => self.unsupported(ctx, method, instance).await,
         }
     }

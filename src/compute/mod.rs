@@ -9,6 +9,7 @@
 //!   restore (one table), reboot;
 //! - [`delete`]: `terminate_instance`; [`snapshot`]: snapshot and backup;
 //! - [`query`]: console output, diagnostics, host uptime, unsupported methods;
+//! - [`console`]: `get_serial_console`, `validate_console_port`;
 //! - [`events`]: external instance events (`network-vif-plugged`,
 //!   `network-changed`, `network-vif-deleted`);
 //! - [`interfaces`]: `attach_interface`, `detach_interface`;
@@ -27,6 +28,7 @@
 pub mod action;
 pub mod backends;
 pub mod build;
+pub mod console;
 pub mod delete;
 pub mod endpoint;
 pub mod events;
@@ -49,6 +51,7 @@ use std::time::Duration;
 
 use crate::clients::conductor::Conductor;
 use crate::clients::placement::Placement;
+use crate::console::ConsoleServer;
 use crate::tasks::Tasks;
 use crate::virt::ComputeDriver;
 
@@ -101,6 +104,8 @@ pub struct Backends {
     /// The host side of the VIFs.
     pub network: Arc<dyn NetworkBackend>,
     pub options: Arc<dyn OptionsBackend>,
+    /// The serial consoles (disabled unless `[serial_console] enabled`).
+    pub consoles: Arc<ConsoleServer>,
 }
 
 /// Everything the manager works with.
@@ -113,6 +118,7 @@ pub struct ComputeManager {
     network_api: Arc<dyn NetworkApi>,
     network: Arc<dyn NetworkBackend>,
     options: Arc<dyn OptionsBackend>,
+    consoles: Arc<ConsoleServer>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The ComputeNode record's id and uuid, once registered.
     node: Mutex<Option<(i64, String)>>,
@@ -132,6 +138,7 @@ impl ComputeManager {
             network_api: b.network_api,
             network: b.network,
             options: b.options,
+            consoles: b.consoles,
             locks: Mutex::new(HashMap::new()),
             node: Mutex::new(None),
             events: events::InstanceEvents::default(),

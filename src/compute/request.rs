@@ -61,6 +61,8 @@ methods! {
     ExternalInstanceEvent = "external_instance_event",
     AttachInterface = "attach_interface",
     DetachInterface = "detach_interface",
+    GetSerialConsole = "get_serial_console",
+    ValidateConsolePort = "validate_console_port",
 }
 
 /// The rest of the compute RPC API: answered with NotSupported (the instance
@@ -84,7 +86,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "finish_revert_snapshot_based_resize_at_source",
     "finish_snapshot_based_resize_at_dest",
     "get_mks_console",
-    "get_serial_console",
     "get_spice_console",
     "get_vnc_console",
     "host_maintenance_mode",
@@ -117,7 +118,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "unquiesce_instance",
     "unrescue_instance",
     "unshelve_instance",
-    "validate_console_port",
     "volume_snapshot_create",
     "volume_snapshot_delete",
 ];
@@ -156,6 +156,16 @@ pub enum ComputeRequest {
     DetachInterface {
         instance: Instance,
         port_id: String,
+    },
+    GetSerialConsole {
+        instance: Instance,
+        console_type: String,
+    },
+    /// `port` as the proxy sends it (a string).
+    ValidateConsolePort {
+        instance: Instance,
+        port: String,
+        console_type: String,
     },
     /// A method of the API the driver does not support.
     Unsupported {
@@ -429,6 +439,21 @@ impl ComputeRequest {
                 instance: a.instance()?,
                 port_id: a.required_str("port_id")?,
             }),
+            Method::GetSerialConsole => Ok(ComputeRequest::GetSerialConsole {
+                instance: a.instance()?,
+                console_type: a.str("console_type")?.unwrap_or_else(|| "serial".into()),
+            }),
+            Method::ValidateConsolePort => Ok(ComputeRequest::ValidateConsolePort {
+                instance: a.instance()?,
+                // Nova sends str(port); a number is taken as well
+                port: match a.get("port") {
+                    Some(Value::String(p)) => p.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    Some(v) => return Err(a.bad("port", format!("{v} is not a port"))),
+                    None => return Err(a.bad("port", "missing")),
+                },
+                console_type: a.required_str("console_type")?,
+            }),
         }
     }
 
@@ -452,6 +477,8 @@ impl ComputeRequest {
             R::ExternalInstanceEvent(_) => Method::ExternalInstanceEvent.name(),
             R::AttachInterface(_) => Method::AttachInterface.name(),
             R::DetachInterface { .. } => Method::DetachInterface.name(),
+            R::GetSerialConsole { .. } => Method::GetSerialConsole.name(),
+            R::ValidateConsolePort { .. } => Method::ValidateConsolePort.name(),
             R::Unsupported { method, .. } => method,
         }
     }

@@ -9,6 +9,7 @@ pub const OBJECT_VERSIONS: &[(&str, &str)] = &[
     ("BlockDeviceMappingList", "1.18"),
     ("ComputeNode", "1.19"),
     ("ComputeNodeList", "1.17"),
+    ("ConsoleAuthToken", "1.3"),
     ("DeviceBus", "1.0"),
     ("DeviceMetadata", "1.0"),
     ("EC2Ids", "1.0"),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 
-use super::{Diagnostics, DriverError, InstanceSpec};
+use super::{ConsoleIo, Diagnostics, DriverError, InstanceSpec};
 
 /// nova/compute/power_state.py
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,6 +206,10 @@ pub trait ComputeDriver: Send + Sync + 'static {
         uuid: &str,
         tail_length: Option<usize>,
     ) -> Result<String, DriverError>;
+
+    /// An interactive console of a running instance (see [`ConsoleKind`](super::ConsoleKind)
+    /// for what it is attached to).
+    async fn open_console(&self, uuid: &str) -> Result<ConsoleIo, DriverError>;
 
     /// Nova's `get_instance_diagnostics`.
     async fn get_diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError>;

@@ -5,16 +5,19 @@
 //!   resources, lifecycle events;
 //! - [`spec`]: what to run ([`InstanceSpec`]);
 //! - [`diagnostics`]: Nova's diagnostics shapes;
+//! - [`console`]: an interactive console session ([`ConsoleIo`]);
 //! - [`error`]: [`DriverError`] and the Nova exceptions it becomes;
 //! - [`docker`]: the Docker engine through bollard (the only place bollard types
 //!   appear).
 
+pub mod console;
 pub mod diagnostics;
 pub mod docker;
 pub mod driver;
 pub mod error;
 pub mod spec;
 
+pub use console::{ConsoleIo, ConsoleKind};
 pub use diagnostics::Diagnostics;
 pub use driver::{
     ComputeDriver, EventKind, HostResources, InstanceInfo, InstanceSummary, LifecycleEvent,

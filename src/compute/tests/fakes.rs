@@ -20,9 +20,16 @@ use crate::network::{NetworkInfo, Vif};
 use crate::objects::Instance;
 use crate::virt::spec::ContainerOptions;
 use crate::virt::{
-    ComputeDriver, Diagnostics, DriverError, HostResources, InstanceInfo, InstanceSpec,
-    InstanceSummary, LifecycleEvent, PowerState, RebootType,
+    ComputeDriver, ConsoleIo, ConsoleKind, Diagnostics, DriverError, HostResources, InstanceInfo,
+    InstanceSpec, InstanceSummary, LifecycleEvent, PowerState, RebootType,
 };
+
+/// The receiver as a stream (what tokio-stream's wrapper does).
+fn tokio_stream_of<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -90,6 +97,8 @@ pub struct FakeConductor {
     /// the given one (a delete arriving meanwhile, say).
     pub db_change_after: Mutex<Option<(usize, Option<String>)>>,
     saves_seen: Mutex<usize>,
+    /// `ConsoleAuthToken.authorize`: each token and the object's fields.
+    pub console_tokens: Mutex<Vec<(String, Value)>>,
 }
 
 impl FakeConductor {
@@ -270,6 +279,18 @@ impl RpcCaller for FakeConductor {
                         }
                         self.push(&uuid, Call::CacheSave(nw.len()));
                         Ok(json!([{}, null]))
+                    }
+                    ("ConsoleAuthToken", "authorize") => {
+                        let uuid = data["instance_uuid"].as_str().unwrap().to_string();
+                        let ttl = args["kwargs"]["ttl"].as_u64().expect("ttl");
+                        let mut tokens = lock(&self.console_tokens);
+                        let token = format!("token-{}", tokens.len() + 1);
+                        tokens.push((token.clone(), data.clone()));
+                        self.push(
+                            &uuid,
+                            Call::Other(format!("ConsoleAuthToken.authorize ttl={ttl}")),
+                        );
+                        Ok(json!([{"id": tokens.len(), "token": token, "expires": 0}, token]))
                     }
                     (n, m) => {
                         self.push("", Call::Other(format!("{n}.{m}")));
@@ -535,6 +556,44 @@ impl ComputeDriver for FakeDriver {
     ) -> Result<String, DriverError> {
         self.info(uuid).map(|_| "console\n".into())
     }
+    /// A console that answers each chunk typed with `echo:<chunk>` (a shell in
+    /// miniature), for a running container only.
+    async fn open_console(&self, uuid: &str) -> Result<ConsoleIo, DriverError> {
+        self.op("open_console", uuid)?;
+        let c = self
+            .container(uuid)
+            .ok_or_else(|| DriverError::NotFound { uuid: uuid.into() })?;
+        if c.state != PowerState::Running {
+            return Err(DriverError::InvalidState {
+                uuid: uuid.into(),
+                state: "not running",
+                op: "open a console",
+            });
+        }
+        let (input, mut typed) = tokio::io::duplex(4096);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, DriverError>>(16);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 1024];
+            let _ = tx.send(Ok(bytes::Bytes::from_static(b"$ "))).await;
+            while let Ok(n) = typed.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut out = b"echo:".to_vec();
+                out.extend_from_slice(&buf[..n]);
+                if tx.send(Ok(out.into())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(ConsoleIo {
+            kind: ConsoleKind::Shell,
+            output: futures_util::StreamExt::boxed(tokio_stream_of(rx)),
+            input: Box::pin(input),
+        })
+    }
+
     async fn get_diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
         self.info(uuid).map(|i| Diagnostics {
             state: i.state.name().into(),

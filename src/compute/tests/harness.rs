@@ -9,6 +9,7 @@ use super::fakes::*;
 use crate::clients::conductor::Conductor;
 use crate::compute::request::{BuildRequest, NetworkRequest};
 use crate::compute::{Backends, ComputeManager, ComputeRequest, ManagerConfig};
+use crate::console::{ConsoleConfig, ConsoleServer};
 use crate::context::RequestContext;
 use crate::objects::{ImageMeta, Instance, TaskState, VmState};
 use crate::tasks::Tasks;
@@ -30,6 +31,11 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with_consoles(ConsoleConfig::default())
+    }
+
+    /// A manager whose serial consoles are `consoles`.
+    pub fn with_consoles(consoles: ConsoleConfig) -> Self {
         let conductor = Arc::new(FakeConductor::default());
         let driver = Arc::new(FakeDriver::default());
         let network = Arc::new(FakeNetwork::default());
@@ -39,6 +45,8 @@ impl Harness {
         let placement = Arc::new(FakePlacement::default());
         let mut cfg = ManagerConfig::new(HOST);
         cfg.vif_plugging_timeout = Duration::from_millis(200);
+        let tasks = Tasks::new();
+        let consoles = Arc::new(ConsoleServer::new(consoles, driver.clone(), tasks.clone()));
         let manager = ComputeManager::new(
             cfg,
             Backends {
@@ -49,8 +57,9 @@ impl Harness {
                 network_api: network_api.clone(),
                 network: network.clone(),
                 options: options.clone(),
+                consoles,
             },
-            Tasks::new(),
+            tasks,
         );
         manager.set_node(7, "node-uuid".into());
         Harness {

@@ -9,6 +9,7 @@ mod fakes;
 mod harness;
 
 mod build;
+mod console;
 mod lifecycle;
 mod network;
 mod start_up;

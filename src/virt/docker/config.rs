@@ -35,6 +35,10 @@ pub struct DockerConfig {
     pub spawn_confirm_window: Duration,
     /// Where per-instance markers (suspended, stopped by Nova) live.
     pub state_dir: PathBuf,
+    /// The shell a serial console session starts in a container whose command
+    /// has no TTY of its own (`console_shell`, default `/bin/sh`); None (the
+    /// option set empty): no shell, the console shows the container's output.
+    pub console_shell: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -50,6 +54,7 @@ impl Default for DockerConfig {
             api_timeout: Duration::from_secs(120),
             spawn_confirm_window: Duration::from_millis(250),
             state_dir: PathBuf::from("/var/lib/nova/nova-docker"),
+            console_shell: Some("/bin/sh".into()),
         }
     }
 }
@@ -118,6 +123,11 @@ impl DockerConfig {
             api_timeout,
             spawn_confirm_window: Duration::from_secs_f64(window),
             state_dir,
+            console_shell: match g.opt_str("console_shell")? {
+                None => d.console_shell.clone(),
+                Some(s) if s.trim().is_empty() => None,
+                Some(s) => Some(s.trim().to_string()),
+            },
         };
         cfg.endpoint()
             .map_err(|reason| g.invalid("host_url", reason))?;

@@ -7,7 +7,8 @@
 //! - [`driver`]: the engine connection, inspecting one of our containers, the
 //!   low-level steps;
 //! - [`lifecycle`]: spawn, destroy, power, reboot, pause, suspend, rebuild;
-//! - [`observe`]: console output and diagnostics; [`stats`]: diagnostics from a
+//! - [`observe`]: console output and diagnostics; [`console`]: the interactive
+//!   console (the container's own TTY, or a shell started in it); [`stats`]: diagnostics from a
 //!   stats sample;
 //! - [`host`]: the listing of our containers, host resources;
 //! - [`events`]: the engine's event stream;
@@ -15,6 +16,7 @@
 //! - [`images`]: the image engine of [`crate::image::ImageService`].
 
 pub mod config;
+mod console;
 mod driver;
 mod events;
 mod host;
@@ -102,6 +104,9 @@ impl ComputeDriver for DockerDriver {
     }
     async fn host_resources(&self) -> Result<HostResources, DriverError> {
         DockerDriver::host_resources(self).await
+    }
+    async fn open_console(&self, uuid: &str) -> Result<crate::virt::ConsoleIo, DriverError> {
+        DockerDriver::open_console(self, uuid).await
     }
     fn events(&self) -> BoxStream<'static, Result<LifecycleEvent, DriverError>> {
         DockerDriver::events(self).boxed()
