@@ -19,7 +19,7 @@ def secrets(passwords_file, transport_url):
         for line in f:
             name, _, value = line.strip().partition('=')
             value = value.strip().strip('"\'')
-            if name.endswith('PASSWORD') and len(value) >= 8:
+            if (name.endswith('PASSWORD') or name.endswith('_KEY')) and len(value) >= 8:
                 found[name] = value.encode()
     for i, host in enumerate(urlsplit(transport_url).netloc.split(',')):
         cred, at, _ = host.rpartition('@')
