@@ -47,4 +47,9 @@ while [ $# -gt 0 ]; do
 done
 [ ${#cargo_args[@]} -gt 0 ] || cargo_args=(--all-targets)
 # every test target runs, so one failure does not hide the rest (the exit code still fails)
-cargo test --no-fail-fast "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}"
+rc=0
+cargo test --no-fail-fast "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}" || rc=$?
+# no password, transport URL credential or Keystone token in any log of the run
+nd_log "looking for secrets in the logs of the run"
+"$ND_VENV/bin/python" "$TOP/devstack/files/check_secrets.py" "$ND_PASSWORDS" "$NOVA_DOCKER_TEST_TRANSPORT_URL" "$ND_STATE" || rc=1
+exit $rc

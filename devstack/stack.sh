@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local all-in-one (README.rst "Run it"): on a fresh Debian machine, as root,
 # brings up a small cloud - RabbitMQ, MariaDB, Keystone, Neutron with ML2/OVN,
-# placement, glance, nova-api/conductor/scheduler - builds and starts
+# placement, glance, nova-api/conductor/scheduler, Heat - builds and starts
 # nova-docker-compute as the compute host, uploads a busybox Docker image to
 # Glance, makes flavor m1.tiny, boots a demo server as user demo, and starts
 # Horizon (its URL is the last line it logs).

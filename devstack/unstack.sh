@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops what devstack/stack.sh started: nova-docker-compute, Horizon, the Nova services,
+# Stops what devstack/stack.sh started: nova-docker-compute, Horizon, Heat, the Nova services,
 # glance, placement, Neutron, OVN (northd, its databases, ovn-controller),
 # Keystone, MariaDB, and the nd-outside namespace. RabbitMQ, Docker and Open
 # vSwitch keep running (its bridges br-int and br-ex stay); the instances'

@@ -91,6 +91,82 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// What the daemon will use, for `--check-config`: one `name: value` line
+    /// each, with no secret (the transport URL's passwords are hidden; no
+    /// password is printed).
+    pub fn describe(&self) -> Vec<String> {
+        let auth = |a: &AuthOptions| match (&a.auth_url, &a.username) {
+            (Some(url), Some(user)) => format!(
+                "{:?} auth at {url} as {user} (project {})",
+                a.auth_type,
+                a.project_name.as_deref().unwrap_or("-")
+            ),
+            (Some(url), None) => format!("{:?} auth at {url}", a.auth_type),
+            _ => match (&a.endpoint_override, &a.endpoint) {
+                (Some(e), _) | (None, Some(e)) => format!("{:?} auth, endpoint {e}", a.auth_type),
+                _ => "not configured".into(),
+            },
+        };
+        let on = |b: bool| if b { "yes" } else { "no" };
+        let c = &self.console;
+        vec![
+            format!("host: {}", self.default.host),
+            format!("transport_url: {}", self.rabbit.transport_url),
+            format!("docker: {}", self.docker.host_url),
+            format!("docker state_dir: {}", self.docker.state_dir.display()),
+            format!("vif driver: {}", self.network.driver_name()),
+            format!("placement: {}", auth(&self.placement)),
+            format!(
+                "neutron: {}",
+                self.neutron.as_ref().map_or(
+                    "not configured: only builds with no network (--nic none) work".into(),
+                    |(a, _)| auth(a)
+                )
+            ),
+            format!(
+                "glance: {}",
+                match (
+                    &self.image.glance.api_servers,
+                    auth(&self.image.glance.auth)
+                ) {
+                    (servers, _) if !servers.is_empty() =>
+                        format!("api_servers {}", servers.join(", ")),
+                    (_, a) if a != "not configured" => a,
+                    _ => "the request's token, endpoint from the Keystone catalog".into(),
+                }
+            ),
+            format!(
+                "service token to neutron and glance: {}",
+                on(self.service_user.is_some())
+            ),
+            format!(
+                "serial console: {}",
+                if c.enabled {
+                    format!(
+                        "on, listening on {} ports {}:{} for the proxy at {}; shell {}",
+                        c.proxyclient_address,
+                        c.ports.0,
+                        c.ports.1,
+                        c.base_url,
+                        self.docker.console_shell.as_deref().unwrap_or("off")
+                    )
+                } else {
+                    "off".into()
+                }
+            ),
+            format!(
+                "user_data: privileged containers allowed: {}",
+                on(self.policy.allow_privileged)
+            ),
+            format!(
+                "default docker network (no Nova networks): {}",
+                self.default_network.as_deref().unwrap_or("none")
+            ),
+        ]
+    }
+}
+
 fn neutron_settings(ini: &Ini) -> Result<Option<(AuthOptions, NeutronConfig)>, DaemonError> {
     let opts = AuthOptions::from_group(ini, "neutron")?;
     if opts.endpoint_override.is_none() && opts.endpoint.is_none() && opts.auth_url.is_none() {
@@ -240,6 +316,10 @@ async fn serve(
     manager.start_up().await;
     let server_done = serve_rpc(s, tasks, manager)?;
     info!(%host, node = %node, "compute service up");
+    crate::systemd::notify("READY=1");
+    if let Some(every) = crate::systemd::watchdog_interval() {
+        tasks.spawn(watchdog(tasks.clone(), every));
+    }
     let every = Periods {
         resources: s
             .default
@@ -364,5 +444,13 @@ async fn stop_on_signal(tasks: Tasks) {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received: stopping"),
         _ = tasks.stopping() => return,
     }
+    crate::systemd::notify("STOPPING=1");
     tasks.stop();
+}
+
+/// `WATCHDOG=1` to systemd while the runtime runs its tasks.
+async fn watchdog(tasks: Tasks, every: Duration) {
+    while tasks.sleep(every).await {
+        crate::systemd::notify("WATCHDOG=1");
+    }
 }

@@ -11,7 +11,8 @@
 //! - [`console`]: the serial console Nova's serial proxy connects to;
 //! - [`clients`]: the keystone, conductor and placement clients;
 //! - [`config`]: nova.conf reading;
-//! - [`tasks`]: the long-lived tasks and how they stop.
+//! - [`tasks`]: the long-lived tasks and how they stop; [`systemd`]: readiness
+//!   and watchdog notifications.
 
 pub mod clients;
 pub mod compute;
@@ -24,6 +25,7 @@ pub mod image;
 pub mod network;
 pub mod objects;
 pub mod rpc;
+pub mod systemd;
 pub mod tasks;
 pub mod userdata;
 pub mod virt;

@@ -121,3 +121,58 @@ fn transport_url_credentials_never_reach_the_error_output() {
     assert!(!ok);
     assert!(!err.contains("s3cr3t-pass"), "{err}");
 }
+
+#[test]
+fn check_config_prints_what_it_will_use_without_secrets_or_says_what_is_wrong() {
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("nova.conf");
+    std::fs::write(
+        &good,
+        "[DEFAULT]\nhost = compute7\ntransport_url = rabbit://nova:s3cret-rabbit@10.0.0.1:5672/\n\
+         [neutron]\nauth_type = password\nauth_url = http://keystone:5000/v3\nusername = nova\n\
+         password = s3cret-neutron\nproject_name = service\n\
+         [serial_console]\nenabled = True\nproxyclient_address = 10.0.0.7\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nova-docker-compute"))
+        .arg("--check-config")
+        .arg("--config-file")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("usable"), "{text}");
+    assert!(text.contains("host: compute7"), "{text}");
+    assert!(text.contains("rabbit://nova:***@10.0.0.1:5672/"), "{text}");
+    assert!(
+        text.contains("neutron: Password auth at http://keystone:5000/v3 as nova"),
+        "{text}"
+    );
+    assert!(
+        text.contains("serial console: on, listening on 10.0.0.7"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "a secret was printed: {text}");
+
+    let bad = d.path().join("bad.conf");
+    std::fs::write(
+        &bad,
+        "[DEFAULT]\ntransport_url = rabbit://nova:x@10.0.0.1:5672/\n\
+         [serial_console]\nport_range = 20000:10000\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nova-docker-compute"))
+        .arg("--check-config")
+        .arg("--config-file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("port_range"), "{err}");
+}

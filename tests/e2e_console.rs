@@ -206,7 +206,9 @@ async fn serial_console_through_novas_proxy() {
     let (st, v) = console_url(&stack, &plain).await;
     assert_eq!(st, 409, "a stopped server: {v}");
 
-    // 4. a command with its own TTY: the console is that TTY (the shell is PID 1)
+    // 4. a command with its own TTY: the console is that TTY (the shell is the
+    //    container's command, the child of Docker's init; a shell of ours would
+    //    be a child of no process in the container, PPID 0)
     let own = stack
         .create_server(
             "nd-console-tty",
@@ -221,7 +223,7 @@ async fn serial_console_through_novas_proxy() {
     assert_eq!(st, 200, "console url: {v}");
     let own_url = v["remote_console"]["url"].as_str().unwrap().to_string();
     let mut ws = open(&own_url).await.expect("the proxy takes the token");
-    let (screen, ok) = type_and_read(&mut ws, "echo pid=$$\r", "pid=1", T).await;
+    let (screen, ok) = type_and_read(&mut ws, "echo ppid=$PPID\r", "ppid=1\r", T).await;
     assert!(ok, "the instance's own terminal: {screen:?}");
     let _ = ws.close(None).await;
     drop(ws);
@@ -239,8 +241,13 @@ async fn serial_console_through_novas_proxy() {
     stack.wait_gone(&own, T).await;
     stack.wait_gone(&plain, T).await;
     if let Some(mut ws) = open(&own_url).await {
-        let (screen, ok) =
-            type_and_read(&mut ws, "echo pid=$$\r", "pid=", Duration::from_secs(5)).await;
+        let (screen, ok) = type_and_read(
+            &mut ws,
+            "echo ppid=$PPID\r",
+            "ppid=1\r",
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(
             !ok,
             "a deleted server's token reached a console: {screen:?}"

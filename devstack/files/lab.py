@@ -3,7 +3,10 @@
 
     lab.py register   Keystone: projects service and demo, role service, the
                       service users (roles service and admin on project service),
-                      user demo (member of demo), the catalog's services/endpoints
+                      user demo (member of demo), the catalog's services/endpoints;
+                      with ND_HEAT_URL set also Heat's: user heat, roles
+                      heat_stack_owner (demo has it) and heat_stack_user, domain
+                      heat with heat_domain_admin, orchestration and cloudformation
     lab.py networks   Neutron: public (flat, external), private (demo's, IPv4 and
                       IPv6 subnets, shared with admin by RBAC), router1
     lab.py seed       flavor m1.tiny and the busybox image (docker save) in Glance
@@ -109,32 +112,47 @@ def register():
 
     projects = {p: ensure('projects', 'project', p, {'domain_id': 'default'})
                 for p in ('service', 'demo')}
+    heat = bool(os.environ.get('ND_HEAT_URL'))
     roles = {r: ensure('roles', 'role', r, {})
-             for r in ('admin', 'member', 'reader', 'service')}
+             for r in ('admin', 'member', 'reader', 'service')
+             + (('heat_stack_owner', 'heat_stack_user') if heat else ())}
 
-    def user(name, project, role_names):
-        u = find('users', name, domain_id='default')
+    def user(name, project, role_names, domain_id='default'):
+        u = find('users', name, domain_id=domain_id)
         body = {'password': pw['ND_%s_PASSWORD' % name.upper()]}
         if u:
             # the passwords file is the truth: keep keystone in line with it
             ks.call('PATCH', '/users/%s' % u['id'], {'user': body})
         else:
             log('keystone: create user %s' % name)
-            u = ks.post('/users', {'user': dict(body, name=name, domain_id='default',
-                                                default_project_id=projects[project]['id'])})['user']
+            body = dict(body, name=name, domain_id=domain_id)
+            if project:
+                body['default_project_id'] = projects[project]['id']
+            u = ks.post('/users', {'user': body})['user']
         for r in role_names:
             ks.call('PUT', '/projects/%s/users/%s/roles/%s' % (
                 projects[project]['id'], u['id'], roles[r]['id']))
+        return u
 
-    for name in SERVICE_USERS:
+    for name in SERVICE_USERS + (('heat',) if heat else ()):
         user(name, 'service', ('service', 'admin'))
-    user('demo', 'demo', ('member',))
+    user('demo', 'demo', ('member',) + (('heat_stack_owner',) if heat else ()))
+    if heat:
+        # the domain of the users heat makes for stacks, with its admin (devstack's
+        # create_heat_accounts)
+        domain = ensure('domains', 'domain', 'heat', {
+            'description': 'Owns users and projects created by heat'})
+        admin = user('heat_domain_admin', None, (), domain_id=domain['id'])
+        ks.call('PUT', '/domains/%s/users/%s/roles/%s' % (
+            domain['id'], admin['id'], roles['admin']['id']))
 
     for stype, name, url in (
             ('compute', 'nova', os.environ['ND_NOVA_URL']),
             ('placement', 'placement', os.environ['ND_PLACEMENT_URL']),
             ('image', 'glance', os.environ['ND_GLANCE_URL']),
-            ('network', 'neutron', os.environ['ND_NEUTRON_URL'])):
+            ('network', 'neutron', os.environ['ND_NEUTRON_URL'])) + ((
+            ('orchestration', 'heat', os.environ['ND_HEAT_URL']),
+            ('cloudformation', 'heat-cfn', os.environ['ND_HEAT_CFN_URL'])) if heat else ()):
         svc = one(ks.get('/services?type=%s' % stype)['services'], 'service ' + stype)
         if not svc:
             log('keystone: create service %s (%s)' % (name, stype))

@@ -22,6 +22,7 @@ ND_GLANCE_URL=http://$ND_BIND:$ND_GLANCE_PORT
 _ND_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$_ND_LIB/keystone.sh"
 source "$_ND_LIB/neutron.sh"
+source "$_ND_LIB/heat.sh"
 source "$_ND_LIB/horizon.sh"
 # what devstack/files/lab.py reads
 export ND_AUTH_URL ND_PASSWORDS ND_NOVA_URL ND_PLACEMENT_URL ND_GLANCE_URL ND_NEUTRON_URL ND_WAIT
@@ -263,6 +264,7 @@ nd_controlplane_up() {
   nd_wait_http nova-api "$ND_NOVA_URL/"
   "$bin/python" "$_ND_FILES/lab.py" networks >>"$ND_RUN/lab-setup.log" 2>&1 \
     || { tail -5 "$ND_RUN/lab-setup.log" >&2; nd_die "network set-up failed (see $ND_RUN/lab-setup.log)"; }
+  nd_heat_up
   nd_log "control plane up (state in $ND_STATE; source $ND_STATE/openrc for the openstack CLI)"
 }
 
@@ -274,6 +276,7 @@ nd_seed() {
 }
 
 nd_controlplane_down() {
+  nd_heat_down
   for s in nova-serialproxy nova-scheduler nova-conductor nova-api glance-api placement \
            neutron-ovn-maintenance-worker neutron-periodic-workers neutron-api neutron-stub keystone; do
     nd_stop "$s"

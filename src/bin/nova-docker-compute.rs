@@ -19,6 +19,10 @@ struct Args {
     /// Directory whose *.conf files are read after the config files, in name order.
     #[arg(long = "config-dir", value_name = "DIR")]
     config_dir: Vec<PathBuf>,
+    /// Read the configuration, print what would be used (no secrets) or what
+    /// is wrong with it, and exit (0: usable).
+    #[arg(long = "check-config")]
+    check_config: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,9 +32,30 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.config_file
     };
-    let ini = nova_docker::config::Ini::load(&files, &args.config_dir)
-        .context("reading configuration")?;
-    let settings = nova_docker::daemon::Settings::from_ini(&ini)?;
+    let ini = match nova_docker::config::Ini::load(&files, &args.config_dir) {
+        Ok(ini) => ini,
+        Err(e) if args.check_config => {
+            eprintln!("configuration error: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("reading configuration")),
+    };
+    let settings = match nova_docker::daemon::Settings::from_ini(&ini) {
+        Ok(s) => s,
+        Err(e) if args.check_config => {
+            eprintln!("configuration error: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.check_config {
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        println!("configuration from {}: usable", names.join(", "));
+        for line in settings.describe() {
+            println!("  {line}");
+        }
+        return Ok(());
+    }
     let default_filter = if settings.default.debug {
         "debug"
     } else {
