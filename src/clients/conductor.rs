@@ -372,12 +372,18 @@ impl Conductor {
     }
 }
 
+/// At most `n` bytes: cut at the last space that leaves room for an ellipsis,
+/// so the user reads whole words.
 fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
-        s.to_string()
-    } else {
-        s[..s.floor_char_boundary(n)].to_string()
+        return s.to_string();
     }
+    let room = s.floor_char_boundary(n.saturating_sub('…'.len_utf8()));
+    let cut = s[..room]
+        .rfind(' ')
+        .filter(|&i| i > room / 2)
+        .unwrap_or(room);
+    format!("{}…", s[..cut].trim_end())
 }
 
 /// The oslo.messaging client is how the conductor is reached.
@@ -440,6 +446,18 @@ fn rpc_error(topic: &str, method: &str, e: crate::rpc::RpcError) -> CallError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_fault_is_cut_between_words_with_an_ellipsis() {
+        let msg = "word ".repeat(80);
+        let t = super::truncate(&msg, 255);
+        assert!(t.len() <= 255, "{}", t.len());
+        assert!(t.ends_with("word…"), "{t}");
+        assert_eq!(super::truncate("short", 255), "short");
+        // no space to cut at: cut inside, still within the limit
+        let t = super::truncate(&"é".repeat(300), 255);
+        assert!(t.len() <= 255 && t.ends_with('…'));
+    }
+
     use super::*;
     use std::sync::Mutex;
 

@@ -631,7 +631,8 @@ mod tests {
     fn handled_methods_decode_to_their_own_request() {
         let inst = capture("stop_instance.json")["instance"].clone();
         let args = json!({"instance": inst, "image_id": "i1", "reboot_type": "HARD",
-            "events": [], "image": {}, "tail_length": 10, "network_id": "n1", "port_id": "p1"})
+            "events": [], "image": {}, "tail_length": 10, "network_id": "n1", "port_id": "p1",
+            "console_type": "serial", "port": "10000"})
         .as_object()
         .unwrap()
         .clone();
@@ -653,6 +654,33 @@ mod tests {
                 instance: Some(_)
             }
         ));
+    }
+
+    /// The serial console calls as nova-api and nova-serialproxy send them
+    /// (compute rpcapi 6.x: `console_type`; `port` as a string).
+    #[test]
+    fn serial_console_calls_decode() {
+        let inst = capture("stop_instance.json")["instance"].clone();
+        let args = json!({"instance": inst.clone(), "console_type": "serial"});
+        let ComputeRequest::GetSerialConsole { console_type, .. } =
+            ComputeRequest::decode("get_serial_console", args.as_object().unwrap()).unwrap()
+        else {
+            panic!("not get_serial_console")
+        };
+        assert_eq!(console_type, "serial");
+        for port in [json!("10001"), json!(10001)] {
+            let args = json!({"instance": inst.clone(), "port": port, "console_type": "serial"});
+            let ComputeRequest::ValidateConsolePort { port, .. } =
+                ComputeRequest::decode("validate_console_port", args.as_object().unwrap()).unwrap()
+            else {
+                panic!("not validate_console_port")
+            };
+            assert_eq!(port, "10001");
+        }
+        let args = json!({"instance": inst, "port": [1], "console_type": "serial"});
+        assert!(
+            ComputeRequest::decode("validate_console_port", args.as_object().unwrap()).is_err()
+        );
     }
 
     #[test]

@@ -20,11 +20,7 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} is refused: {}",
-            self.option, self.value, self.reason
-        )?;
+        write!(f, "{} {}: {}", self.option, self.value, self.reason)?;
         match self.allowed_by {
             Some(o) => write!(f, " (the operator may allow it with [docker] {o})."),
             None => write!(f, "."),
@@ -40,10 +36,7 @@ pub struct PolicyViolation {
 
 impl std::fmt::Display for PolicyViolation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the container options in user_data are not allowed on this host: "
-        )?;
+        write!(f, "container options refused: ")?;
         for (i, r) in self.refusals.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
