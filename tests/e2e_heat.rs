@@ -22,13 +22,9 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(300);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(180);
 const PREFIX: &str = "nd-e2e-heat";
 
-/// The lab's compute host name (the OVN chassis' hostname).
+/// The lab's compute host name.
 fn host() -> String {
-    std::env::var("NOVA_DOCKER_E2E_HOST").unwrap_or_else(|_| {
-        hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "localhost".into())
-    })
+    e2e_support::lab_host()
 }
 
 /// Heat's REST API as one user, its token renewed before it expires (the

@@ -31,12 +31,9 @@ const PREFIX: &str = "nd-hz";
 const WALK_LIMIT: Duration = Duration::from_secs(420);
 const T: Duration = Duration::from_secs(120);
 
+/// The lab's compute host name.
 fn host() -> String {
-    std::env::var("NOVA_DOCKER_E2E_HOST").unwrap_or_else(|_| {
-        hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "localhost".into())
-    })
+    e2e_support::lab_host()
 }
 
 fn env(k: &str, d: &str) -> String {

@@ -22,13 +22,9 @@ const NET_UP: Duration = Duration::from_secs(20);
 /// One test at a time: they share the host name and its chassis.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The lab's compute host name (the OVN chassis' hostname).
+/// The lab's compute host name.
 fn host() -> String {
-    std::env::var("NOVA_DOCKER_E2E_HOST").unwrap_or_else(|_| {
-        hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "localhost".into())
-    })
+    e2e_support::lab_host()
 }
 
 async fn setup() -> (

@@ -45,6 +45,16 @@ fn env(k: &str, d: &str) -> String {
 }
 
 /// `KEY=value` lines of the lab's passwords file ($ND_STATE/etc/passwords).
+/// The lab's compute host name (`NOVA_DOCKER_E2E_HOST`: the OVN chassis'
+/// hostname, which Neutron binds ports to), this machine's name by default.
+pub fn lab_host() -> String {
+    std::env::var("NOVA_DOCKER_E2E_HOST").unwrap_or_else(|_| {
+        hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into())
+    })
+}
+
 pub fn lab_password(state: &Path, user: &str) -> Option<String> {
     let key = format!("ND_{}_PASSWORD=", user.to_ascii_uppercase());
     let text = std::fs::read_to_string(state.join("etc/passwords")).ok()?;

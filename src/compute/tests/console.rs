@@ -28,13 +28,20 @@ fn harness() -> Harness {
     Harness::with_consoles(enabled((31000, 31200), 600))
 }
 
-async fn console(h: &Harness, inst: &Instance) -> serde_json::Value {
+async fn ask(
+    h: &Harness,
+    inst: &Instance,
+    console_type: &str,
+) -> Result<serde_json::Value, crate::exception::NovaException> {
     h.handle(ComputeRequest::GetSerialConsole {
         instance: inst.clone(),
-        console_type: "serial".into(),
+        console_type: console_type.into(),
     })
     .await
-    .expect("a console")
+}
+
+async fn console(h: &Harness, inst: &Instance) -> serde_json::Value {
+    ask(h, inst, "serial").await.expect("a console")
 }
 
 fn validate(h: &Harness, inst: &Instance, port: &str, console_type: &str) -> bool {
@@ -129,26 +136,14 @@ async fn only_a_connection_the_proxy_announced_gets_in_and_only_once() {
 async fn disabled_consoles_and_other_types_are_refused_with_novas_errors() {
     let h = Harness::new();
     let inst = h.running(VmState::Active, None);
-    let e = h
-        .handle(ComputeRequest::GetSerialConsole {
-            instance: inst.clone(),
-            console_type: "serial".into(),
-        })
-        .await
-        .unwrap_err();
+    let e = ask(&h, &inst, "serial").await.unwrap_err();
     assert!(e.is(Class::ConsoleTypeUnavailable), "{e}");
     assert_eq!(e.message, "Unavailable console type serial.");
     assert!(h.conductor.console_tokens.lock().unwrap().is_empty());
 
     let h = harness();
     let inst = h.running(VmState::Active, None);
-    let e = h
-        .handle(ComputeRequest::GetSerialConsole {
-            instance: inst.clone(),
-            console_type: "novnc".into(),
-        })
-        .await
-        .unwrap_err();
+    let e = ask(&h, &inst, "novnc").await.unwrap_err();
     assert!(e.is(Class::ConsoleTypeInvalid), "{e}");
 }
 
@@ -165,13 +160,7 @@ async fn a_stopped_or_building_instance_is_not_ready_and_opens_no_port() {
         .state = crate::virt::PowerState::Shutdown;
     let building = h.instance(VmState::Building, Some(TaskState::Spawning), Some(HOST));
     for inst in [&stopped, &building] {
-        let e = h
-            .handle(ComputeRequest::GetSerialConsole {
-                instance: inst.clone(),
-                console_type: "serial".into(),
-            })
-            .await
-            .unwrap_err();
+        let e = ask(&h, inst, "serial").await.unwrap_err();
         assert!(e.is(Class::InstanceNotReady), "{e}");
         assert_eq!(e.message, format!("Instance {} is not ready", inst.uuid()));
         assert!(!validate(&h, inst, "31000", "serial"));
@@ -191,13 +180,7 @@ async fn no_free_port_is_novas_port_range_exhausted() {
     let a = h.running(VmState::Active, None);
     assert_eq!(console(&h, &a).await["port"], json!(free));
     let b = h.running(VmState::Active, None);
-    let e = h
-        .handle(ComputeRequest::GetSerialConsole {
-            instance: b.clone(),
-            console_type: "serial".into(),
-        })
-        .await
-        .unwrap_err();
+    let e = ask(&h, &b, "serial").await.unwrap_err();
     assert!(e.is(Class::SocketPortRangeExhaustedException), "{e}");
     assert_eq!(e.message, "Not able to acquire a free port for 127.0.0.1");
 }

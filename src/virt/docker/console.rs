@@ -26,6 +26,25 @@ fn bytes_of(o: LogOutput) -> bytes::Bytes {
     }
 }
 
+/// Attach to the container's output as it comes (not its past logs), and to
+/// its stdin if `stdin`.
+async fn attach(
+    docker: &bollard::Docker,
+    name: &str,
+    stdin: bool,
+) -> Result<bollard::container::AttachContainerResults, DriverError> {
+    let opts = AttachContainerOptionsBuilder::new()
+        .stdin(stdin)
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .build();
+    docker
+        .attach_container(name, Some(opts))
+        .await
+        .map_err(engine_err("attach"))
+}
+
 impl DockerDriver {
     pub async fn open_console(&self, uuid: &str) -> Result<ConsoleIo, DriverError> {
         let name = Self::name(uuid)?;
@@ -45,16 +64,7 @@ impl DockerDriver {
         // sessions live as long as the user stays: no API timeout
         let docker = self.docker_unbounded();
         if tty && stdin {
-            let opts = AttachContainerOptionsBuilder::new()
-                .stdin(true)
-                .stdout(true)
-                .stderr(true)
-                .stream(true)
-                .build();
-            let a = docker
-                .attach_container(&name, Some(opts))
-                .await
-                .map_err(engine_err("attach"))?;
+            let a = attach(&docker, &name, true).await?;
             debug!(instance = %uuid, "console: the container's own TTY");
             return Ok(ConsoleIo {
                 kind: ConsoleKind::OwnTty,
@@ -113,16 +123,7 @@ impl DockerDriver {
                 input,
             });
         }
-        let opts = AttachContainerOptionsBuilder::new()
-            .stdin(stdin)
-            .stdout(true)
-            .stderr(true)
-            .stream(true)
-            .build();
-        let a = docker
-            .attach_container(&name, Some(opts))
-            .await
-            .map_err(engine_err("attach"))?;
+        let a = attach(&docker, &name, stdin).await?;
         debug!(instance = %uuid, "console: the container's output (no TTY, no shell)");
         // without a TTY the output has bare line feeds; convert if no tty at all
         let mut prev_cr = false;
