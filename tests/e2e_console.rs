@@ -113,8 +113,21 @@ fn processes(id: &str) -> String {
 #[tokio::test]
 #[ignore = "needs the lab: ./devstack/run-tests.sh"]
 async fn serial_console_through_novas_proxy() {
-    let stack = Stack::from_env();
+    let stack = std::sync::Arc::new(Stack::from_env());
     let d = Daemon::start(&stack, &host(), "").await;
+    stack.delete_servers_named(PREFIX).await;
+    let outcome = tokio::spawn(console_walk(stack.clone(), d.pid().unwrap())).await;
+    // the servers go whether the walk passed or not
+    stack.delete_servers_named(PREFIX).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// What the servers' names start with.
+const PREFIX: &str = "nd-console-";
+
+async fn console_walk(stack: std::sync::Arc<Stack>, daemon_pid: u32) {
     let image = stack
         .docker_image("nd-e2e-busybox", &common::busybox_image())
         .await;
@@ -170,7 +183,7 @@ async fn serial_console_through_novas_proxy() {
     }
 
     // 2. nothing gets in past the proxy or without a valid token
-    let ports = listening_ports(d.pid().unwrap());
+    let ports = listening_ports(daemon_pid);
     assert_eq!(
         ports.len(),
         1,
@@ -251,11 +264,11 @@ async fn serial_console_through_novas_proxy() {
         );
     }
     let t = Instant::now();
-    while !listening_ports(d.pid().unwrap()).is_empty() {
+    while !listening_ports(daemon_pid).is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "listeners left after the servers were deleted: {:?}",
-            listening_ports(d.pid().unwrap())
+            listening_ports(daemon_pid)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -458,6 +458,30 @@ impl Stack {
         assert!(st == 204 || st == 404, "{st} {v}");
     }
 
+    /// Delete every server (of any project) whose name starts with `prefix`
+    /// and wait until they are gone: what a test, or an earlier interrupted
+    /// run of it, left.
+    pub async fn delete_servers_named(&self, prefix: &str) {
+        let v = self
+            .get(&format!(
+                "{}/servers?all_tenants=1&name=^{prefix}",
+                self.nova
+            ))
+            .await;
+        let ids: Vec<String> = v["servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
+        for id in &ids {
+            self.delete_server(id).await;
+        }
+        for id in &ids {
+            self.wait_gone(id, Duration::from_secs(120)).await;
+        }
+    }
+
     pub async fn wait_gone(&self, id: &str, timeout: Duration) {
         let t = Instant::now();
         loop {
