@@ -37,7 +37,9 @@ nd_start() {
   echo "==== $(date -Is) $*" >>"$ND_RUN/$name.log"
   # no descriptor of the caller's but the log (a lock held by the caller, say,
   # would otherwise be held by the service for as long as it runs)
-  setsid "$@" >>"$ND_RUN/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+  # run from the state dir, not the checkout: a service must outlive the
+  # checkout it was started from (Horizon fails once its cwd is deleted)
+  (cd "$ND_RUN" && exec setsid "$@" >>"$ND_RUN/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-) &
   echo $! >"$ND_RUN/$name.pid"
 }
 
