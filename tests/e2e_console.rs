@@ -31,15 +31,10 @@ async fn console_url(stack: &Stack, id: &str) -> (u16, Value) {
     stack
         .call(
             Method::POST,
-            &format!("{}/servers/{id}/remote-consoles", nova(stack)),
+            &format!("{}/servers/{id}/remote-consoles", stack.nova),
             Some(json!({"remote_console": {"protocol": "serial", "type": "serial"}})),
         )
         .await
-}
-
-fn nova(_stack: &Stack) -> String {
-    std::env::var("NOVA_DOCKER_E2E_NOVA_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8774/v2.1".into())
 }
 
 type Ws =

@@ -309,26 +309,7 @@ async fn walk(art: &std::path::Path, typed: &str, log_expect: &str) -> Value {
 /// Delete what a walk made (this one or an earlier, interrupted one): the
 /// servers named nd-hz-* and their snapshots.
 async fn cleanup(stack: &Stack) {
-    let v = stack
-        .get(&format!(
-            "{}/servers?all_tenants=1&name=^{PREFIX}-",
-            stack.nova
-        ))
-        .await;
-    let ids: Vec<String> = v["servers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    for id in &ids {
-        stack.delete_server(id).await;
-    }
-    for id in &ids {
-        stack.wait_gone(id, T).await;
-    }
+    stack.delete_servers_named(&format!("{PREFIX}-")).await;
     let imgs = stack
         .get(&format!("{}/v2/images?limit=1000", stack.glance))
         .await;
