@@ -119,7 +119,9 @@ nd_client_sections() {
   nd_keystoneauth placement nova
   printf '%s\n' "valid_interfaces = public"
   nd_keystoneauth neutron nova
-  printf '%s\n' "valid_interfaces = public"
+  # a connection Neutron's single worker dropped is tried again (keystoneauth
+  # does not retry a ConnectFailure by default: one made a server GET fail)
+  printf '%s\n' "valid_interfaces = public" "connect_retries = 3" "connect_retry_delay = 0.5"
   printf '%s\n' "[glance]" "region_name = RegionOne" "valid_interfaces = public"
   nd_keystoneauth service_user nova
   printf '%s\n' "send_service_user_token = True"
