@@ -65,6 +65,7 @@ pub struct Settings {
     pub service_user: Option<Arc<Session>>,
     pub default_network: Option<String>,
     pub resume_after_engine_restart: bool,
+    pub start_before_vif_plugged: bool,
     /// `[serial_console]`, `[consoleauth]`.
     pub console: ConsoleConfig,
 }
@@ -85,6 +86,9 @@ impl Settings {
             resume_after_engine_restart: ini
                 .group("docker")
                 .bool("resume_after_engine_restart", true)?,
+            start_before_vif_plugged: ini
+                .group("docker")
+                .bool("start_before_vif_plugged", true)?,
             console: ConsoleConfig::from_ini(ini)?,
             default,
         })
@@ -239,6 +243,7 @@ async fn build(
         vif_plugging_timeout: s.default.vif_plugging_timeout,
         vif_plugging_is_fatal: s.default.vif_plugging_is_fatal,
         resume_after_engine_restart: s.resume_after_engine_restart,
+        start_before_vif_plugged: s.start_before_vif_plugged,
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))

@@ -514,8 +514,8 @@ async fn destroy_is_idempotent_and_a_second_spawn_is_refused() {
 
 #[tokio::test]
 #[ignore = "needs Docker; run by devstack/run-tests.sh"]
-async fn a_command_that_exits_at_once_is_a_deploy_fault_and_leaves_nothing() {
-    let e = env().await;
+async fn with_a_confirm_window_a_command_that_exits_at_once_is_a_deploy_fault_and_leaves_nothing() {
+    let e = env_with(|c| c.spawn_confirm_window = Duration::from_millis(250)).await;
     let docker = raw().await;
     let (mut s, _c) = spec(&e);
     s.command = sh("echo first-line; echo boom-line >&2; exit 7");
@@ -559,6 +559,45 @@ async fn a_command_that_exits_at_once_is_a_deploy_fault_and_leaves_nothing() {
         e.driver.spawn(&s).await,
         Err(DriverError::ImageNotFound { .. })
     ));
+}
+
+/// The default: no confirmation window. The spawn reports the container as it
+/// is right after start; one whose command exits is then stopped, with its exit
+/// code and output kept for the fault, and an event says so.
+#[tokio::test]
+#[ignore = "needs Docker; run by devstack/run-tests.sh"]
+async fn without_a_confirm_window_a_command_that_exits_is_reported_not_refused() {
+    let e = env().await;
+    assert!(e.driver.config().spawn_confirm_window.is_zero(), "the default");
+    let docker = raw().await;
+    let (mut s, _c) = spec(&e);
+    s.command = sh("echo first-line; echo boom-line >&2; exit 7");
+    let mut events = Box::pin(e.driver.events());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let info = e.driver.spawn(&s).await.unwrap();
+    assert!(!info.internal_id.is_empty());
+    assert_eq!(
+        wait_state(&e.driver, &s.uuid, PowerState::Crashed).await,
+        PowerState::Crashed
+    );
+    let info = e.driver.get_info(&s.uuid).await.unwrap();
+    assert_eq!((info.exit_code, info.status.as_str()), (Some(7), "exited"));
+    let out = e.driver.get_console_output(&s.uuid, Some(10)).await.unwrap();
+    assert!(out.contains("first-line") && out.contains("boom-line"), "{out}");
+    // the engine's event that brings the manager's power sync
+    let died = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            let ev = ev.unwrap();
+            if ev.uuid == s.uuid && ev.kind.ends_a_run() {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(died, Ok(true), "an event for the exit");
+    assert!(!gone(&docker, &s.uuid).await, "the container is kept");
+    e.driver.destroy(&s.uuid, Duration::ZERO).await.unwrap();
 }
 
 #[tokio::test]
@@ -746,7 +785,8 @@ async fn a_container_nova_did_not_make_is_never_ours() {
 #[tokio::test]
 #[ignore = "needs Docker; run by devstack/run-tests.sh"]
 async fn rebuild_replaces_the_container_and_keeps_its_identity() {
-    let e = env().await;
+    // a confirm window, so that a new command which fails at once is seen
+    let e = env_with(|c| c.spawn_confirm_window = Duration::from_millis(250)).await;
     let d = &e.driver;
     let docker = raw().await;
     let (mut s, _c) = spec(&e);

@@ -300,8 +300,58 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
     let b = stack
         .create_server("e2e-sync-b", &image, &flavor, host, None)
         .await;
+    // a command that exits right after start: ACTIVE (there is no
+    // confirmation window), then stopped through the engine's event
+    let quits = r#"{"command": ["sh", "-c", "echo starting; echo config file missing >&2; exit 4"]}"#;
+    let c = stack
+        .create_server("e2e-sync-c", &image, &flavor, host, Some(quits))
+        .await;
     stack.wait_status(&a, "ACTIVE", T).await;
     stack.wait_status(&b, "ACTIVE", T).await;
+    stack.wait_status(&c, "SHUTOFF", T).await;
+    assert_eq!(docker_status(&c).as_deref(), Some("exited"));
+    // the user reads why in the `stop` action's event, as for Nova's power sync
+    let actions = stack
+        .get(&format!("{}/servers/{c}/os-instance-actions", stack.nova))
+        .await;
+    let list = actions["instanceActions"].as_array().expect("actions");
+    let create = list.iter().find(|a| a["action"] == "create").expect("create");
+    let stop = list.iter().find(|a| a["action"] == "stop");
+    let stop = stop.unwrap_or_else(|| panic!("no stop action in {actions}"));
+    let detail = stack
+        .get(&format!(
+            "{}/servers/{c}/os-instance-actions/{}",
+            stack.nova,
+            stop["request_id"].as_str().unwrap()
+        ))
+        .await;
+    let ev = &detail["instanceAction"]["events"][0];
+    assert_eq!(
+        (ev["event"].as_str(), ev["result"].as_str()),
+        (Some("compute_stop_instance"), Some("Error")),
+        "{detail}"
+    );
+    let why = ev["details"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("exited with code 4") && why.contains("config file missing"),
+        "{detail}"
+    );
+    let built = stack
+        .get(&format!(
+            "{}/servers/{c}/os-instance-actions/{}",
+            stack.nova,
+            create["request_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        built["instanceAction"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["result"] == "Success"),
+        "the build itself succeeded: {built}"
+    );
+    stack.delete_server(&c).await;
 
     // Docker is the truth: a container stopped by hand is noticed through events
     docker(&["stop", "-t", "1", &format!("nova-{a}")]);
@@ -334,6 +384,8 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
     assert_eq!(docker_status(&a).as_deref(), Some("exited"));
     for sid in [&a, &b] {
         stack.delete_server(sid).await;
+    }
+    for sid in [&a, &b, &c] {
         stack.wait_gone(sid, T).await;
     }
     drop(d2);

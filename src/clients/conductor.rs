@@ -313,6 +313,26 @@ impl Conductor {
             .collect::<Result<_, _>>()?)
     }
 
+    /// `InstanceAction.action_start`: an action the API did not record (one
+    /// the compute service takes itself, as Nova's power sync does through
+    /// `compute_api.force_stop`), under the request id of `ctx`.
+    pub async fn action_start(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+        action: &str,
+    ) -> Result<(), CallError> {
+        self.object_class_action(
+            ctx,
+            "InstanceAction",
+            "action_start",
+            vec![json!(uuid), json!(action)],
+            json!({"want_result": false}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `InstanceActionEvent.event_start` (the instance action was created by the API).
     pub async fn event_start(
         &self,

@@ -19,12 +19,18 @@ impl ComputeManager {
     ///
     /// | step                 | vm_state | task_state           | expected task state   |
     /// |----------------------|----------|----------------------|-----------------------|
-    /// | start                | building | none                 | scheduling or none    |
-    /// | claim (host, node)   | building | none                 | (not checked)         |
+    /// | start, claim (host, node) | building | none            | scheduling or none    |
     /// | networks (ports bound, info cache saved) | building | networking | none       |
     /// | block devices        | building | block_device_mapping | (not checked)         |
     /// | spawn                | building | spawning             | block_device_mapping  |
     /// | done                 | active   | none                 | spawning              |
+    ///
+    /// The container is made while the records are: with no ports, it is
+    /// started by the time `spawning` is saved; with ports, it starts once they
+    /// are plugged, and ACTIVE waits for their `network-vif-plugged` (see
+    /// `spawn_wired`). ACTIVE means the container was started, not that its
+    /// command still runs: one that exits is stopped by the power sync, with a
+    /// fault.
     ///
     /// A failure: a fault, host and node cleared, vm_state ERROR, the
     /// placement allocations removed, no container or VIF left, the ports made
@@ -41,6 +47,10 @@ impl ComputeManager {
         let action = self.begin(ctx, &inst, "_do_build_and_run_instance").await;
         inst.set_vm_state(VmState::Building);
         inst.set_task_state(None);
+        // the claim (Nova saves host and node right after this save; one save
+        // does both): the instance is ours
+        let compute_id = self.node().map(|(id, _)| id);
+        inst.set_host_and_node(Some(&self.cfg.host), compute_id);
         if let Err(e) = self
             .save(ctx, &mut inst, Expect::NoneOr(TaskState::Scheduling))
             .await
@@ -68,16 +78,51 @@ impl ComputeManager {
         r
     }
 
+    /// The build after the claim. Nova's records (the task states, the ports)
+    /// and the container are made at once: the options, the image and, for a
+    /// build with no ports to wait for, the container itself are ready when the
+    /// records are. Any failure before ACTIVE leaves no container and no VIF.
     async fn build_steps(
         &self,
         ctx: &RequestContext,
         inst: &mut Instance,
         req: &BuildRequest,
     ) -> Result<(), NovaException> {
-        // the claim: the instance is ours
-        let compute_id = self.node().map(|(id, _)| id);
-        inst.set_host_and_node(Some(&self.cfg.host), compute_id);
-        self.save(ctx, inst, Expect::Any).await?;
+        let snapshot = inst.clone();
+        let (records, launch) = tokio::join!(
+            self.build_records(ctx, inst, req),
+            self.prepare_container(ctx, &snapshot, &req.image, req.no_networks()),
+        );
+        let started = match (records, launch) {
+            (Ok(()), Ok(Launch::Started(info))) => Ok(info),
+            (Ok(()), Ok(Launch::Ready(spec))) => self.spawn_wired(inst, spec).await,
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        };
+        let info = match started {
+            Ok(info) => info,
+            Err(e) => {
+                self.undo_spawn(inst).await;
+                return Err(e);
+            }
+        };
+        inst.set_power_state(info.state);
+        inst.set_vm_state(VmState::Active);
+        inst.set_task_state(None);
+        inst.set_launched_at_now();
+        self.save(ctx, inst, Expect::One(TaskState::Spawning))
+            .await?;
+        info!(instance = inst.uuid(), "instance is ACTIVE");
+        Ok(())
+    }
+
+    /// Nova's records of a build up to spawning: the task states and, between
+    /// them, the ports bound and the info cache saved.
+    async fn build_records(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        req: &BuildRequest,
+    ) -> Result<(), NovaException> {
         inst.set_task_state(Some(TaskState::Networking));
         self.save(ctx, inst, Expect::Unset).await?;
         if !req.no_networks() {
@@ -89,16 +134,80 @@ impl ComputeManager {
         self.save(ctx, inst, Expect::Any).await?;
         inst.set_task_state(Some(TaskState::Spawning));
         self.save(ctx, inst, Expect::One(TaskState::BlockDeviceMapping))
-            .await?;
-        let info = self.spawn_instance(ctx, inst, &req.image).await?;
-        inst.set_power_state(info.state);
-        inst.set_vm_state(VmState::Active);
-        inst.set_task_state(None);
-        inst.set_launched_at_now();
-        self.save(ctx, inst, Expect::One(TaskState::Spawning))
-            .await?;
-        info!(instance = inst.uuid(), "instance is ACTIVE");
-        Ok(())
+            .await
+    }
+
+    /// The container's spec with its image present; with `start`, the
+    /// container created and started too.
+    async fn prepare_container(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        image: &ImageMeta,
+        start: bool,
+    ) -> Result<Launch, NovaException> {
+        let spec = self.instance_spec(ctx, inst, image, None).await?;
+        if !start {
+            return Ok(Launch::Ready(spec));
+        }
+        Ok(Launch::Started(self.driver.spawn(&spec).await?))
+    }
+
+    /// Plug the instance's ports, then start its container and wire it: while
+    /// Neutron wires the ports (`start_before_vif_plugged`), waiting for their
+    /// `network-vif-plugged` only before ACTIVE, or after the events came. The
+    /// waiters are registered before the plug, which causes the events.
+    async fn spawn_wired(
+        &self,
+        inst: &Instance,
+        mut spec: InstanceSpec,
+    ) -> Result<InstanceInfo, NovaException> {
+        let uuid = inst.uuid();
+        let nw = inst.network_info();
+        let waits = self.events.expect(uuid, &nw.vif_plugged_events());
+        let r = async {
+            if let Some(mode) = self.network.plug(inst, nw).await? {
+                spec.network_mode = Some(mode);
+            }
+            if self.cfg.start_before_vif_plugged {
+                let info = self.start_wired(inst, &spec).await?;
+                self.wait_for_events(uuid, waits).await?;
+                Ok(info)
+            } else {
+                self.wait_for_events(uuid, waits).await?;
+                self.start_wired(inst, &spec).await
+            }
+        }
+        .await;
+        if r.is_err() {
+            self.events.forget(uuid);
+        }
+        r
+    }
+
+    /// Create and start the container, and wire it when it runs.
+    async fn start_wired(
+        &self,
+        inst: &Instance,
+        spec: &InstanceSpec,
+    ) -> Result<InstanceInfo, NovaException> {
+        let info = self.driver.spawn(spec).await?;
+        if let Some(pid) = info.pid {
+            self.network.attach(inst, inst.network_info(), pid).await?;
+        }
+        Ok(info)
+    }
+
+    /// What a failed build still has to undo on the host: its container and
+    /// its VIFs (both idempotent; the ports are the caller's).
+    async fn undo_spawn(&self, inst: &Instance) {
+        let uuid = inst.uuid();
+        if let Err(e) = self.driver.destroy(uuid, SPAWN_CLEANUP_STOP).await {
+            warn!(instance = uuid, error = %e, "cleanup after a failed spawn");
+        }
+        if let Err(e) = self.network.unplug(inst, inst.network_info()).await {
+            warn!(instance = uuid, error = %e, "network cleanup after a failed spawn");
+        }
     }
 
     /// Remove the placement allocations of an instance whose build failed (as
@@ -165,67 +274,24 @@ impl ComputeManager {
         })
     }
 
-    /// Host-side networking plugged and the spec ready. With `vifs_new` (a
-    /// build: Neutron wires the ports when they are plugged), waiters for their
-    /// `network-vif-plugged` are registered before the plug, and the image is
-    /// made present while Neutron wires them. A rebuild's ports are plugged
-    /// already and stay so (the veths move to the new container): no event
-    /// comes, none is awaited. On failure the caller undoes the plug.
-    pub(crate) async fn prepare_spawn(
+    /// The spec of a container replacing the instance's own (a rebuild): its
+    /// ports are plugged already and stay so (the veths move to the new
+    /// container); no `network-vif-plugged` comes, none is awaited.
+    pub(crate) async fn respawn_spec(
         &self,
         ctx: &RequestContext,
         inst: &Instance,
         image: &ImageMeta,
-        vifs_new: bool,
     ) -> Result<InstanceSpec, NovaException> {
-        let uuid = inst.uuid();
-        let nw = inst.network_info();
-        let expected = if vifs_new {
-            nw.vif_plugged_events()
-        } else {
-            Vec::new()
-        };
-        let waits = self.events.expect(uuid, &expected);
-        let r = async {
-            let mode = self.network.plug(inst, nw).await?;
-            let spec = self.instance_spec(ctx, inst, image, mode).await?;
-            self.wait_for_events(uuid, waits).await?;
-            Ok(spec)
-        }
-        .await;
-        if r.is_err() {
-            self.events.forget(uuid);
-        }
-        r
+        let mode = self.network.plug(inst, inst.network_info()).await?;
+        self.instance_spec(ctx, inst, image, mode).await
     }
+}
 
-    /// Plug, create, start and wire a new container. On any failure nothing is
-    /// left of it.
-    pub(crate) async fn spawn_instance(
-        &self,
-        ctx: &RequestContext,
-        inst: &Instance,
-        image: &ImageMeta,
-    ) -> Result<InstanceInfo, NovaException> {
-        let uuid = inst.uuid();
-        let nw = inst.network_info();
-        let result = async {
-            let spec = self.prepare_spawn(ctx, inst, image, true).await?;
-            let info = self.driver.spawn(&spec).await?;
-            if let Some(pid) = info.pid {
-                self.network.attach(inst, nw, pid).await?;
-            }
-            Ok::<_, NovaException>(info)
-        }
-        .await;
-        if result.is_err() {
-            if let Err(e) = self.driver.destroy(uuid, SPAWN_CLEANUP_STOP).await {
-                warn!(instance = uuid, error = %e, "cleanup after a failed spawn");
-            }
-            if let Err(e) = self.network.unplug(inst, nw).await {
-                warn!(instance = uuid, error = %e, "network cleanup after a failed spawn");
-            }
-        }
-        result
-    }
+/// The container side of a build when Nova's records are ready.
+enum Launch {
+    /// Created and started (a build with no ports to wait for).
+    Started(InstanceInfo),
+    /// Its spec, with the image present: it starts once its ports are plugged.
+    Ready(InstanceSpec),
 }

@@ -76,6 +76,10 @@ pub struct ManagerConfig {
     /// Start again the containers of running instances after the Docker
     /// daemon restarted (`[docker] resume_after_engine_restart`, default on).
     pub resume_after_engine_restart: bool,
+    /// Start a new container while Neutron wires its ports, and wait for
+    /// `network-vif-plugged` only before ACTIVE (`[docker]
+    /// start_before_vif_plugged`, default on); off: start it after the event.
+    pub start_before_vif_plugged: bool,
 }
 
 impl ManagerConfig {
@@ -88,6 +92,7 @@ impl ManagerConfig {
             vif_plugging_timeout: Duration::from_secs(300),
             vif_plugging_is_fatal: true,
             resume_after_engine_restart: true,
+            start_before_vif_plugged: true,
         }
     }
 }

@@ -63,7 +63,7 @@ impl ComputeManager {
         inst.set_task_state(Some(TaskState::RebuildSpawning));
         self.save(ctx, inst, Expect::One(TaskState::RebuildBlockDeviceMapping))
             .await?;
-        let spec = self.prepare_spawn(ctx, inst, &req.image, false).await?;
+        let spec = self.respawn_spec(ctx, inst, &req.image).await?;
         let info = match self.driver.rebuild(&spec).await {
             Ok(info) => info,
             Err(e) => {

@@ -13,6 +13,43 @@ use crate::exception::NovaException;
 use crate::objects::{Instance, TaskState, VmState};
 use crate::virt::{DriverError, PowerState};
 
+/// The lines of output an exit fault quotes (the last ones).
+const EXIT_FAULT_LINES: usize = 10;
+/// At most this much of them, so that the fault's message (255 characters in
+/// Nova) keeps the exit code and the last lines, which say why.
+const EXIT_FAULT_OUTPUT: usize = 160;
+
+/// The fault of a container that stopped by itself: "exited with code N" (and
+/// the OOM killer when it struck), then the end of its output on one line.
+pub(crate) fn exit_fault(info: &crate::virt::InstanceInfo, output: &str) -> NovaException {
+    let how = match info.exit_code {
+        Some(c) => format!("exited with code {c}"),
+        None => format!("stopped ({})", info.status),
+    };
+    let oom = if info.oom_killed {
+        ", killed by the kernel's OOM killer (the flavor's memory was not enough)"
+    } else {
+        ""
+    };
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" | ");
+    let tail = if joined.len() > EXIT_FAULT_OUTPUT {
+        let from = joined.ceil_char_boundary(joined.len() - EXIT_FAULT_OUTPUT);
+        format!("…{}", &joined[from..])
+    } else if joined.is_empty() {
+        "(no output)".to_string()
+    } else {
+        joined
+    };
+    NovaException::internal(format!(
+        "The container's command {how}{oom}; the instance is stopped. Last output: {tail}"
+    ))
+}
+
 /// How long the event watcher waits before subscribing again after the
 /// engine's stream broke.
 const RESUBSCRIBE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -60,6 +97,9 @@ impl ComputeManager {
         let vm = inst.vm_state();
         if vm == Some(VmState::Active) && state.is_stopped() {
             info!(instance = %uuid, power_state = state.name(), "container stopped behind Nova's back: instance is now SHUTOFF");
+            let fault = self.stopped_fault(&uuid).await;
+            self.add_fault(ctx, &uuid, &fault).await;
+            self.record_stop(ctx, &uuid, &fault).await;
             inst.set_power_state(state);
             inst.set_vm_state(VmState::Stopped);
             inst.set_task_state(None);
@@ -72,6 +112,42 @@ impl ComputeManager {
         }
         if let Err(e) = self.save(ctx, inst, Expect::Unset).await {
             warn!(instance = %uuid, error = %e, "power sync save failed");
+        }
+    }
+
+    /// The fault of an instance whose container stopped on its own: its exit
+    /// code and last lines of output, or that it is gone.
+    async fn stopped_fault(&self, uuid: &str) -> NovaException {
+        match self.driver.get_info(uuid).await {
+            Ok(info) => {
+                let output = self
+                    .driver
+                    .get_console_output(uuid, Some(EXIT_FAULT_LINES))
+                    .await
+                    .unwrap_or_default();
+                exit_fault(&info, &output)
+            }
+            Err(_) => NovaException::internal(
+                "The instance's container is gone: it was removed outside Nova (docker rm, or the engine's data was lost).",
+            ),
+        }
+    }
+
+    /// A `stop` action with the reason in its event, as Nova's power sync
+    /// records one (through `compute_api.force_stop`): the user reads it with
+    /// `openstack server event show` (the event's `details`, microversion
+    /// 2.84), since Nova's API shows a fault only for ERROR.
+    async fn record_stop(&self, ctx: &RequestContext, uuid: &str, why: &NovaException) {
+        const EVENT: &str = "compute_stop_instance";
+        let c = &self.conductor;
+        let r = async {
+            c.action_start(ctx, uuid, "stop").await?;
+            c.event_start(ctx, uuid, EVENT, &self.cfg.host).await?;
+            c.event_finish(ctx, uuid, EVENT, Some(&why.message)).await
+        }
+        .await;
+        if let Err(e) = r {
+            warn!(instance = %uuid, error = %e, "could not record the stop action");
         }
     }
 

@@ -11,9 +11,8 @@ const EVENT: &str = "compute__do_build_and_run_instance";
 
 pub(super) fn build_states() -> Vec<S> {
     vec![
+        // with the claim (host and node)
         s(V::Building, None, Some(&[Some(T::Scheduling), None])),
-        // the claim
-        s(V::Building, None, None),
         s(V::Building, Some(T::Networking), Some(&[None])),
         s(V::Building, Some(T::BlockDeviceMapping), None),
         s(
@@ -34,6 +33,7 @@ async fn a_build_goes_through_novas_task_states_to_active() {
     let mut want = build_states();
     want.push(s(V::Active, None, Some(&[Some(T::Spawning)])));
     assert_eq!(h.saves(&inst), want);
+    assert_eq!(h.full_saves(&inst)[0].host.as_deref(), Some(HOST), "claimed");
     let last = h.last_save(&inst);
     assert_eq!(last.host.as_deref(), Some(HOST));
     let rec = h.conductor.record(inst.uuid()).unwrap();
@@ -106,10 +106,9 @@ async fn an_image_that_cannot_be_loaded_ends_in_error_with_nothing_left() {
         .await
         .unwrap();
     assert_failed(&h, &inst, "Image img-1 could not be found", build_states());
-    assert!(h.driver_ops(&inst).iter().all(|o| o != "spawn"));
+    assert_eq!(h.driver_ops(&inst), ["destroy"], "no spawn, a cleanup");
     let net = h.network_calls();
-    assert_eq!(net.len(), 2, "{net:?}");
-    assert!(net[0].starts_with("plug") && net[1].starts_with("unplug"));
+    assert!(net.iter().all(|c| !c.starts_with("plug")), "{net:?}");
 }
 
 #[tokio::test]
@@ -156,12 +155,14 @@ async fn an_image_that_is_not_a_docker_tarball_is_refused_before_anything_runs()
 async fn an_instance_deleted_during_the_build_is_left_to_the_delete() {
     let h = Harness::new();
     let inst = h.instance(V::Building, Some(T::Scheduling), None);
-    // after the fourth save (block_device_mapping) the API deletes it
-    *h.conductor.db_change_after.lock().unwrap() = Some((4, Some("deleting".into())));
+    // after the third save (block_device_mapping) the API deletes it, when
+    // the container has started already
+    *h.conductor.db_change_after.lock().unwrap() = Some((3, Some("deleting".into())));
     h.handle(h.build_request(inst.clone(), &["none"]))
         .await
         .unwrap();
-    assert_eq!(h.saves(&inst), build_states()[..4].to_vec());
+    assert_eq!(h.saves(&inst), build_states()[..3].to_vec());
+    assert_eq!(h.driver_ops(&inst), ["spawn", "destroy"]);
     assert!(
         h.faults(&inst).is_empty(),
         "no fault for a deleted instance"
@@ -181,4 +182,69 @@ async fn a_build_of_an_instance_in_another_state_does_nothing() {
     assert!(h.faults(&inst).is_empty());
     assert!(h.driver_ops(&inst).is_empty());
     assert!(h.placement.deleted.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_command_that_exits_after_start_is_active_then_shutoff_with_its_exit_code() {
+    let h = Harness::new();
+    h.driver.exit_at_start(3);
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    // no confirmation window: the build ends ACTIVE, with the container's state
+    let mut want = build_states();
+    want.push(s(V::Active, None, Some(&[Some(T::Spawning)])));
+    assert_eq!(h.saves(&inst), want);
+    assert!(h.faults(&inst).is_empty());
+    assert_eq!(h.driver_ops(&inst), ["spawn"], "the container is kept");
+    // the engine's event for the exit brings the power sync
+    h.manager.sync_instance(inst.uuid()).await;
+    let last = h.last_save(&inst);
+    assert_eq!(last.vm_state.as_deref(), Some("stopped"));
+    let faults = h.faults(&inst);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(
+        faults[0].contains("exited with code 3") && faults[0].contains("Last output: console"),
+        "{faults:?}"
+    );
+    // and a `stop` action whose event carries the reason (what users read)
+    assert!(h.trace(&inst).contains(&"action_start stop".to_string()));
+    assert!(h
+        .events(&inst)
+        .ends_with(&["+compute_stop_instance".into(), "!compute_stop_instance".into()]));
+    // once stopped, a later sync adds nothing
+    h.manager.sync_instance(inst.uuid()).await;
+    assert_eq!(h.faults(&inst).len(), 1);
+}
+
+#[test]
+fn an_exit_fault_keeps_the_code_and_the_last_lines() {
+    use crate::compute::sync::exit_fault;
+    let info = |code, oom| crate::virt::InstanceInfo {
+        state: PowerState::Shutdown,
+        internal_id: "c".into(),
+        pid: None,
+        status: "exited".into(),
+        exit_code: code,
+        oom_killed: oom,
+        started_at: None,
+        finished_at: None,
+    };
+    let e = exit_fault(&info(Some(7), false), "first\n\n  boom  \n");
+    assert_eq!(
+        e.message,
+        "The container's command exited with code 7; the instance is stopped. Last output: first | boom"
+    );
+    let e = exit_fault(&info(Some(137), true), "");
+    assert!(e.message.contains("code 137, killed by the kernel's OOM killer"), "{}", e.message);
+    assert!(e.message.ends_with("Last output: (no output)"), "{}", e.message);
+    // a long output keeps its end (where the reason is), within Nova's 255
+    let long = format!("{}\nfatal: the reason é", "x".repeat(400));
+    let e = exit_fault(&info(Some(1), false), &long);
+    assert!(e.message.ends_with("fatal: the reason é"), "{}", e.message);
+    assert!(e.message.contains("Last output: …"), "{}", e.message);
+    assert!(e.message.len() <= 255, "{}", e.message.len());
+    let e = exit_fault(&info(None, false), "x");
+    assert!(e.message.contains("command stopped (exited)"), "{}", e.message);
 }

@@ -302,6 +302,12 @@ impl RpcCaller for FakeConductor {
                 let objname = args["objname"].as_str().unwrap_or("");
                 let objmethod = args["objmethod"].as_str().unwrap_or("");
                 match (objname, objmethod) {
+                    ("InstanceAction", "action_start") => {
+                        let uuid = args["args"][0].as_str().unwrap();
+                        let action = args["args"][1].as_str().unwrap();
+                        self.push(uuid, Call::Other(format!("action_start {action}")));
+                        Ok(Value::Null)
+                    }
                     ("InstanceActionEvent", "event_start") => {
                         let (keys, _) = captured_keys("InstanceActionEvent.event_start.json");
                         assert_eq!(sorted_keys(&args), keys);
@@ -388,6 +394,8 @@ pub struct FakeContainer {
     pub pid: u32,
     /// A rebuild set this one aside.
     pub aside: Option<Box<FakeContainer>>,
+    /// The exit code of its command, once it exited by itself.
+    pub exit_code: Option<i64>,
 }
 
 /// An engine in memory. `fail(op)` makes the next call of `op` fail.
@@ -397,11 +405,18 @@ pub struct FakeDriver {
     pub ops: Mutex<Vec<(String, String)>>,
     failures: Mutex<HashMap<&'static str, DriverError>>,
     next_pid: Mutex<u32>,
+    /// The command of the next spawned container exits with this code at once.
+    exit_at_start: Mutex<Option<i64>>,
 }
 
 impl FakeDriver {
     pub fn fail(&self, op: &'static str, e: DriverError) {
         lock(&self.failures).insert(op, e);
+    }
+
+    /// The next spawned container's command exits with `code` right after start.
+    pub fn exit_at_start(&self, code: i64) {
+        *lock(&self.exit_at_start) = Some(code);
     }
 
     pub fn container(&self, uuid: &str) -> Option<FakeContainer> {
@@ -417,6 +432,7 @@ impl FakeDriver {
                 image: "glance/old".into(),
                 pid,
                 aside: None,
+                exit_code: None,
             },
         );
     }
@@ -444,7 +460,7 @@ impl FakeDriver {
             internal_id: format!("id-{uuid}"),
             pid: (c.state == PowerState::Running).then_some(c.pid),
             status: c.state.name().into(),
-            exit_code: None,
+            exit_code: c.exit_code,
             oom_killed: false,
             started_at: None,
             finished_at: None,
@@ -483,13 +499,19 @@ impl ComputeDriver for FakeDriver {
             });
         }
         let pid = self.pid();
+        let exit_code = lock(&self.exit_at_start).take();
         lock(&self.containers).insert(
             spec.uuid.clone(),
             FakeContainer {
-                state: PowerState::Running,
+                state: if exit_code.is_some() {
+                    PowerState::Shutdown
+                } else {
+                    PowerState::Running
+                },
                 image: spec.image.clone(),
                 pid,
                 aside: None,
+                exit_code,
             },
         );
         self.info(&spec.uuid)
@@ -509,6 +531,7 @@ impl ComputeDriver for FakeDriver {
                 image: spec.image.clone(),
                 pid,
                 aside: Some(Box::new(old)),
+                exit_code: None,
             },
         );
         self.info(uuid)

@@ -36,6 +36,15 @@ impl Harness {
 
     /// A manager whose serial consoles are `consoles`.
     pub fn with_consoles(consoles: ConsoleConfig) -> Self {
+        Self::with(consoles, |_| {})
+    }
+
+    /// A manager with its settings changed by `set`.
+    pub fn with_config(set: impl FnOnce(&mut ManagerConfig)) -> Self {
+        Self::with(ConsoleConfig::default(), set)
+    }
+
+    fn with(consoles: ConsoleConfig, set: impl FnOnce(&mut ManagerConfig)) -> Self {
         let conductor = Arc::new(FakeConductor::default());
         let driver = Arc::new(FakeDriver::default());
         let network = Arc::new(FakeNetwork::default());
@@ -45,6 +54,7 @@ impl Harness {
         let placement = Arc::new(FakePlacement::default());
         let mut cfg = ManagerConfig::new(HOST);
         cfg.vif_plugging_timeout = Duration::from_millis(200);
+        set(&mut cfg);
         let tasks = Tasks::new();
         let consoles = Arc::new(ConsoleServer::new(consoles, driver.clone(), tasks.clone()));
         let manager = ComputeManager::new(
@@ -180,14 +190,18 @@ impl Harness {
 
     /// The last save's full record.
     pub fn last_save(&self, inst: &Instance) -> Save {
+        self.full_saves(inst).pop().expect("a save")
+    }
+
+    /// Every save of an instance, as saved.
+    pub fn full_saves(&self, inst: &Instance) -> Vec<Save> {
         self.calls(inst.uuid())
             .into_iter()
             .filter_map(|c| match c {
                 Call::Save(s) => Some(s),
                 _ => None,
             })
-            .next_back()
-            .expect("a save")
+            .collect()
     }
 
     /// The faults of an instance (their messages).

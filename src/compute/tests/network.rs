@@ -66,8 +66,44 @@ async fn a_build_on_a_network_binds_saves_the_cache_then_plugs() {
 }
 
 #[tokio::test]
-async fn a_build_waits_for_network_vif_plugged_before_starting() {
+async fn a_build_starts_its_container_while_neutron_wires_and_is_active_after_the_event() {
     let h = Harness::new();
+    *h.network_api.ports_down.lock().unwrap() = true;
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    let req = h.build_request(inst.clone(), &[NET]);
+    let m = h.manager.clone();
+    let ctx = h.ctx.clone();
+    let build = tokio::spawn(async move { m.handle(&ctx, req).await });
+    for _ in 0..100 {
+        if h.network_calls().iter().any(|c| c.starts_with("attach")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let net = h.network_calls();
+    assert!(net[0].starts_with("plug") && net[1].starts_with("attach"), "{net:?}");
+    assert!(h.driver.container(inst.uuid()).is_some(), "started before the event");
+    assert_eq!(
+        h.last_save(&inst).task_state.as_deref(),
+        Some("spawning"),
+        "not ACTIVE before the event"
+    );
+    h.handle(ComputeRequest::ExternalInstanceEvent(vec![ExternalEvent {
+        instance_uuid: inst.uuid().into(),
+        name: "network-vif-plugged".into(),
+        status: "completed".into(),
+        tag: Some("port-1".into()),
+    }]))
+    .await
+    .unwrap();
+    build.await.unwrap().unwrap();
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+    assert!(h.faults(&inst).is_empty());
+}
+
+#[tokio::test]
+async fn a_build_can_wait_for_network_vif_plugged_before_starting() {
+    let h = Harness::with_config(|c| c.start_before_vif_plugged = false);
     *h.network_api.ports_down.lock().unwrap() = true;
     let inst = h.instance(V::Building, Some(T::Scheduling), None);
     let req = h.build_request(inst.clone(), &[NET]);
@@ -129,9 +165,10 @@ async fn a_failed_allocation_ends_in_error_naming_neutrons_reason() {
         &h,
         &inst,
         "Failed to allocate the network(s) with error NoMoreFixedIps: No fixed IP addresses available",
-        build_states()[..3].to_vec(),
+        build_states()[..2].to_vec(),
     );
-    assert!(h.network_calls().is_empty(), "nothing plugged");
+    let net = h.network_calls();
+    assert!(net.iter().all(|c| !c.starts_with("plug")), "nothing plugged: {net:?}");
     assert!(h.cache_saves(&inst).is_empty());
     assert_eq!(
         h.neutron_calls()[1],

@@ -30,8 +30,10 @@ pub struct DockerConfig {
     /// Timeout of ordinary API calls. Image load/save/commit use a client without one
     /// ([`super::DockerDriver::docker_unbounded`]); stops get this plus their own grace time.
     pub api_timeout: Duration,
-    /// How long a freshly started container must stay up before spawn calls it a success;
-    /// zero checks once right after start.
+    /// How long a freshly started container must stay up before spawn calls it a
+    /// success (a command that exits sooner fails the build); zero (the default)
+    /// waits for nothing: the instance is ACTIVE once its container started, and
+    /// one that exits later is stopped by the power sync with a fault.
     pub spawn_confirm_window: Duration,
     /// Where per-instance markers (suspended, stopped by Nova) live.
     pub state_dir: PathBuf,
@@ -52,7 +54,7 @@ impl Default for DockerConfig {
             cpu_mode: CpuMode::Quota,
             pids_limit: None,
             api_timeout: Duration::from_secs(120),
-            spawn_confirm_window: Duration::from_millis(250),
+            spawn_confirm_window: Duration::ZERO,
             state_dir: PathBuf::from("/var/lib/nova/nova-docker"),
             console_shell: Some("/bin/sh".into()),
         }

@@ -19,9 +19,13 @@ const DEFAULT_STOP_SECS: u64 = 10;
 impl DockerDriver {
     // ---- operations ----
 
-    /// Create and start the instance's container, then confirm it stays up for
-    /// `spawn_confirm_window`. A container that exits in that time is removed and the
-    /// call fails with [`DriverError::ExitedImmediately`] quoting its last output.
+    /// Create and start the instance's container and report its state. With a
+    /// `spawn_confirm_window` (off by default) the container must stay up that
+    /// long: one that exits in that time is removed and the call fails with
+    /// [`DriverError::ExitedImmediately`] quoting its last output. Without one, a
+    /// container that already exited is reported as it is (stopped, with its exit
+    /// code), as a guest that dies after boot is: the event stream tells the
+    /// manager, whose power sync records it.
     pub async fn spawn(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
         let uuid = spec.uuid.as_str();
         let name = Self::name(uuid)?;
@@ -86,9 +90,9 @@ impl DockerDriver {
             }
         };
         let st = c.state.clone().unwrap_or_default();
-        if st.running == Some(true) {
+        if st.running == Some(true) || window.is_zero() {
             let info = self.info_of(uuid, &c);
-            info!(%uuid, id = %info.internal_id, "instance spawned");
+            info!(%uuid, id = %info.internal_id, status = %info.status, "instance spawned");
             return Ok(info);
         }
         let exit_code = st.exit_code.unwrap_or(-1);
