@@ -86,9 +86,7 @@ impl Settings {
             resume_after_engine_restart: ini
                 .group("docker")
                 .bool("resume_after_engine_restart", true)?,
-            start_before_vif_plugged: ini
-                .group("docker")
-                .bool("start_before_vif_plugged", true)?,
+            start_before_vif_plugged: ini.group("docker").bool("start_before_vif_plugged", true)?,
             console: ConsoleConfig::from_ini(ini)?,
             default,
         })

@@ -568,7 +568,10 @@ async fn with_a_confirm_window_a_command_that_exits_at_once_is_a_deploy_fault_an
 #[ignore = "needs Docker; run by devstack/run-tests.sh"]
 async fn without_a_confirm_window_a_command_that_exits_is_reported_not_refused() {
     let e = env().await;
-    assert!(e.driver.config().spawn_confirm_window.is_zero(), "the default");
+    assert!(
+        e.driver.config().spawn_confirm_window.is_zero(),
+        "the default"
+    );
     let docker = raw().await;
     let (mut s, _c) = spec(&e);
     s.command = sh("echo first-line; echo boom-line >&2; exit 7");
@@ -582,8 +585,15 @@ async fn without_a_confirm_window_a_command_that_exits_is_reported_not_refused()
     );
     let info = e.driver.get_info(&s.uuid).await.unwrap();
     assert_eq!((info.exit_code, info.status.as_str()), (Some(7), "exited"));
-    let out = e.driver.get_console_output(&s.uuid, Some(10)).await.unwrap();
-    assert!(out.contains("first-line") && out.contains("boom-line"), "{out}");
+    let out = e
+        .driver
+        .get_console_output(&s.uuid, Some(10))
+        .await
+        .unwrap();
+    assert!(
+        out.contains("first-line") && out.contains("boom-line"),
+        "{out}"
+    );
     // the engine's event that brings the manager's power sync
     let died = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(ev) = events.next().await {

@@ -302,7 +302,8 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
         .await;
     // a command that exits right after start: ACTIVE (there is no
     // confirmation window), then stopped through the engine's event
-    let quits = r#"{"command": ["sh", "-c", "echo starting; echo config file missing >&2; exit 4"]}"#;
+    let quits =
+        r#"{"command": ["sh", "-c", "echo starting; echo config file missing >&2; exit 4"]}"#;
     let c = stack
         .create_server("e2e-sync-c", &image, &flavor, host, Some(quits))
         .await;
@@ -315,7 +316,10 @@ async fn container_stopped_behind_novas_back_becomes_shutoff_and_restart_keeps_s
         .get(&format!("{}/servers/{c}/os-instance-actions", stack.nova))
         .await;
     let list = actions["instanceActions"].as_array().expect("actions");
-    let create = list.iter().find(|a| a["action"] == "create").expect("create");
+    let create = list
+        .iter()
+        .find(|a| a["action"] == "create")
+        .expect("create");
     let stop = list.iter().find(|a| a["action"] == "stop");
     let stop = stop.unwrap_or_else(|| panic!("no stop action in {actions}"));
     let detail = stack
@@ -507,4 +511,70 @@ async fn an_operation_cut_off_by_a_crash_is_finished_at_start_up() {
         );
     }
     drop(d4);
+}
+
+/// A container removed behind Nova's back (`docker rm`): the instance becomes
+/// SHUTOFF with a `stop` action saying so, and a hard reboot makes the
+/// container again from the instance's image, with its user_data options, as
+/// libvirt's hard reboot defines a missing domain again.
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn a_container_removed_behind_novas_back_is_made_again_by_a_hard_reboot() {
+    let stack = Stack::from_env();
+    let host = "nd-e2e-vanish";
+    let _d = Daemon::start(&stack, host, "").await;
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    let ud = r#"{"environment": {"ND_MARK": "kept"}, "command": ["sh", "-c", "echo mark=$ND_MARK; trap 'exit 0' TERM; while true; do sleep 1; done"]}"#;
+    let id = stack
+        .create_server("e2e-vanish", &image, &flavor, host, Some(ud))
+        .await;
+    stack.wait_status(&id, "ACTIVE", T).await;
+    let first = inspect(&format!("nova-{id}")).expect("container")["Id"].clone();
+
+    docker(&["rm", "-f", &format!("nova-{id}")]);
+    stack.wait_status(&id, "SHUTOFF", T).await;
+    let actions = stack
+        .get(&format!("{}/servers/{id}/os-instance-actions", stack.nova))
+        .await;
+    let stop = actions["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "stop")
+        .unwrap_or_else(|| panic!("no stop action: {actions}"))
+        .clone();
+    let detail = stack
+        .get(&format!(
+            "{}/servers/{id}/os-instance-actions/{}",
+            stack.nova,
+            stop["request_id"].as_str().unwrap()
+        ))
+        .await;
+    let why = detail["instanceAction"]["events"][0]["details"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("container is gone"), "{detail}");
+
+    let (st, v) = stack.action(&id, json!({"reboot": {"type": "HARD"}})).await;
+    assert_eq!(st, 202, "{v}");
+    stack.wait_status(&id, "ACTIVE", T).await;
+    let c = inspect(&format!("nova-{id}")).expect("made again");
+    assert_ne!(c["Id"], first, "a new container");
+    assert_eq!(c["State"]["Running"], json!(true), "{}", c["State"]);
+    let env = c["Config"]["Env"].as_array().unwrap();
+    assert!(env.contains(&json!("ND_MARK=kept")), "{env:?}");
+    let t = Instant::now();
+    loop {
+        let log = docker(&["logs", &format!("nova-{id}")]);
+        if log.contains("mark=kept") {
+            break;
+        }
+        assert!(t.elapsed() < T, "the command did not run again: {log:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.delete_server(&id).await;
+    stack.wait_gone(&id, T).await;
+    assert!(inspect(&format!("nova-{id}")).is_none());
 }

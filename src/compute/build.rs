@@ -95,7 +95,7 @@ impl ComputeManager {
         );
         let started = match (records, launch) {
             (Ok(()), Ok(Launch::Started(info))) => Ok(info),
-            (Ok(()), Ok(Launch::Ready(spec))) => self.spawn_wired(inst, spec).await,
+            (Ok(()), Ok(Launch::Ready(spec))) => self.spawn_wired(inst, *spec).await,
             (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         };
         let info = match started {
@@ -148,7 +148,7 @@ impl ComputeManager {
     ) -> Result<Launch, NovaException> {
         let spec = self.instance_spec(ctx, inst, image, None).await?;
         if !start {
-            return Ok(Launch::Ready(spec));
+            return Ok(Launch::Ready(Box::new(spec)));
         }
         Ok(Launch::Started(self.driver.spawn(&spec).await?))
     }
@@ -274,6 +274,30 @@ impl ComputeManager {
         })
     }
 
+    /// The container of an instance made again and started, from the
+    /// instance's image with its options (the instance as stored: its
+    /// system_metadata keeps the image's properties): for a container that
+    /// vanished behind Nova's back (`docker rm`, an engine whose data was
+    /// lost), as libvirt's hard reboot defines a missing domain again. Its
+    /// ports are plugged; the caller wires the running container
+    /// ([`Self::rewire`]).
+    pub(crate) async fn recreate_container(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+    ) -> Result<InstanceInfo, NovaException> {
+        let uuid = inst.uuid();
+        let stored = self.conductor.instance_get(ctx, uuid).await?;
+        let image = ImageMeta::from_system_metadata(stored.image_ref(), &stored.system_metadata());
+        info!(instance = uuid, image = ?image.id, "the instance's container is gone: making it again from its image");
+        let mode = self.network.plug(inst, inst.network_info()).await?;
+        let spec = self.instance_spec(ctx, &stored, &image, mode).await?;
+        self.driver.spawn(&spec).await.map_err(|e| {
+            warn!(instance = uuid, error = %e, "the container could not be made again");
+            NovaException::from(e)
+        })
+    }
+
     /// The spec of a container replacing the instance's own (a rebuild): its
     /// ports are plugged already and stay so (the veths move to the new
     /// container); no `network-vif-plugged` comes, none is awaited.
@@ -293,5 +317,5 @@ enum Launch {
     /// Created and started (a build with no ports to wait for).
     Started(InstanceInfo),
     /// Its spec, with the image present: it starts once its ports are plugged.
-    Ready(InstanceSpec),
+    Ready(Box<InstanceSpec>),
 }

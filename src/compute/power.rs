@@ -8,7 +8,7 @@ use super::ComputeManager;
 use crate::context::RequestContext;
 use crate::exception::NovaException;
 use crate::objects::{Instance, TaskState, VmState};
-use crate::virt::{InstanceInfo, PowerState, RebootType};
+use crate::virt::{DriverError, InstanceInfo, PowerState, RebootType};
 
 /// A simple transition: the task state Nova's API set before casting, the
 /// driver call, the vm_state it ends in. On failure the task state is reverted
@@ -117,7 +117,16 @@ impl ComputeManager {
             PowerOp::Unpause => d.unpause(&uuid).await,
             PowerOp::Suspend => d.suspend(&uuid).await,
             PowerOp::Resume => d.resume(&uuid).await,
-        }?;
+        };
+        let info = match info {
+            // a start of an instance whose container vanished makes it again
+            Err(DriverError::NotFound { .. })
+                if matches!(op, PowerOp::Start | PowerOp::Restore) =>
+            {
+                self.recreate_container(ctx, inst).await?
+            }
+            r => r?,
+        };
         if op.starts() {
             self.rewire(inst, &info).await?;
         }
@@ -179,28 +188,37 @@ impl ComputeManager {
                 TaskState::HARD_REBOOT,
             ),
         };
-        let before = self.driver.get_info(&uuid).await?;
+        // a hard reboot of an instance whose container vanished makes it again
+        let before = match self.driver.get_info(&uuid).await {
+            Err(DriverError::NotFound { .. }) if kind == RebootType::Hard => None,
+            r => Some(r?),
+        };
         inst.set_task_state(Some(pending));
-        inst.set_power_state(before.state);
+        inst.set_power_state(before.as_ref().map_or(PowerState::NoState, |b| b.state));
         self.save(ctx, inst, Expect::OneOf(allowed)).await?;
         inst.set_task_state(Some(started));
         self.save(ctx, inst, Expect::One(pending)).await?;
-        let state = match self.driver.reboot(&uuid, kind).await {
+        let rebooted = match before {
+            None => self.recreate_container(ctx, inst).await,
+            Some(_) => self
+                .driver
+                .reboot(&uuid, kind)
+                .await
+                .map_err(NovaException::from),
+        };
+        let state = match rebooted {
             Ok(info) => {
                 self.rewire(inst, &info).await?;
                 info.state
             }
-            Err(e) => {
-                let e = NovaException::from(e);
-                match self.driver.get_info(&uuid).await {
-                    Ok(i) if i.state == PowerState::Running => {
-                        warn!(instance = %uuid, error = %e, "reboot failed but the instance is running");
-                        self.add_fault(ctx, &uuid, &e).await;
-                        i.state
-                    }
-                    _ => return Err(e),
+            Err(e) => match self.driver.get_info(&uuid).await {
+                Ok(i) if i.state == PowerState::Running => {
+                    warn!(instance = %uuid, error = %e, "reboot failed but the instance is running");
+                    self.add_fault(ctx, &uuid, &e).await;
+                    i.state
                 }
-            }
+                _ => return Err(e),
+            },
         };
         inst.set_power_state(state);
         inst.set_vm_state(VmState::Active);

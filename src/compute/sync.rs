@@ -128,7 +128,7 @@ impl ComputeManager {
                 exit_fault(&info, &output)
             }
             Err(_) => NovaException::internal(
-                "The instance's container is gone: it was removed outside Nova (docker rm, or the engine's data was lost).",
+                "The instance's container is gone: it was removed outside Nova (docker rm, or the engine's data was lost). A start or a hard reboot makes it again from the instance's image.",
             ),
         }
     }

@@ -331,6 +331,31 @@ impl ImageMeta {
         }
     }
 
+    /// The image an instance was booted from, as Nova keeps it in the
+    /// instance's system_metadata: `image_<key>` (Nova's
+    /// `utils.get_image_from_system_metadata`), the id from `image_ref`.
+    pub fn from_system_metadata(image_ref: Option<&str>, sysmeta: &[(String, String)]) -> Self {
+        let mut m = ImageMeta {
+            id: image_ref.filter(|r| !r.is_empty()).map(str::to_string),
+            ..Default::default()
+        };
+        for (k, v) in sysmeta {
+            let Some(key) = k.strip_prefix("image_") else {
+                continue;
+            };
+            match key {
+                "container_format" => m.container_format = Some(v.clone()),
+                "disk_format" => m.disk_format = Some(v.clone()),
+                "min_ram" | "min_disk" | "base_image_ref" => {}
+                _ => {
+                    m.properties
+                        .insert(key.to_string(), Value::String(v.clone()));
+                }
+            }
+        }
+        m
+    }
+
     /// `os_command_line` image property (the command the old driver ran).
     pub fn os_command_line(&self) -> Option<&str> {
         self.properties

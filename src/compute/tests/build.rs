@@ -33,7 +33,11 @@ async fn a_build_goes_through_novas_task_states_to_active() {
     let mut want = build_states();
     want.push(s(V::Active, None, Some(&[Some(T::Spawning)])));
     assert_eq!(h.saves(&inst), want);
-    assert_eq!(h.full_saves(&inst)[0].host.as_deref(), Some(HOST), "claimed");
+    assert_eq!(
+        h.full_saves(&inst)[0].host.as_deref(),
+        Some(HOST),
+        "claimed"
+    );
     let last = h.last_save(&inst);
     assert_eq!(last.host.as_deref(), Some(HOST));
     let rec = h.conductor.record(inst.uuid()).unwrap();
@@ -210,9 +214,10 @@ async fn a_command_that_exits_after_start_is_active_then_shutoff_with_its_exit_c
     );
     // and a `stop` action whose event carries the reason (what users read)
     assert!(h.trace(&inst).contains(&"action_start stop".to_string()));
-    assert!(h
-        .events(&inst)
-        .ends_with(&["+compute_stop_instance".into(), "!compute_stop_instance".into()]));
+    assert!(h.events(&inst).ends_with(&[
+        "+compute_stop_instance".into(),
+        "!compute_stop_instance".into()
+    ]));
     // once stopped, a later sync adds nothing
     h.manager.sync_instance(inst.uuid()).await;
     assert_eq!(h.faults(&inst).len(), 1);
@@ -237,8 +242,17 @@ fn an_exit_fault_keeps_the_code_and_the_last_lines() {
         "The container's command exited with code 7; the instance is stopped. Last output: first | boom"
     );
     let e = exit_fault(&info(Some(137), true), "");
-    assert!(e.message.contains("code 137, killed by the kernel's OOM killer"), "{}", e.message);
-    assert!(e.message.ends_with("Last output: (no output)"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("code 137, killed by the kernel's OOM killer"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.ends_with("Last output: (no output)"),
+        "{}",
+        e.message
+    );
     // a long output keeps its end (where the reason is), within Nova's 255
     let long = format!("{}\nfatal: the reason é", "x".repeat(400));
     let e = exit_fault(&info(Some(1), false), &long);
@@ -246,5 +260,9 @@ fn an_exit_fault_keeps_the_code_and_the_last_lines() {
     assert!(e.message.contains("Last output: …"), "{}", e.message);
     assert!(e.message.len() <= 255, "{}", e.message.len());
     let e = exit_fault(&info(None, false), "x");
-    assert!(e.message.contains("command stopped (exited)"), "{}", e.message);
+    assert!(
+        e.message.contains("command stopped (exited)"),
+        "{}",
+        e.message
+    );
 }

@@ -388,3 +388,81 @@ async fn diagnostics_need_a_running_instance() {
         .unwrap_err();
     assert_eq!(e.class, "InstanceInvalidState");
 }
+
+/// A container removed behind Nova's back: the power sync says so in a fault;
+/// a hard reboot, or a start, makes it again from the instance's image (as
+/// stored, with its system_metadata) and wires it.
+#[tokio::test]
+async fn a_vanished_container_is_made_again_by_a_hard_reboot_or_a_start() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, None);
+    h.driver.containers.lock().unwrap().remove(inst.uuid());
+    h.manager.sync_instance(inst.uuid()).await;
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("stopped"));
+    let faults = h.faults(&inst);
+    assert!(
+        faults.len() == 1
+            && faults[0].contains("container is gone")
+            && faults[0].contains("hard reboot"),
+        "{faults:?}"
+    );
+
+    let mut rebooting = inst.clone();
+    rebooting.set_task_state(Some(T::RebootingHard));
+    h.conductor.put(&rebooting);
+    h.handle(ComputeRequest::RebootInstance {
+        instance: rebooting.clone(),
+        reboot_type: RebootType::Hard,
+    })
+    .await
+    .unwrap();
+    let last = h.last_save(&inst);
+    assert_eq!(
+        (last.vm_state.as_deref(), last.task_state.as_deref()),
+        (Some("active"), None)
+    );
+    let c = h.driver.container(inst.uuid()).expect("made again");
+    assert_eq!(c.state, PowerState::Running);
+    assert_eq!(c.image, format!("glance/{}", inst.image_ref().unwrap()));
+    assert_eq!(
+        h.driver_ops(&inst).last().map(String::as_str),
+        Some("spawn")
+    );
+    let net = h.network_calls();
+    assert!(net.iter().any(|c| c.starts_with("attach")), "{net:?}");
+    assert_eq!(h.faults(&inst).len(), 1, "no new fault");
+
+    // gone again, while stopped: a start makes it again too
+    h.driver.containers.lock().unwrap().remove(inst.uuid());
+    let mut starting = inst.clone();
+    starting.set_vm_state(V::Stopped);
+    starting.set_task_state(Some(T::PoweringOn));
+    h.conductor.put(&starting);
+    h.handle(ComputeRequest::Power(PowerOp::Start, starting))
+        .await
+        .unwrap();
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+    assert_eq!(
+        h.driver.container(inst.uuid()).map(|c| c.state),
+        Some(PowerState::Running)
+    );
+}
+
+#[test]
+fn the_image_of_an_instance_comes_from_its_system_metadata() {
+    let sm: Vec<(String, String)> = [
+        ("image_container_format", "docker"),
+        ("image_disk_format", "raw"),
+        ("image_min_ram", "0"),
+        ("image_os_command_line", "sleep 100"),
+        ("owner_user_name", "demo"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let m = ImageMeta::from_system_metadata(Some("img-9"), &sm);
+    assert_eq!(m.id.as_deref(), Some("img-9"));
+    assert_eq!(m.container_format.as_deref(), Some("docker"));
+    assert_eq!(m.os_command_line(), Some("sleep 100"));
+    assert_eq!(m.properties.len(), 1, "{:?}", m.properties);
+}

@@ -81,8 +81,14 @@ async fn a_build_starts_its_container_while_neutron_wires_and_is_active_after_th
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let net = h.network_calls();
-    assert!(net[0].starts_with("plug") && net[1].starts_with("attach"), "{net:?}");
-    assert!(h.driver.container(inst.uuid()).is_some(), "started before the event");
+    assert!(
+        net[0].starts_with("plug") && net[1].starts_with("attach"),
+        "{net:?}"
+    );
+    assert!(
+        h.driver.container(inst.uuid()).is_some(),
+        "started before the event"
+    );
     assert_eq!(
         h.last_save(&inst).task_state.as_deref(),
         Some("spawning"),
@@ -168,7 +174,10 @@ async fn a_failed_allocation_ends_in_error_naming_neutrons_reason() {
         build_states()[..2].to_vec(),
     );
     let net = h.network_calls();
-    assert!(net.iter().all(|c| !c.starts_with("plug")), "nothing plugged: {net:?}");
+    assert!(
+        net.iter().all(|c| !c.starts_with("plug")),
+        "nothing plugged: {net:?}"
+    );
     assert!(h.cache_saves(&inst).is_empty());
     assert_eq!(
         h.neutron_calls()[1],
