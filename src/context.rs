@@ -19,6 +19,53 @@ pub struct RequestContext {
     pub service_catalog: Vec<Value>,
     /// Every `_context_<key>` as received (without the prefix).
     pub raw: Map<String, Value>,
+    /// The broker's side of the message that brought the request (not on the wire).
+    pub delivery: Delivery,
+}
+
+/// How the message that brought a request is settled with the broker. The RPC
+/// server settles most messages before dispatch, as oslo.messaging does; for
+/// the casts it is told to, it leaves that to the handler, which calls
+/// [`Delivery::started`] once the work is recorded (a build, once claimed):
+/// until then the broker keeps the message, and a crash hands it to the
+/// service's next life instead of losing it. The server settles it anyway
+/// when the handler returns.
+#[derive(Clone, Default)]
+pub struct Delivery {
+    /// The broker delivered the message before, to a consumer that went away
+    /// without settling it: the work may have been started.
+    pub redelivered: bool,
+    settle: Option<std::sync::Arc<std::sync::Mutex<Option<Settle>>>>,
+}
+
+type Settle = Box<dyn FnOnce() + Send>;
+
+impl Delivery {
+    /// A message settled by `settle`, once.
+    pub fn new(redelivered: bool, settle: impl FnOnce() + Send + 'static) -> Self {
+        Delivery {
+            redelivered,
+            settle: Some(std::sync::Arc::new(std::sync::Mutex::new(Some(Box::new(
+                settle,
+            ))))),
+        }
+    }
+
+    /// The work is recorded: the broker may forget the message (idempotent).
+    pub fn started(&self) {
+        let Some(s) = &self.settle else { return };
+        let f = s.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = f {
+            f();
+        }
+    }
+}
+
+/// Deliveries do not make two contexts different.
+impl PartialEq for Delivery {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 // Hand-written so that the token never reaches a log line.
@@ -92,6 +139,7 @@ impl RequestContext {
                 _ => Vec::new(),
             },
             raw,
+            delivery: Delivery::default(),
         }
     }
 

@@ -362,7 +362,9 @@ fn serve_rpc(
         &["compute", "compute-alt"],
         dispatcher,
     )?
-    .with_shutdown_grace(s.default.graceful_shutdown_timeout);
+    .with_shutdown_grace(s.default.graceful_shutdown_timeout)
+    // a build is acknowledged once claimed: one cut off before is not lost
+    .ack_when_started(&["build_and_run_instance"]);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
     let t = tasks.clone();

@@ -578,3 +578,119 @@ async fn a_container_removed_behind_novas_back_is_made_again_by_a_hard_reboot() 
     stack.wait_gone(&id, T).await;
     assert!(inspect(&format!("nova-{id}")).is_none());
 }
+
+/// `kill -9` in the middle of a burst of builds (one request for 20 servers),
+/// then a restart: every server ends ACTIVE with a running container or ERROR
+/// with a fault; none stays in BUILD (a build whose message was taken but not
+/// yet claimed is delivered again, since it is acknowledged only once claimed),
+/// and no container is left without a server.
+#[tokio::test]
+#[ignore = "needs the Nova control plane; run by devstack/run-tests.sh"]
+async fn a_kill_in_the_middle_of_a_burst_of_builds_loses_none() {
+    const N: usize = 20;
+    let stack = Stack::from_env();
+    let host = "nd-e2e-burst";
+    let mut d = Daemon::start(&stack, host, "").await;
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    stack.delete_servers_named("e2e-burst").await;
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/servers", stack.nova),
+            Some(
+                json!({"server": {"name": "e2e-burst", "imageRef": image, "flavorRef": flavor,
+                "networks": "none", "availability_zone": format!("nova:{host}"),
+                "min_count": N, "max_count": N, "return_reservation_id": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let reservation = v["reservation_id"]
+        .as_str()
+        .expect("reservation")
+        .to_string();
+    let url = format!("{}/servers/detail?reservation_id={reservation}", stack.nova);
+    async fn servers_at(stack: &Stack, url: &str) -> Vec<serde_json::Value> {
+        stack.get(url).await["servers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+    let status = |l: &[serde_json::Value], st: &str| l.iter().filter(|s| s["status"] == st).count();
+    // kill it while the burst is under way: a few ACTIVE, the rest not yet
+    let t = Instant::now();
+    loop {
+        let l = servers_at(&stack, &url).await;
+        let active = status(&l, "ACTIVE");
+        if l.len() == N && active >= 3 {
+            eprintln!("killing the daemon with {active} of {N} ACTIVE");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "the burst did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.kill();
+    let _d2 = Daemon::start(&stack, host, "").await;
+    let t = Instant::now();
+    let list = loop {
+        let l = servers_at(&stack, &url).await;
+        if l.iter()
+            .all(|s| s["status"] != "BUILD" && s["OS-EXT-STS:task_state"].is_null())
+        {
+            break l;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "still building after 300 s: {:?}",
+            l.iter()
+                .map(|s| (&s["id"], &s["status"], &s["OS-EXT-STS:task_state"]))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(list.len(), N);
+    let (active, error) = (status(&list, "ACTIVE"), status(&list, "ERROR"));
+    eprintln!(
+        "after the restart: {active} ACTIVE, {error} ERROR, in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(active + error, N, "{list:?}");
+    for s in &list {
+        let id = s["id"].as_str().unwrap();
+        match s["status"].as_str() {
+            Some("ACTIVE") => assert_eq!(docker_status(id).as_deref(), Some("running"), "{id}"),
+            _ => {
+                let msg = s["fault"]["message"].as_str().unwrap_or_default();
+                assert!(!msg.is_empty(), "ERROR without a fault: {s}");
+                assert!(
+                    inspect(&format!("nova-{id}")).is_none(),
+                    "a container of {id} in ERROR"
+                );
+            }
+        }
+    }
+    // no container of this host without its server
+    let ids: Vec<&str> = list.iter().filter_map(|s| s["id"].as_str()).collect();
+    let ours = docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=org.openstack.nova.host={host}"),
+    ]);
+    for name in ours.lines().filter(|l| !l.is_empty()) {
+        let uuid = name.trim_start_matches("nova-");
+        assert!(ids.contains(&uuid), "container {name} has no server");
+    }
+    for id in &ids {
+        stack.delete_server(id).await;
+    }
+    for id in &ids {
+        stack.wait_gone(id, T).await;
+    }
+}

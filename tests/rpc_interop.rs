@@ -563,3 +563,56 @@ async fn a_refused_declare_is_retried_and_shutdown_still_works() {
     server.shutdown().await;
     py.stop().await;
 }
+
+/// A cast whose handler acknowledges it when its work started (a build) is
+/// not lost when the server dies before that: the broker hands it to the next
+/// server, marked redelivered. One whose handler finished is not delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq and the python venv; run by devstack/run-tests.sh"]
+async fn a_cast_cut_off_before_it_started_is_delivered_again() {
+    let vh = Vhost::new();
+    let h = format!(
+        "nd-late-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let late = ["hang", "record"];
+    let mut first =
+        OurServer::start_acking_when_started(vh.config(), &h, &["compute"], &late).await;
+    let (c, _) = ctxt("late-user", "late-project");
+    py_client(
+        &vh.url,
+        json!([
+            {"topic": "compute", "server": h, "cast": true, "version": "6.0", "method": "record", "args": {"n": 1}, "ctxt": c},
+            {"topic": "compute", "server": h, "cast": true, "version": "6.0", "method": "hang", "args": {"n": 2}, "ctxt": c},
+        ]),
+    )
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let s = tokio::time::timeout(Duration::from_secs(15), first.seen.recv())
+            .await
+            .expect("cast arrives")
+            .expect("seen");
+        assert!(!s.ctx.delivery.redelivered, "{}", s.method);
+        got.push(s.method);
+    }
+    got.sort();
+    assert_eq!(got, ["hang", "record"]);
+    // the server dies with `hang` running: its connection goes, unacknowledged
+    first.task.abort();
+    let _ = first.task.await;
+    let mut second =
+        OurServer::start_acking_when_started(vh.config(), &h, &["compute"], &late).await;
+    let again = tokio::time::timeout(Duration::from_secs(30), second.seen.recv())
+        .await
+        .expect("the cut-off cast is delivered again")
+        .expect("seen");
+    assert_eq!(again.method, "hang");
+    assert_eq!(again.args.get("n"), Some(&json!(2)));
+    assert!(again.ctx.delivery.redelivered, "marked redelivered");
+    assert_eq!(again.ctx.user_id.as_deref(), Some("late-user"));
+    // `record` finished in the first life: it does not come back
+    let more = tokio::time::timeout(Duration::from_secs(3), second.seen.recv()).await;
+    assert!(more.is_err(), "delivered again: {more:?}");
+    second.task.abort();
+}

@@ -44,6 +44,10 @@ impl ComputeManager {
     ) -> Result<(), NovaException> {
         let mut inst = req.instance.clone();
         let uuid = inst.uuid().to_string();
+        if ctx.delivery.redelivered && !self.never_claimed(ctx, &uuid).await {
+            info!(instance = %uuid, "a build delivered again after a crash was claimed before: not building it again");
+            return Ok(());
+        }
         let action = self.begin(ctx, &inst, "_do_build_and_run_instance").await;
         inst.set_vm_state(VmState::Building);
         inst.set_task_state(None);
@@ -60,6 +64,9 @@ impl ComputeManager {
             info!(instance = %uuid, error = %e, "not building");
             return action.end(ctx, &mut inst, Ok(()), OnFailure::Error).await;
         }
+        // claimed: from here a crash is resolved by the next start-up (ERROR),
+        // so the broker may forget the message
+        ctx.delivery.started();
         info!(instance = %uuid, "building");
         let r = self.build_steps(ctx, &mut inst, &req).await;
         if r.as_ref().is_err_and(|e| !e.instance_gone()) {
@@ -113,6 +120,23 @@ impl ComputeManager {
             .await?;
         info!(instance = inst.uuid(), "instance is ACTIVE");
         Ok(())
+    }
+
+    /// Whether a build's instance is still as the conductor made it: not
+    /// claimed by any host, building, not being deleted (a redelivered message
+    /// whose first life got that far is not built twice).
+    async fn never_claimed(&self, ctx: &RequestContext, uuid: &str) -> bool {
+        match self.conductor.instance_get(ctx, uuid).await {
+            Ok(cur) => {
+                cur.host().is_none()
+                    && cur.vm_state() == Some(VmState::Building)
+                    && matches!(cur.task_state(), None | Some(TaskState::Scheduling))
+            }
+            Err(e) => {
+                info!(instance = uuid, error = %e, "the instance of a redelivered build cannot be read");
+                false
+            }
+        }
     }
 
     /// Nova's records of a build up to spawning: the task states and, between

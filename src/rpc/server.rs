@@ -22,6 +22,7 @@ use super::envelope::{decode_request, new_id, DuplicateFilter, ReplyFrame, Reply
 use super::failure::{decode_failure, serialize_failure};
 use super::topology::{declare, is_durable_mismatch, non_durable, server_topology};
 use super::RpcError;
+use crate::context::Delivery;
 
 /// How long a reply waits for a usable channel (across a reconnect) before it is
 /// given up.
@@ -47,6 +48,8 @@ pub struct RpcServer {
     dispatcher: Arc<Dispatcher>,
     state: watch::Sender<ServerState>,
     grace: Duration,
+    /// Casts whose message the handler settles (see [`Delivery`]).
+    ack_when_started: Vec<String>,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -80,12 +83,21 @@ impl RpcServer {
             dispatcher: Arc::new(dispatcher),
             state: watch::channel(ServerState::Connecting).0,
             grace: Duration::from_secs(30),
+            ack_when_started: Vec::new(),
         })
     }
 
     /// How long running handlers may go on after shutdown (default 30 s).
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Casts of `methods` are acknowledged to the broker when their handler
+    /// says the work started ([`Delivery::started`]) or returns, not before
+    /// dispatch: a crash in between leaves them queued for the next consumer.
+    pub fn ack_when_started(mut self, methods: &[&str]) -> Self {
+        self.ack_when_started = methods.iter().map(|m| m.to_string()).collect();
         self
     }
 
@@ -264,11 +276,16 @@ impl RpcServer {
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(RpcError::ConnectionLost("consumers cancelled".into())),
             };
-            // Acked before dispatch, as the Python listener does.
-            if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-                return Err(e.into());
+            let decoded = decode_request(&delivery.data);
+            let late = matches!(&decoded, Ok(r) if !r.is_call() && self.ack_when_started.contains(&r.method));
+            // Acked before dispatch, as the Python listener does, but for the
+            // casts whose handler says when
+            if !late {
+                if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    return Err(e.into());
+                }
             }
-            let req = match decode_request(&delivery.data) {
+            let mut req = match decoded {
                 Ok(r) => r,
                 Err(f) => {
                     match f.reply_to {
@@ -290,10 +307,23 @@ impl RpcServer {
                     continue;
                 }
             };
+            if late {
+                let acker = delivery.acker.clone();
+                let method = req.method.clone();
+                req.context.delivery = Delivery::new(delivery.redelivered, move || {
+                    tokio::spawn(async move {
+                        // a lost ack means a redelivery, which the handler recognises
+                        if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                            tracing::warn!(%method, error = %e, "could not acknowledge the message");
+                        }
+                    });
+                });
+            }
             if let Some(uid) = &req.unique_id {
                 let fresh = dup.lock().map(|mut d| d.check_and_add(uid)).unwrap_or(true);
                 if !fresh {
                     tracing::warn!(unique_id = %uid, method = %req.method, "duplicate RPC message dropped");
+                    req.context.delivery.started();
                     continue;
                 }
             }
@@ -319,6 +349,7 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
         ..
     } = req;
     let request_id = context.request_id.clone().unwrap_or_default();
+    let delivery = context.delivery.clone();
     tracing::debug!(%method, %version, ?namespace, %request_id, call = reply_to.is_some(), "RPC request");
     let fut = dispatcher.dispatch(context, namespace.as_deref(), &method, args, &version);
     tokio::pin!(fut);
@@ -340,6 +371,7 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
         }
         _ => fut.await,
     };
+    delivery.started();
     match (reply_to, result) {
         (Some(rt), Ok(v)) => send_reply(publisher, &rt, ReplyFrame::result(&rt.msg_id, v)).await,
         (Some(rt), Err(e)) => {

@@ -197,7 +197,7 @@ pub struct TestEndpoint {
 #[async_trait]
 impl Endpoint for TestEndpoint {
     fn target(&self) -> EndpointTarget {
-        EndpointTarget::new(None, "6.5", &["echo", "fail", "sleep", "record"])
+        EndpointTarget::new(None, "6.5", &["echo", "fail", "sleep", "record", "hang"])
     }
 
     async fn dispatch(
@@ -227,6 +227,16 @@ impl Endpoint for TestEndpoint {
                 });
                 Ok(Value::Null)
             }
+            // reports, then never ends (a handler cut off by a crash)
+            "hang" => {
+                let _ = self.seen.send(Seen {
+                    method: method.into(),
+                    ctx,
+                    args,
+                });
+                std::future::pending::<()>().await;
+                Ok(Value::Null)
+            }
             other => Err(NovaException::internal(format!("unexpected {other}"))),
         }
     }
@@ -242,6 +252,16 @@ pub struct OurServer {
 
 impl OurServer {
     pub async fn start(cfg: RabbitConfig, host: &str, topics: &[&str]) -> Self {
+        Self::start_acking_when_started(cfg, host, topics, &[]).await
+    }
+
+    /// A server that leaves the acknowledgement of casts of `late` to their handler.
+    pub async fn start_acking_when_started(
+        cfg: RabbitConfig,
+        host: &str,
+        topics: &[&str],
+        late: &[&str],
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "nova_docker=info".into()),
@@ -250,7 +270,9 @@ impl OurServer {
             .try_init();
         let (tx, seen) = mpsc::unbounded_channel();
         let dispatcher = Dispatcher::new("compute").with(Arc::new(TestEndpoint { seen: tx }));
-        let server = RpcServer::new(cfg, host, topics, dispatcher).expect("server");
+        let server = RpcServer::new(cfg, host, topics, dispatcher)
+            .expect("server")
+            .ack_when_started(late);
         let state = server.state();
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(server.run(stop_rx));

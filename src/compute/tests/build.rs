@@ -266,3 +266,50 @@ fn an_exit_fault_keeps_the_code_and_the_last_lines() {
         e.message
     );
 }
+
+/// A build message is acknowledged once the instance is claimed; one the
+/// broker delivers again after a crash is built only if no host claimed it.
+#[tokio::test]
+async fn a_build_is_acknowledged_once_claimed_and_a_redelivered_one_is_not_built_twice() {
+    use crate::context::Delivery;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let h = Harness::new();
+    let acks = Arc::new(AtomicUsize::new(0));
+    let delivery = |redelivered: bool| {
+        let a = acks.clone();
+        Delivery::new(redelivered, move || {
+            a.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    // first delivery: acknowledged after the claim, built
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    let mut ctx = h.ctx.clone();
+    ctx.delivery = delivery(false);
+    h.manager
+        .handle(&ctx, h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(acks.load(Ordering::SeqCst), 1);
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+
+    // delivered again (the first life crashed after the claim): nothing done
+    let saves = h.saves(&inst).len();
+    ctx.delivery = delivery(true);
+    h.manager
+        .handle(&ctx, h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(h.saves(&inst).len(), saves, "not built twice");
+    assert_eq!(h.driver_ops(&inst), ["spawn"]);
+
+    // delivered again but never claimed (the crash came before): built
+    let fresh = h.instance(V::Building, Some(T::Scheduling), None);
+    ctx.delivery = delivery(true);
+    h.manager
+        .handle(&ctx, h.build_request(fresh.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(h.last_save(&fresh).vm_state.as_deref(), Some("active"));
+    assert_eq!(h.driver_ops(&fresh), ["spawn"]);
+}
