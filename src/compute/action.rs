@@ -58,23 +58,37 @@ impl ComputeManager {
         inst: &Instance,
         name: &str,
     ) -> Action<'_> {
-        let uuid = inst.uuid().to_string();
-        let lock = self.instance_lock(&uuid).lock_owned().await;
+        self.begin_with(ctx, inst.uuid(), name, async {}).await.0
+    }
+
+    /// [`Self::begin`], with `first` (the operation's first step) run under
+    /// the lock while the action event is recorded rather than after it: the
+    /// two are independent records, and a build's first save need not wait.
+    pub(crate) async fn begin_with<T>(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+        name: &str,
+        first: impl std::future::Future<Output = T>,
+    ) -> (Action<'_>, T) {
+        let lock = self.instance_lock(uuid).lock_owned().await;
         let event = format!("compute_{name}");
-        if let Err(e) = self
-            .conductor
-            .event_start(ctx, &uuid, &event, &self.cfg.host)
-            .await
-        {
+        let (started, out) = tokio::join!(
+            self.conductor
+                .event_start(ctx, uuid, &event, &self.cfg.host),
+            first
+        );
+        if let Err(e) = started {
             // an operation Nova's API did not record (no InstanceAction) still runs
             info!(instance = %uuid, event, error = %e, "no instance action event");
         }
-        Action {
+        let action = Action {
             manager: self,
-            uuid,
+            uuid: uuid.to_string(),
             event,
             _lock: lock,
-        }
+        };
+        (action, out)
     }
 
     /// Record a failure as Nova does: an InstanceFault, then the task state

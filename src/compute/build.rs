@@ -48,17 +48,21 @@ impl ComputeManager {
             info!(instance = %uuid, "a build delivered again after a crash was claimed before: not building it again");
             return Ok(());
         }
-        let action = self.begin(ctx, &inst, "_do_build_and_run_instance").await;
         inst.set_vm_state(VmState::Building);
         inst.set_task_state(None);
         // the claim (Nova saves host and node right after this save; one save
         // does both): the instance is ours
         let compute_id = self.node().map(|(id, _)| id);
         inst.set_host_and_node(Some(&self.cfg.host), compute_id);
-        if let Err(e) = self
-            .save(ctx, &mut inst, Expect::NoneOr(TaskState::Scheduling))
-            .await
-        {
+        let (action, claimed) = self
+            .begin_with(
+                ctx,
+                &uuid,
+                "_do_build_and_run_instance",
+                self.save(ctx, &mut inst, Expect::NoneOr(TaskState::Scheduling)),
+            )
+            .await;
+        if let Err(e) = claimed {
             // deleted before the build, or not ours to build (a repeated message):
             // nothing was done, nothing to undo
             info!(instance = %uuid, error = %e, "not building");
