@@ -23,6 +23,10 @@ pub trait ImageBackend: Send + Sync {
         image_id: &str,
     ) -> Result<String, NovaException>;
 
+    /// The engine turned out not to have the image of `image_id` (removed
+    /// behind our back): the next `ensure_image` makes it present again.
+    fn forget(&self, _image_id: &str) {}
+
     /// Upload the container of `instance` into the (already created) image `image_id`.
     async fn snapshot(
         &self,
@@ -225,6 +229,10 @@ impl ImageBackend for crate::image::ImageService {
         image_id: &str,
     ) -> Result<String, NovaException> {
         Ok(crate::image::ImageService::ensure_image(self, ctx, image_id).await?)
+    }
+
+    fn forget(&self, image_id: &str) {
+        crate::image::ImageService::forget(self, image_id)
     }
 
     async fn snapshot(

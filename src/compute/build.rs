@@ -9,7 +9,7 @@ use super::ComputeManager;
 use crate::context::RequestContext;
 use crate::exception::NovaException;
 use crate::objects::{ImageMeta, Instance, TaskState, VmState};
-use crate::virt::{split_command_line, split_hostname, InstanceInfo, InstanceSpec};
+use crate::virt::{split_command_line, split_hostname, DriverError, InstanceInfo, InstanceSpec};
 
 /// What a failed spawn still has to undo.
 const SPAWN_CLEANUP_STOP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -106,7 +106,7 @@ impl ComputeManager {
         );
         let started = match (records, launch) {
             (Ok(()), Ok(Launch::Started(info))) => Ok(info),
-            (Ok(()), Ok(Launch::Ready(spec))) => self.spawn_wired(inst, *spec).await,
+            (Ok(()), Ok(Launch::Ready(spec))) => self.spawn_wired(ctx, inst, *spec).await,
             (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         };
         let info = match started {
@@ -178,7 +178,9 @@ impl ComputeManager {
         if !start {
             return Ok(Launch::Ready(Box::new(spec)));
         }
-        Ok(Launch::Started(self.driver.spawn(&spec).await?))
+        Ok(Launch::Started(
+            self.spawn_container(ctx, inst, &spec).await?,
+        ))
     }
 
     /// Plug the instance's ports, then start its container and wire it: while
@@ -187,6 +189,7 @@ impl ComputeManager {
     /// waiters are registered before the plug, which causes the events.
     async fn spawn_wired(
         &self,
+        ctx: &RequestContext,
         inst: &Instance,
         mut spec: InstanceSpec,
     ) -> Result<InstanceInfo, NovaException> {
@@ -198,12 +201,12 @@ impl ComputeManager {
                 spec.network_mode = Some(mode);
             }
             if self.cfg.start_before_vif_plugged {
-                let info = self.start_wired(inst, &spec).await?;
+                let info = self.start_wired(ctx, inst, &spec).await?;
                 self.wait_for_events(uuid, waits).await?;
                 Ok(info)
             } else {
                 self.wait_for_events(uuid, waits).await?;
-                self.start_wired(inst, &spec).await
+                self.start_wired(ctx, inst, &spec).await
             }
         }
         .await;
@@ -216,14 +219,42 @@ impl ComputeManager {
     /// Create and start the container, and wire it when it runs.
     async fn start_wired(
         &self,
+        ctx: &RequestContext,
         inst: &Instance,
         spec: &InstanceSpec,
     ) -> Result<InstanceInfo, NovaException> {
-        let info = self.driver.spawn(spec).await?;
+        let info = self.spawn_container(ctx, inst, spec).await?;
         if let Some(pid) = info.pid {
             self.network.attach(inst, inst.network_info(), pid).await?;
         }
         Ok(info)
+    }
+
+    /// Create and start the container of `spec`. An image the engine lost
+    /// since it was last made present (removed by hand; the image service
+    /// remembers what it made present) is made present again, once.
+    async fn spawn_container(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        spec: &InstanceSpec,
+    ) -> Result<InstanceInfo, NovaException> {
+        match self.driver.spawn(spec).await {
+            Err(DriverError::ImageNotFound { image }) => {
+                let Some(image_id) = inst.image_ref().filter(|r| !r.is_empty()) else {
+                    return Err(DriverError::ImageNotFound { image }.into());
+                };
+                info!(instance = inst.uuid(), image = %image, "the engine lost the image: making it present again");
+                self.images.forget(image_id);
+                let image = self.images.ensure_image(ctx, image_id).await?;
+                let again = InstanceSpec {
+                    image,
+                    ..spec.clone()
+                };
+                Ok(self.driver.spawn(&again).await?)
+            }
+            r => Ok(r?),
+        }
     }
 
     /// What a failed build still has to undo on the host: its container and
@@ -320,10 +351,11 @@ impl ComputeManager {
         info!(instance = uuid, image = ?image.id, "the instance's container is gone: making it again from its image");
         let mode = self.network.plug(inst, inst.network_info()).await?;
         let spec = self.instance_spec(ctx, &stored, &image, mode).await?;
-        self.driver.spawn(&spec).await.map_err(|e| {
-            warn!(instance = uuid, error = %e, "the container could not be made again");
-            NovaException::from(e)
-        })
+        self.spawn_container(ctx, &stored, &spec)
+            .await
+            .inspect_err(|e| {
+                warn!(instance = uuid, error = %e, "the container could not be made again");
+            })
     }
 
     /// The spec of a container replacing the instance's own (a rebuild): its

@@ -27,8 +27,12 @@ impl ImageService {
     ) -> Result<String, ImageError> {
         validate_image_id(image_id)?;
         let reference = local_ref(image_id);
+        if self.inner.known_present(&reference) {
+            return Ok(reference);
+        }
         if self.inner.is_cached(&reference).await? {
             tracing::debug!(%image_id, %reference, "image cached");
+            self.inner.remember(&reference);
             return Ok(reference);
         }
         let fut = {
@@ -76,7 +80,36 @@ impl ImageService {
     }
 }
 
+impl ImageService {
+    /// The engine lacks the image of `image_id` after all (removed by hand):
+    /// the next [`Self::ensure_image`] asks the engine, and loads it again.
+    pub fn forget(&self, image_id: &str) {
+        self.inner.forget(&local_ref(image_id));
+    }
+}
+
 impl Inner {
+    fn known_present(&self, reference: &str) -> bool {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(reference)
+    }
+
+    pub(super) fn remember(&self, reference: &str) {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(reference.to_string());
+    }
+
+    pub(super) fn forget(&self, reference: &str) {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(reference);
+    }
+
     async fn is_cached(&self, reference: &str) -> Result<bool, ImageError> {
         match self.engine.inspect(reference).await {
             Ok(_) => Ok(true),
@@ -132,6 +165,7 @@ impl Inner {
         let reference = local_ref(image_id);
         // Another fetch may have finished between our caller's cache check and now.
         if self.is_cached(&reference).await? {
+            self.remember(&reference);
             return Ok(reference);
         }
         let rec = self.glance.get(ctx, image_id).await?;
@@ -223,6 +257,7 @@ impl Inner {
             return Err(engine_err(e));
         }
         tracing::info!(%image_id, docker_image = %docker_id, %reference, "image loaded and tagged");
+        self.remember(&reference);
         Ok(reference)
     }
 }
@@ -274,6 +309,36 @@ mod tests {
         );
         assert_eq!(glance.state().count(FILE), 1);
         assert!(svc.inner.inflight.lock().unwrap().is_empty());
+    }
+
+    /// A boot of a cached image does not ask the engine again; an image the
+    /// engine lost (removed by hand) is loaded again once forgotten.
+    #[tokio::test]
+    async fn a_present_image_is_remembered_until_forgotten() {
+        let (glance, engine, svc) = stack("").await;
+        glance
+            .state()
+            .add_image("img1", &save_tarball(&[("config-1", &[][..])]));
+        let c = ctx();
+        assert_eq!(
+            svc.ensure_image(&c, "img1").await.unwrap(),
+            "glance/img1:latest"
+        );
+        // the image goes behind our back: the next boot still finds it known
+        engine.state().images.clear();
+        assert_eq!(
+            svc.ensure_image(&c, "img1").await.unwrap(),
+            "glance/img1:latest"
+        );
+        assert_eq!(engine.state().loads, 1, "no engine lookup, no load");
+        // told that the engine lacks it: loaded again
+        svc.forget("img1");
+        assert_eq!(
+            svc.ensure_image(&c, "img1").await.unwrap(),
+            "glance/img1:latest"
+        );
+        assert_eq!(engine.state().loads, 2);
+        assert_eq!(glance.state().count(FILE), 2);
     }
 
     #[tokio::test]

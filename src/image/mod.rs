@@ -76,6 +76,9 @@ struct Inner {
     glance: GlanceClient,
     cfg: ImageConfig,
     inflight: Mutex<HashMap<String, SharedFetch>>,
+    /// Local references known to be in the engine (a boot does not ask the
+    /// engine again); forgotten when pruned, or when the engine says otherwise.
+    present: Mutex<std::collections::HashSet<String>>,
     /// Where downloads run (the daemon's tracker, once set).
     tasks: std::sync::OnceLock<crate::tasks::Tasks>,
 }
@@ -109,6 +112,7 @@ impl ImageService {
                 cfg,
                 tasks: std::sync::OnceLock::new(),
                 inflight: Mutex::new(HashMap::new()),
+                present: Mutex::new(Default::default()),
             }),
         }
     }

@@ -49,6 +49,7 @@ impl ImageService {
                 }
                 match engine.remove(tag, false).await {
                     Ok(_) => {
+                        self.inner.forget(tag);
                         tracing::info!(reference = %tag, "removed unused cached image");
                         removed.push(tag.clone());
                     }

@@ -313,3 +313,25 @@ async fn a_build_is_acknowledged_once_claimed_and_a_redelivered_one_is_not_built
     assert_eq!(h.last_save(&fresh).vm_state.as_deref(), Some("active"));
     assert_eq!(h.driver_ops(&fresh), ["spawn"]);
 }
+
+/// An image the engine lost behind our back (the image service remembered it
+/// present) is made present again and the spawn tried once more.
+#[tokio::test]
+async fn an_image_the_engine_lost_is_made_present_again() {
+    let h = Harness::new();
+    h.driver.fail(
+        "spawn",
+        DriverError::ImageNotFound {
+            image: "glance/img-1".into(),
+        },
+    );
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
+    let image = inst.image_ref().unwrap().to_string();
+    assert_eq!(*h.images.forgotten.lock().unwrap(), [image.clone()]);
+    assert_eq!(h.images.ensured.lock().unwrap().last(), Some(&image));
+    assert_eq!(h.driver_ops(&inst), ["spawn", "spawn"]);
+}

@@ -817,6 +817,7 @@ impl NetworkApi for FakeNetworkApi {
 #[derive(Default)]
 pub struct FakeImages {
     pub ensured: Mutex<Vec<String>>,
+    pub forgotten: Mutex<Vec<String>>,
     pub snapshots: Mutex<Vec<(String, SnapshotKind)>>,
     pub fail: Mutex<Option<NovaException>>,
 }
@@ -829,6 +830,9 @@ impl ImageBackend for FakeImages {
             Some(e) => Err(e),
             None => Ok(format!("glance/{id}")),
         }
+    }
+    fn forget(&self, id: &str) {
+        lock(&self.forgotten).push(id.into());
     }
     async fn snapshot(
         &self,
