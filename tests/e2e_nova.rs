@@ -618,22 +618,29 @@ async fn a_kill_in_the_middle_of_a_burst_of_builds_loses_none() {
             .unwrap_or_default()
     }
     let status = |l: &[serde_json::Value], st: &str| l.iter().filter(|s| s["status"] == st).count();
-    // kill it while the burst is under way: a few ACTIVE, the rest not yet
+    // kill it while the burst is under way: as soon as a few containers run
+    // (Nova's API is too slow to watch for this), the rest not yet
+    let label = format!("label=org.openstack.nova.host={host}");
     let t = Instant::now();
     loop {
-        let l = servers_at(&stack, &url).await;
-        let active = status(&l, "ACTIVE");
-        if l.len() == N && active >= 3 {
-            eprintln!("killing the daemon with {active} of {N} ACTIVE");
+        let running = docker(&["ps", "-q", "--filter", &label]).lines().count();
+        if running >= 3 {
+            d.kill();
+            eprintln!("killed the daemon with {running} of {N} containers running");
             break;
         }
         assert!(
             t.elapsed() < Duration::from_secs(180),
             "the burst did not start"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    d.kill();
+    let at_kill = servers_at(&stack, &url).await;
+    eprintln!(
+        "at the kill: {} ACTIVE, {} BUILD",
+        status(&at_kill, "ACTIVE"),
+        status(&at_kill, "BUILD")
+    );
     let _d2 = Daemon::start(&stack, host, "").await;
     let t = Instant::now();
     let list = loop {
@@ -675,14 +682,7 @@ async fn a_kill_in_the_middle_of_a_burst_of_builds_loses_none() {
     }
     // no container of this host without its server
     let ids: Vec<&str> = list.iter().filter_map(|s| s["id"].as_str()).collect();
-    let ours = docker(&[
-        "ps",
-        "-a",
-        "--format",
-        "{{.Names}}",
-        "--filter",
-        &format!("label=org.openstack.nova.host={host}"),
-    ]);
+    let ours = docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &label]);
     for name in ours.lines().filter(|l| !l.is_empty()) {
         let uuid = name.trim_start_matches("nova-");
         assert!(ids.contains(&uuid), "container {name} has no server");

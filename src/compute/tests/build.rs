@@ -331,7 +331,10 @@ async fn an_image_the_engine_lost_is_made_present_again() {
         .unwrap();
     assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
     let image = inst.image_ref().unwrap().to_string();
-    assert_eq!(h.images.forgotten.lock().unwrap().as_slice(), std::slice::from_ref(&image));
+    assert_eq!(
+        h.images.forgotten.lock().unwrap().as_slice(),
+        std::slice::from_ref(&image)
+    );
     assert_eq!(h.images.ensured.lock().unwrap().last(), Some(&image));
     assert_eq!(h.driver_ops(&inst), ["spawn", "spawn"]);
 }
