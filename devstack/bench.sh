@@ -27,7 +27,7 @@
 #   BENCH_BATCH        servers in one request (100); the hosts then hold twice that
 #   BENCH_IDLE_S       the idle window of the CPU figure, seconds (120)
 #   BENCH_POLL_MS      poll interval of a server's status (50)
-#   BENCH_BOOT_N / BENCH_BOOT_C     boot.rs' sequential / concurrent boots (20 / 100)
+#   BENCH_BOOT_N / BENCH_BOOT_C     boot.rs' sequential / concurrent boots (20 / 50)
 #   BENCH_IMAGE_ROUNDS / BENCH_IMAGE_MIB  image_io's rounds / image size (4 / 1024)
 # Output and logs: $ND_STATE/bench/<date>/ (table.txt is the table).
 set -euo pipefail
@@ -120,7 +120,7 @@ run_part() { # NAME CMD...: run it, its output also in $OUT/NAME.out; a failure 
 }
 
 if [[ $PARTS == *" boot "* ]]; then
-  run_part boot env BOOT_N="${BENCH_BOOT_N:-20}" BOOT_C="${BENCH_BOOT_C:-100}" \
+  run_part boot env BOOT_N="${BENCH_BOOT_N:-20}" BOOT_C="${BENCH_BOOT_C:-50}" \
     cargo bench --bench boot
 fi
 
@@ -141,8 +141,8 @@ if [[ $PARTS == *" stack "* ]]; then
   printf '%s\n' "[oslo_concurrency]" "lock_path = $ND_DATA/compute-$FAKE_HOST/lock" >>"$FAKE_CONF"
   # Ours: 200 instances of 1 vCPU / 64 MB must fit in placement on a 2-core host.
   OUR_CONF=$ND_ETC/nova/nova-compute-$OUR_HOST.conf
-  nd_compute_conf "$OUR_HOST" "$OUR_CONF"
-  sed -i -e '/^host = /a cpu_allocation_ratio = 200\nram_allocation_ratio = 4' "$OUR_CONF"
+  ND_CPU_ALLOCATION_RATIO=200 nd_compute_conf "$OUR_HOST" "$OUR_CONF"
+  sed -i -e '/^host = /a ram_allocation_ratio = 4' "$OUR_CONF"
   export PYTHONPATH="$_ND_FILES${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1
   write_start "$OUT/start-$FAKE_HOST.sh" "$ND_RUN/bench-$FAKE_HOST.pid" "$ND_RUN/bench-$FAKE_HOST.log" \
     "$ND_VENV/bin/nova-compute" --config-file "$FAKE_CONF"
