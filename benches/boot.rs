@@ -143,7 +143,7 @@ async fn sequential(n: usize, raw: &Docker, work: &DockerDriver, full: &DockerDr
         median(&f) * 1e3
     );
     println!(
-        "  ratio spawn(work)/raw: mean {:.3}  median {:.3}   (target <= 1.10)",
+        "  ratio spawn(work)/raw: mean {:.3}  median {:.3}   (target <= 1.05)",
         mean(&w) / mean(&r),
         median(&w) / median(&r)
     );

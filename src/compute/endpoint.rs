@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use tracing::info;
 
 use super::query::get_host_uptime;
 use super::request::{served_methods, ComputeRequest};
@@ -51,6 +52,9 @@ impl ComputeManager {
         let done = |r: Result<(), NovaException>| r.map(|()| Value::Null);
         match request {
             R::BuildAndRunInstance(b) => {
+                // its arrival, timestamped: devstack/bench.sh measures from it how
+                // long the control plane takes to hand out a batch of builds
+                info!(instance = %b.instance.uuid(), "build_and_run_instance received");
                 // a failed build is reported in the instance, never to the sender
                 let _ = self.build_and_run_instance(ctx, *b).await;
                 Ok(Value::Null)
