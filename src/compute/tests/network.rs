@@ -65,6 +65,25 @@ async fn a_build_on_a_network_binds_saves_the_cache_then_plugs() {
     );
 }
 
+/// Neutron's `network-vif-plugged` for port-1 of `inst`, then the build ends ACTIVE.
+async fn plugged_then_active(
+    h: &Harness,
+    inst: &Instance,
+    build: tokio::task::JoinHandle<Result<serde_json::Value, NovaException>>,
+) {
+    h.handle(ComputeRequest::ExternalInstanceEvent(vec![ExternalEvent {
+        instance_uuid: inst.uuid().into(),
+        name: "network-vif-plugged".into(),
+        status: "completed".into(),
+        tag: Some("port-1".into()),
+    }]))
+    .await
+    .unwrap();
+    build.await.unwrap().unwrap();
+    assert_eq!(h.last_save(inst).vm_state.as_deref(), Some("active"));
+    assert!(h.faults(inst).is_empty());
+}
+
 #[tokio::test]
 async fn a_build_starts_its_container_while_neutron_wires_and_is_active_after_the_event() {
     let h = Harness::new();
@@ -94,17 +113,7 @@ async fn a_build_starts_its_container_while_neutron_wires_and_is_active_after_th
         Some("spawning"),
         "not ACTIVE before the event"
     );
-    h.handle(ComputeRequest::ExternalInstanceEvent(vec![ExternalEvent {
-        instance_uuid: inst.uuid().into(),
-        name: "network-vif-plugged".into(),
-        status: "completed".into(),
-        tag: Some("port-1".into()),
-    }]))
-    .await
-    .unwrap();
-    build.await.unwrap().unwrap();
-    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
-    assert!(h.faults(&inst).is_empty());
+    plugged_then_active(&h, &inst, build).await;
 }
 
 #[tokio::test]
@@ -127,17 +136,7 @@ async fn a_build_can_wait_for_network_vif_plugged_before_starting() {
         h.driver.container(inst.uuid()).is_none(),
         "not started before the event"
     );
-    h.handle(ComputeRequest::ExternalInstanceEvent(vec![ExternalEvent {
-        instance_uuid: inst.uuid().into(),
-        name: "network-vif-plugged".into(),
-        status: "completed".into(),
-        tag: Some("port-1".into()),
-    }]))
-    .await
-    .unwrap();
-    build.await.unwrap().unwrap();
-    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
-    assert!(h.faults(&inst).is_empty());
+    plugged_then_active(&h, &inst, build).await;
 }
 
 #[tokio::test]
