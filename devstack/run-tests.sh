@@ -41,6 +41,8 @@ cd "$TOP"
 nd_log "cargo test (unit and integration)"
 # Integration tests are #[ignore]d so a bare `cargo test` needs no services.
 cargo_args=() test_args=()
+# the fuzz step runs with the whole suite (no arguments), or with ND_FUZZ=1; ND_FUZZ=0 skips it
+fuzz=${ND_FUZZ:-$([ $# -eq 0 ] && echo 1 || echo 0)}
 while [ $# -gt 0 ]; do
   if [ "$1" = -- ]; then shift; test_args=("$@"); break; fi
   cargo_args+=("$1"); shift
@@ -49,6 +51,14 @@ done
 # every test target runs, so one failure does not hide the rest (the exit code still fails)
 rc=0
 cargo test --no-fail-fast "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}" || rc=$?
+# a short run of every fuzz target (devstack/fuzz.sh; the long runs are FUZZ_RUNS=10000000,
+# its default): the decoders of hostile input must not crash on the seeds and what
+# 20000 mutations of them reach (a crash fails the run)
+if [ "$fuzz" = 1 ]; then
+  nd_apt_install g++ # libfuzzer-sys builds libFuzzer's C++ runtime
+  nd_log "fuzzing (devstack/fuzz.sh, FUZZ_RUNS=${ND_FUZZ_RUNS:-20000} per target)"
+  FUZZ_RUNS=${ND_FUZZ_RUNS:-20000} FUZZ_MAX_TIME=${ND_FUZZ_MAX_TIME:-60} "$TOP/devstack/fuzz.sh" || rc=1
+fi
 # no password, transport URL credential or Keystone token in any log of the run
 nd_log "looking for secrets in the logs of the run"
 "$ND_VENV/bin/python" "$TOP/devstack/files/check_secrets.py" "$ND_PASSWORDS" "$NOVA_DOCKER_TEST_TRANSPORT_URL" "$ND_STATE" || rc=1

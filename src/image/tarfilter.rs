@@ -27,6 +27,9 @@ const BLOCK: usize = 512;
 const MAX_META: usize = 1024 * 1024;
 /// `manifest.json` / `index.json` of a `docker save` tarball are a few KiB.
 const MAX_JSON: u64 = 4 * 1024 * 1024;
+/// The largest entry size Go's `archive/tar` (an `int64`) reads; a larger one
+/// would also overflow the block arithmetic.
+const MAX_SIZE: u64 = i64::MAX as u64;
 /// Symbolic links remembered to refuse writes through them.
 const MAX_SYMLINKS: usize = 100_000;
 
@@ -240,6 +243,10 @@ impl TagStripper {
         }
         let kind = h.entry_type().as_byte();
         let mut size = h.entry_size().map_err(|e| bad(e.to_string()))?;
+        // Go's archive/tar reads sizes as int64 and refuses a negative one
+        if size > MAX_SIZE {
+            return Err(bad(format!("entry size {size} is too large")));
+        }
         match kind {
             b'x' | b'L' | b'K' => {
                 if self.meta_raw.len() as u64 + BLOCK as u64 + padded(size) > MAX_META as u64 {
@@ -268,6 +275,9 @@ impl TagStripper {
             _ => {}
         }
         if let Some(s) = self.pax_size.take() {
+            if s > MAX_SIZE {
+                return Err(bad(format!("PAX size record {s} is too large")));
+            }
             size = s;
         }
         let raw_path = self
@@ -568,6 +578,41 @@ mod tests {
                 (p, d)
             })
             .collect()
+    }
+
+    /// Found by the fuzzer (fuzz/fuzz_targets/tarfilter.rs): a size above
+    /// `i64::MAX` overflowed the padding arithmetic (a panic with overflow
+    /// checks, a zero-length entry without them); Go refuses such a header.
+    #[test]
+    fn sizes_go_refuses_are_refused() {
+        for size in [u64::MAX, u64::MAX - 511, i64::MAX as u64 + 1] {
+            for kind in [tar::EntryType::Regular, tar::EntryType::XHeader] {
+                let mut h = tar::Header::new_gnu();
+                h.set_path("a").unwrap();
+                h.set_entry_type(kind);
+                h.set_size(size);
+                h.set_cksum();
+                let err = run(h.as_bytes(), &[]).unwrap_err();
+                assert!(err.to_string().contains("too large"), "{err}");
+            }
+        }
+        let rec = format!("size={}\n", u64::MAX);
+        let rec = format!("{} {rec}", rec.len() + 3);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(rec.len() as u64);
+        h.set_entry_type(tar::EntryType::XHeader);
+        b.append_data(&mut h, "pax", rec.as_bytes()).unwrap();
+        entry(&mut b, "a", b"x");
+        let err = run(&b.into_inner().unwrap(), &[]).unwrap_err();
+        assert!(err.to_string().contains("PAX size record"), "{err}");
+        // the largest size Go reads is still an entry (cut short here)
+        let mut h = tar::Header::new_gnu();
+        h.set_path("a").unwrap();
+        h.set_size(i64::MAX as u64);
+        h.set_cksum();
+        let err = run(h.as_bytes(), &[]).unwrap_err();
+        assert!(err.to_string().contains("ends in the middle"), "{err}");
     }
 
     #[test]
