@@ -259,7 +259,7 @@ impl ComputeManager {
 
     /// What a failed build still has to undo on the host: its container and
     /// its VIFs (both idempotent; the ports are the caller's).
-    async fn undo_spawn(&self, inst: &Instance) {
+    pub(crate) async fn undo_spawn(&self, inst: &Instance) {
         let uuid = inst.uuid();
         if let Err(e) = self.driver.destroy(uuid, SPAWN_CLEANUP_STOP).await {
             warn!(instance = uuid, error = %e, "cleanup after a failed spawn");

@@ -277,7 +277,13 @@ impl ComputeManager {
         for mut inst in list {
             match inst.task_state() {
                 Some(ts) if inst.host() == Some(self.cfg.host.as_str()) => {
-                    self.init_instance(&ctx, inst, ts).await
+                    self.init_instance(&ctx, inst, Some(ts)).await
+                }
+                // claimed (the build's first save) but no task state yet
+                None if inst.host() == Some(self.cfg.host.as_str())
+                    && inst.vm_state() == Some(VmState::Building) =>
+                {
+                    self.init_instance(&ctx, inst, None).await
                 }
                 _ => {
                     let lock = self.instance_lock(inst.uuid());
@@ -288,31 +294,38 @@ impl ComputeManager {
         }
     }
 
-    async fn init_instance(&self, ctx: &RequestContext, mut inst: Instance, ts: TaskState) {
+    async fn init_instance(&self, ctx: &RequestContext, mut inst: Instance, ts: Option<TaskState>) {
         let uuid = inst.uuid().to_string();
-        info!(instance = %uuid, task_state = %ts, "start-up: the operation in progress when the service stopped is resolved");
+        info!(instance = %uuid, task_state = ?ts, "start-up: the operation in progress when the service stopped is resolved");
         let cut_off = |what: &str| {
             NovaException::internal(format!(
                 "The compute service restarted while the instance was being {what}; the operation did not finish."
             ))
         };
-        let building = inst.vm_state() == Some(VmState::Building) || ts.is_building();
-        let outcome = if building || ts.is_rebuilding() {
+        let building =
+            inst.vm_state() == Some(VmState::Building) || ts.is_some_and(|t| t.is_building());
+        let outcome = if building || ts.is_some_and(|t| t.is_rebuilding()) {
             let lock = self.instance_lock(&uuid);
             let _g = lock.lock().await;
+            if building {
+                // what the build had made of its container and VIFs
+                self.undo_spawn(&inst).await;
+            }
             let e = cut_off(if building { "built" } else { "rebuilt" });
             self.record_failure(ctx, &mut inst, &e, super::action::OnFailure::Error)
                 .await;
             Ok(())
-        } else if ts == TaskState::Deleting {
-            self.terminate_instance(ctx, inst).await
-        } else if ts == TaskState::PoweringOff {
-            self.power_op(ctx, PowerOp::Stop, inst).await
-        } else if ts == TaskState::PoweringOn {
-            self.power_op(ctx, PowerOp::Start, inst).await
         } else {
-            self.drop_task_state(ctx, inst, ts).await;
-            Ok(())
+            match ts {
+                Some(TaskState::Deleting) => self.terminate_instance(ctx, inst).await,
+                Some(TaskState::PoweringOff) => self.power_op(ctx, PowerOp::Stop, inst).await,
+                Some(TaskState::PoweringOn) => self.power_op(ctx, PowerOp::Start, inst).await,
+                Some(ts) => {
+                    self.drop_task_state(ctx, inst, ts).await;
+                    Ok(())
+                }
+                None => Ok(()),
+            }
         };
         if let Err(e) = outcome {
             warn!(instance = %uuid, error = %e, "start-up: resolving the cut-off operation failed");

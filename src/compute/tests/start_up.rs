@@ -8,6 +8,11 @@ use crate::virt::PowerState;
 async fn start_up_resolves_what_a_crash_cut_off() {
     let h = Harness::new();
     let building = h.instance(V::Building, Some(T::Spawning), Some(HOST));
+    h.driver.insert(building.uuid(), PowerState::Running); // its container had started
+                                                           // claimed by the build's first save, no task state yet
+    let claimed = h.instance(V::Building, None, Some(HOST));
+    // never claimed: its message is the broker's to deliver again
+    let unclaimed = h.instance(V::Building, None, None);
     let rebuilding = h.running(V::Active, Some(T::RebuildSpawning));
     let stopping = h.running(V::Active, Some(T::PoweringOff));
     let starting = h.running(V::Stopped, Some(T::PoweringOn));
@@ -21,6 +26,13 @@ async fn start_up_resolves_what_a_crash_cut_off() {
 
     assert_eq!(h.saves(&building), [s(V::Error, None, None)]);
     assert!(h.faults(&building)[0].contains("restarted while the instance was being built"));
+    assert!(
+        h.driver.container(building.uuid()).is_none(),
+        "the cut-off build's container is removed"
+    );
+    assert_eq!(h.saves(&claimed), [s(V::Error, None, None)]);
+    assert!(h.faults(&claimed)[0].contains("being built"));
+    assert!(h.saves(&unclaimed).is_empty(), "not ours yet");
     assert_eq!(h.saves(&rebuilding), [s(V::Error, None, None)]);
     assert!(h.faults(&rebuilding)[0].contains("being rebuilt"));
     assert_eq!(
