@@ -16,12 +16,16 @@ impl Daemon {
     /// and wait until Nova and placement know it.
     pub async fn start(stack: &Stack, host: &str, extra: &str) -> Self {
         let conf = stack.compute_conf(host, extra);
-        let mut child = stack.start_daemon(host, &conf);
-        stack.wait_registered(host, &mut child).await;
-        Daemon {
-            child: Some(child),
+        // owned by the Daemon before the wait, so that a wait that panics
+        // (a 503 from the API, say) still stops it when the test unwinds
+        let mut d = Daemon {
+            child: Some(stack.start_daemon(host, &conf)),
             host: host.to_string(),
+        };
+        if let Some(child) = d.child.as_mut() {
+            stack.wait_registered(host, child).await;
         }
+        d
     }
 
     pub fn pid(&self) -> Option<u32> {
