@@ -20,7 +20,14 @@
 //! on this kind of host whichever side runs first in a round is often faster
 //! (uploads: a median of 14.5 s first against 17.6 s second over 11 rounds on
 //! 2026-11-23); with an odd count one side would run first once more.
+//!
+//! Each side's CPU seconds are printed by process as well (dockerd with the untar
+//! children it waits for, Glance's gunicorn worker, the client: our process, or
+//! the baseline's curl and docker CLI), as the mean per run. ND_BENCH_ONLY=load
+//! measures the load alone (its source is uploaded untimed).
 
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -83,6 +90,109 @@ fn cpu_secs() -> f64 {
     (t(11) + t(12)) / 100.0
 }
 
+/// CPU seconds (user + system) of the children this process has waited for
+/// (the baseline's bash, curl and docker CLI), from /proc/self/stat.
+fn children_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of the line, [13] and [14] here
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(13) + t(14)) / 100.0
+}
+
+/// Every process's CPU seconds (user + system, its own and that of the children it
+/// has waited for: dockerd's untar runs in a child of its own) so far, by (pid,
+/// start time), with its name (a kernel thread's without its `/...` suffix).
+fn all_procs_cpu() -> HashMap<(u32, u64), (String, f64)> {
+    let mut m = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return m;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close]
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let start = f.get(19).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        m.insert(
+            (pid, start),
+            (comm, (t(11) + t(12) + t(13) + t(14)) / 100.0),
+        );
+    }
+    m
+}
+
+/// CPU seconds each process name used between two [`all_procs_cpu`] snapshots
+/// (processes that ended in between are missing: the caller counts its own
+/// children apart). The bench process itself is left out.
+fn procs_cpu_delta(
+    before: &HashMap<(u32, u64), (String, f64)>,
+    after: &HashMap<(u32, u64), (String, f64)>,
+) -> BTreeMap<String, f64> {
+    let me = std::process::id();
+    let mut out = BTreeMap::new();
+    for (k, (comm, secs)) in after {
+        if k.0 == me {
+            continue;
+        }
+        let d = secs - before.get(k).map(|(_, s)| *s).unwrap_or(0.0);
+        if d > 0.0 {
+            *out.entry(comm.clone()).or_insert(0.0) += d;
+        }
+    }
+    out
+}
+
+/// Add `one` run's per-process CPU to `sum`.
+fn add_cpu(sum: &mut BTreeMap<String, f64>, one: &BTreeMap<String, f64>) {
+    for (k, v) in one {
+        *sum.entry(k.clone()).or_insert(0.0) += v;
+    }
+}
+
+/// One line per process name: the mean CPU seconds per run of each side, the
+/// largest first; names under 0.1 s on both sides are summed as `rest`.
+fn print_cpu_table(
+    what: &str,
+    base: &BTreeMap<String, f64>,
+    ours: &BTreeMap<String, f64>,
+    runs: f64,
+) {
+    let mut names: Vec<&String> = base.keys().chain(ours.keys()).collect();
+    names.sort();
+    names.dedup();
+    let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0) / runs;
+    names.sort_by(|a, b| (get(ours, b) + get(base, b)).total_cmp(&(get(ours, a) + get(base, a))));
+    println!("{what}: CPU s per run by process (mean), baseline / ours:");
+    let (mut rest_b, mut rest_o, mut tot_b, mut tot_o) = (0.0, 0.0, 0.0, 0.0);
+    for n in names {
+        let (b, o) = (get(base, n), get(ours, n));
+        tot_b += b;
+        tot_o += o;
+        if b < 0.1 && o < 0.1 {
+            rest_b += b;
+            rest_o += o;
+            continue;
+        }
+        println!("  {n:<24} {b:6.2} {o:6.2}");
+    }
+    println!("  {:<24} {rest_b:6.2} {rest_o:6.2}", "rest");
+    println!("  {:<24} {tot_b:6.2} {tot_o:6.2}", "total");
+}
+
 /// Machine-wide busy CPU seconds (user, nice, system, irq, softirq; not steal).
 fn machine_busy_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -131,13 +241,21 @@ async fn rmi(docker: &Docker, r: &str) {
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    // NaN for a side not measured (ND_BENCH_ONLY)
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("image_io: a benchmark; run it with `cargo bench --bench image_io`");
         return;
+    }
+    // RUST_LOG (e.g. nova_docker=debug): our log lines, timed, on stderr
+    if let Ok(f) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(f)
+            .with_writer(std::io::stderr)
+            .init();
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -188,6 +306,12 @@ async fn run() {
     let (mut cpu_up, mut cpu_load) = (Vec::new(), Vec::new());
     // machine-wide busy CPU seconds of each timed run: [upload base, ours, load base, ours]
     let mut busy: [Vec<f64>; 4] = Default::default();
+    // CPU seconds by process name, summed over the rounds: [upload base, ours, load base, ours]
+    // (the client of each side counted as `client`: our process, or the
+    // baseline's bash, curl and docker CLI)
+    let mut procs: [BTreeMap<String, f64>; 4] = Default::default();
+    // ND_BENCH_ONLY=load: the load alone (its source uploaded untimed)
+    let only_load = std::env::var("ND_BENCH_ONLY").is_ok_and(|v| v == "load");
     let rss0 = peak_rss_kib();
     for round in 0..rounds {
         // odd rounds run ours first, even rounds the baseline first
@@ -195,6 +319,12 @@ async fn run() {
 
         // ---- upload: `docker save | curl -T` against a snapshot of a container
         let a = queued(&svc, "bench-upload-baseline", true).await;
+        if only_load {
+            // the load's source only, untimed
+            sh(&format!(
+                "docker save {big} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - {glance}/v2/images/{a}/file"
+            ));
+        }
         let cname = format!("nd-bench-{}", uuid::Uuid::new_v4());
         docker
             .create_container(
@@ -226,9 +356,15 @@ async fn run() {
             let _ = svc.glance().delete(&ctx(), &d).await;
         }
         let b = queued(&svc, "bench-snapshot", false).await;
-        for ours in [ours_first, !ours_first] {
+        let upload_sides = if only_load {
+            &[][..]
+        } else {
+            &[ours_first, !ours_first][..]
+        };
+        for &ours in upload_sides {
             settle();
             let m0 = machine_busy_secs();
+            let (p0, k0, s0) = (all_procs_cpu(), children_cpu_secs(), cpu_secs());
             if ours {
                 reset_peak_rss();
                 let c0 = cpu_secs();
@@ -255,6 +391,12 @@ async fn run() {
                 up_base.push(t.elapsed().as_secs_f64());
             }
             busy[usize::from(ours)].push(machine_busy_secs() - m0);
+            let mut d = procs_cpu_delta(&p0, &all_procs_cpu());
+            d.insert(
+                "client".into(),
+                children_cpu_secs() - k0 + if ours { cpu_secs() - s0 } else { 0.0 },
+            );
+            add_cpu(&mut procs[usize::from(ours)], &d);
         }
         size = svc
             .glance()
@@ -316,6 +458,7 @@ async fn run() {
         for (i, ours) in [ours_first, !ours_first].into_iter().enumerate() {
             settle();
             let m0 = machine_busy_secs();
+            let (p0, k0, s0) = (all_procs_cpu(), children_cpu_secs(), cpu_secs());
             if ours {
                 reset_peak_rss();
                 let c0 = cpu_secs();
@@ -346,6 +489,12 @@ async fn run() {
                 load_base.push(t.elapsed().as_secs_f64());
             }
             busy[2 + usize::from(ours)].push(machine_busy_secs() - m0);
+            let mut d = procs_cpu_delta(&p0, &all_procs_cpu());
+            d.insert(
+                "client".into(),
+                children_cpu_secs() - k0 + if ours { cpu_secs() - s0 } else { 0.0 },
+            );
+            add_cpu(&mut procs[2 + usize::from(ours)], &d);
             // after the first load the image goes; after the second the bench
             // image's tag stays for the next round
             rmi(&docker, &local_ref(&a)).await;
@@ -354,10 +503,20 @@ async fn run() {
             }
         }
         let _ = svc.glance().delete(&ctx(), &a).await;
+        let upload = if only_load {
+            String::new()
+        } else {
+            format!(
+                "upload base {:.2}s ours {:.2}s ({:.2} CPU s) ratio {:.2}; ",
+                up_base[round],
+                up_ours[round],
+                cpu_up[round],
+                up_base[round] / up_ours[round]
+            )
+        };
         eprintln!(
-            "round {round} ({} first): upload base {:.2}s ours {:.2}s ({:.2} CPU s) ratio {:.2}; load base {:.2}s ours {:.2}s ({:.2} CPU s) ratio {:.2}",
+            "round {round} ({} first): {upload}load base {:.2}s ours {:.2}s ({:.2} CPU s) ratio {:.2}",
             if ours_first { "ours" } else { "baseline" },
-            up_base[round], up_ours[round], cpu_up[round], up_base[round] / up_ours[round],
             load_base[round], load_ours[round], cpu_load[round], load_base[round] / load_ours[round]
         );
     }
@@ -405,6 +564,8 @@ async fn run() {
         "machine-wide busy CPU s (median): upload base {:.1} ours {:.1}; load base {:.1} ours {:.1}",
         busy_med[0], busy_med[1], busy_med[2], busy_med[3]
     );
+    print_cpu_table("upload", &procs[0], &procs[1], rounds as f64);
+    print_cpu_table("load", &procs[2], &procs[3], rounds as f64);
     let ok = t_up_base / t_up_ours >= 0.9
         && t_load_base / t_load_ours >= 0.9
         && rss_up < 64 * 1024

@@ -96,12 +96,14 @@ async fn pump(
     let mut held: VecDeque<Bytes> = VecDeque::new();
     let mut held_len = 0usize;
     let mut total = 0u64;
+    let mut chunks = 0u64;
     let mut stripper = tarfilter::TagStripper::new();
     let mut parts = Vec::new();
     let mut tar_err = None;
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(PumpError::Fail)?;
         total += chunk.len() as u64;
+        chunks += 1;
         if max > 0 && total > max {
             return Err(PumpError::Fail(ImageError::TooLarge {
                 image_id,
@@ -171,6 +173,7 @@ async fn pump(
     for f in held {
         tx.send(Ok(f)).await.map_err(|_| PumpError::ReceiverGone)?;
     }
+    tracing::debug!(%image_id, bytes = total, chunks, "all data checked and handed to the engine");
     Ok(total)
 }
 
