@@ -11,7 +11,7 @@ use super::ComputeManager;
 use crate::context::RequestContext;
 use crate::exception::NovaException;
 use crate::objects::{Instance, TaskState, VmState};
-use crate::virt::{DriverError, PowerState};
+use crate::virt::{DriverError, InstanceInfo, PowerState};
 
 /// The lines of output an exit fault quotes (the last ones).
 const EXIT_FAULT_LINES: usize = 10;
@@ -21,7 +21,7 @@ const EXIT_FAULT_OUTPUT: usize = 160;
 
 /// The fault of a container that stopped by itself: "exited with code N" (and
 /// the OOM killer when it struck), then the end of its output on one line.
-pub(crate) fn exit_fault(info: &crate::virt::InstanceInfo, output: &str) -> NovaException {
+pub(crate) fn exit_fault(info: &InstanceInfo, output: &str) -> NovaException {
     let how = match info.exit_code {
         Some(c) => format!("exited with code {c}"),
         None => format!("stopped ({})", info.status),
@@ -75,9 +75,16 @@ impl ComputeManager {
     /// The power state of an instance's container (`NoState` when there is
     /// none); `None`, logged under `during`, when the driver cannot say.
     async fn container_state(&self, uuid: &str, during: &str) -> Option<PowerState> {
+        let info = self.container_info(uuid, during).await?;
+        Some(info.map_or(PowerState::NoState, |i| i.state))
+    }
+
+    /// What the driver knows of an instance's container (`Some(None)` when
+    /// there is none); `None`, logged under `during`, when it cannot say.
+    async fn container_info(&self, uuid: &str, during: &str) -> Option<Option<InstanceInfo>> {
         match self.driver.get_info(uuid).await {
-            Ok(i) => Some(i.state),
-            Err(DriverError::NotFound { .. }) => Some(PowerState::NoState),
+            Ok(i) => Some(Some(i)),
+            Err(DriverError::NotFound { .. }) => Some(None),
             Err(e) => {
                 warn!(instance = %uuid, error = %e, "{during}: cannot read the container");
                 None
@@ -91,13 +98,14 @@ impl ComputeManager {
             return;
         }
         let uuid = inst.uuid().to_string();
-        let Some(state) = self.container_state(&uuid, "power sync").await else {
+        let Some(container) = self.container_info(&uuid, "power sync").await else {
             return;
         };
+        let state = container.as_ref().map_or(PowerState::NoState, |i| i.state);
         let vm = inst.vm_state();
         if vm == Some(VmState::Active) && state.is_stopped() {
             info!(instance = %uuid, power_state = state.name(), "container stopped behind Nova's back: instance is now SHUTOFF");
-            let fault = self.stopped_fault(&uuid).await;
+            let fault = self.stopped_fault(&uuid, container.as_ref()).await;
             self.add_fault(ctx, &uuid, &fault).await;
             self.record_stop(ctx, &uuid, &fault).await;
             inst.set_power_state(state);
@@ -115,19 +123,20 @@ impl ComputeManager {
         }
     }
 
-    /// The fault of an instance whose container stopped on its own: its exit
-    /// code and last lines of output, or that it is gone.
-    async fn stopped_fault(&self, uuid: &str) -> NovaException {
-        match self.driver.get_info(uuid).await {
-            Ok(info) => {
+    /// The fault of an instance whose container (`container`, None: gone)
+    /// stopped on its own: its exit code and last lines of output, or that it
+    /// is gone.
+    async fn stopped_fault(&self, uuid: &str, container: Option<&InstanceInfo>) -> NovaException {
+        match container {
+            Some(info) => {
                 let output = self
                     .driver
                     .get_console_output(uuid, Some(EXIT_FAULT_LINES))
                     .await
                     .unwrap_or_default();
-                exit_fault(&info, &output)
+                exit_fault(info, &output)
             }
-            Err(_) => NovaException::internal(
+            None => NovaException::internal(
                 "The instance's container is gone: it was removed outside Nova (docker rm, or the engine's data was lost). A start or a hard reboot makes it again from the instance's image.",
             ),
         }

@@ -78,9 +78,7 @@ impl ImageService {
         };
         fut.await
     }
-}
 
-impl ImageService {
     /// The engine lacks the image of `image_id` after all (removed by hand):
     /// the next [`Self::ensure_image`] asks the engine, and loads it again.
     pub fn forget(&self, image_id: &str) {
