@@ -4,16 +4,45 @@
 
 use std::collections::HashSet;
 
-use futures_util::FutureExt;
+use bytes::Bytes;
+use futures_util::{FutureExt, Stream, StreamExt};
 
 use crate::context::RequestContext;
 
 use super::error::engine_err;
 use super::hash::ExpectedHash;
+use super::registry::{self, Reference, RegistryError};
 use super::{
-    local_ref, pump, validate_image_id, ImageError, ImageService, Inner, LoadReport, SharedFetch,
-    LOCAL_REPO_PREFIX,
+    local_ref, pump, validate_image_id, ImageError, ImageRecord, ImageService, Inner, LoadReport,
+    SharedFetch, LOCAL_REPO_PREFIX,
 };
+
+/// Where a load's data comes from, and what it must check out as.
+struct Source {
+    data: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, ImageError>> + Send>>,
+    /// The hash of the whole (Glance's record).
+    expected: Option<ExpectedHash>,
+    /// The length of the whole.
+    size: Option<u64>,
+    /// The id Docker must give the loaded image (a registry image's config digest).
+    docker_id: Option<String>,
+}
+
+/// A registry's failure as the boot's fault: the reference or its content is
+/// unacceptable, or the registry could not deliver it.
+fn registry_err(image_id: &str, e: RegistryError) -> ImageError {
+    if e.is_transient() {
+        ImageError::Download {
+            image_id: image_id.into(),
+            reason: e.to_string(),
+        }
+    } else {
+        ImageError::Unacceptable {
+            image_id: image_id.into(),
+            reason: e.to_string(),
+        }
+    }
+}
 
 impl ImageService {
     /// Make the Glance image `image_id` available to Docker and return its local
@@ -159,6 +188,73 @@ impl Inner {
         }
     }
 
+    /// The data of a tarball image: Glance's, with the record's size and hash.
+    async fn glance_source(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+        rec: &ImageRecord,
+    ) -> Result<Source, ImageError> {
+        let max = self.cfg.glance.max_image_size;
+        if let Some(size) = rec.size {
+            if max > 0 && size > max {
+                return Err(ImageError::TooLarge {
+                    image_id: image_id.into(),
+                    size,
+                    max,
+                });
+            }
+        }
+        let expected = ExpectedHash::from_record(rec);
+        if expected.is_none() {
+            tracing::warn!(%image_id, "glance records no hash for the image: its data cannot be verified");
+        }
+        let (len, data) = self.glance.download(ctx, image_id).await?;
+        if let Some(len) = len {
+            if max > 0 && len > max {
+                return Err(ImageError::TooLarge {
+                    image_id: image_id.into(),
+                    size: len,
+                    max,
+                });
+            }
+        }
+        tracing::info!(%image_id, size = ?rec.size, "loading image from glance into docker");
+        Ok(Source {
+            data: Box::pin(data),
+            expected,
+            size: rec.size,
+            docker_id: None,
+        })
+    }
+
+    /// The data of a registry image: the tarball assembled from its blobs, each
+    /// checked against its digest.
+    async fn registry_source(&self, image_id: &str, text: &str) -> Result<Source, ImageError> {
+        let err = |e: RegistryError| registry_err(image_id, e);
+        let reference = Reference::parse(text).map_err(err)?;
+        let pull = registry::open_pull(self.registry.clone(), reference.clone())
+            .await
+            .map_err(err)?;
+        let max = self.cfg.glance.max_image_size;
+        if max > 0 && pull.size > max {
+            return Err(ImageError::TooLarge {
+                image_id: image_id.into(),
+                size: pull.size,
+                max,
+            });
+        }
+        tracing::info!(%image_id, %reference, manifest = %pull.manifest_digest, bytes = pull.download_size,
+            "pulling image from its registry into docker");
+        let id = image_id.to_string();
+        Ok(Source {
+            data: Box::pin(pull.data.map(move |r| r.map_err(|e| registry_err(&id, e)))),
+            expected: None,
+            size: Some(pull.size),
+            docker_id: Some(pull.image_id),
+        })
+    }
+
     async fn fetch(&self, ctx: &RequestContext, image_id: &str) -> Result<String, ImageError> {
         let reference = local_ref(image_id);
         // Another fetch may have finished between our caller's cache check and now.
@@ -185,39 +281,19 @@ impl Inner {
                 })
             }
         }
+        let source = match registry::reference_of(&rec) {
+            Some(text) => self.registry_source(image_id, text).await?,
+            None => self.glance_source(ctx, image_id, &rec).await?,
+        };
         let max = self.cfg.glance.max_image_size;
-        if let Some(size) = rec.size {
-            if max > 0 && size > max {
-                return Err(ImageError::TooLarge {
-                    image_id: image_id.into(),
-                    size,
-                    max,
-                });
-            }
-        }
-        let expected = ExpectedHash::from_record(&rec);
-        if expected.is_none() {
-            tracing::warn!(%image_id, "glance records no hash for the image: its data cannot be verified");
-        }
-        let (len, data) = self.glance.download(ctx, image_id).await?;
-        if let Some(len) = len {
-            if max > 0 && len > max {
-                return Err(ImageError::TooLarge {
-                    image_id: image_id.into(),
-                    size: len,
-                    max,
-                });
-            }
-        }
         let before = self.image_ids().await?;
-        tracing::info!(%image_id, size = ?rec.size, "loading image from glance into docker");
         let (report, fail) = pump::load(
             self.engine.as_ref(),
-            data,
-            expected,
+            source.data,
+            source.expected,
             max,
             image_id,
-            rec.size,
+            source.size,
         )
         .await;
         if let Some(e) = fail {
@@ -242,6 +318,13 @@ impl Inner {
                 });
             }
         };
+        if let Some(want) = source.docker_id.filter(|w| *w != docker_id) {
+            self.cleanup(image_id, &report, &before).await;
+            return Err(ImageError::Load {
+                image_id: image_id.into(),
+                reason: format!("docker made image {docker_id} of it, not {want}"),
+            });
+        }
         if let Err(e) = self
             .engine
             .tag(

@@ -37,6 +37,7 @@ pub mod glance;
 mod hash;
 mod prune;
 mod pump;
+pub mod registry;
 mod snapshot;
 pub mod tarfilter;
 #[cfg(test)]
@@ -74,6 +75,7 @@ type SharedFetch = Shared<BoxFuture<'static, Result<String, ImageError>>>;
 struct Inner {
     engine: Arc<dyn ImageEngine>,
     glance: GlanceClient,
+    registry: Arc<registry::RegistryClient>,
     cfg: ImageConfig,
     inflight: Mutex<HashMap<String, SharedFetch>>,
     /// Local references known to be in the engine (a boot does not ask the
@@ -97,24 +99,27 @@ impl ImageService {
 
     pub fn new(engine: Arc<dyn ImageEngine>, cfg: ImageConfig) -> Result<Self, ImageError> {
         let glance = GlanceClient::new(cfg.glance.clone())?;
-        Ok(Self::with_glance(engine, glance, cfg))
+        Self::with_glance(engine, glance, cfg)
     }
 
     pub fn with_glance(
         engine: Arc<dyn ImageEngine>,
         glance: GlanceClient,
         cfg: ImageConfig,
-    ) -> Self {
-        ImageService {
+    ) -> Result<Self, ImageError> {
+        let registry = registry::RegistryClient::new(cfg.registry.clone())
+            .map_err(|e| ImageError::Config(e.to_string()))?;
+        Ok(ImageService {
             inner: Arc::new(Inner {
                 engine,
                 glance,
+                registry: Arc::new(registry),
                 cfg,
                 tasks: std::sync::OnceLock::new(),
                 inflight: Mutex::new(HashMap::new()),
                 present: Mutex::new(Default::default()),
             }),
-        }
+        })
     }
 
     pub fn glance(&self) -> &GlanceClient {

@@ -9,7 +9,8 @@ use crate::context::RequestContext;
 
 use super::engine::{ByteStream, CommitRequest};
 use super::{
-    patch_ops_for, validate_image_id, ImageError, ImageRecord, ImageService, SNAPSHOT_REPO_PREFIX,
+    patch_ops_for, validate_image_id, ImageError, ImageRecord, ImageService, PatchOp,
+    SNAPSHOT_REPO_PREFIX,
 };
 
 /// Data is sent to Glance in chunks of about this size.
@@ -144,7 +145,12 @@ impl ImageService {
     ) -> Result<ImageRecord, ImageError> {
         let glance = &self.inner.glance;
         let rec = glance.get(ctx, image_id).await?;
-        let ops = patch_ops_for(&rec, &props.to_fields());
+        let mut ops = patch_ops_for(&rec, &props.to_fields());
+        // Nova copies the base image's properties into the snapshot's record: a
+        // registry reference would make the snapshot boot its base image
+        if rec.raw.contains_key(super::registry::REF_PROPERTY) {
+            ops.push(PatchOp::Remove(super::registry::REF_PROPERTY.into()));
+        }
         if !ops.is_empty() {
             glance.patch(ctx, image_id, &ops).await?;
         }
@@ -238,11 +244,17 @@ mod tests {
             .state()
             .containers
             .insert("nova-u1".into(), content.clone());
-        // as Nova's API made it, with the user's metadata image_type=test
-        glance
-            .state()
-            .add_record("snap1", "queued")
-            .insert("image_type".into(), json!("test"));
+        // as Nova's API made it, with the user's metadata image_type=test and the
+        // base image's properties (a registry reference among them)
+        {
+            let mut g = glance.state();
+            let rec = g.add_record("snap1", "queued");
+            rec.insert("image_type".into(), json!("test"));
+            rec.insert(
+                "docker_image_ref".into(),
+                json!("reg.example:5000/app@sha256:00"),
+            );
+        }
         let rec = svc
             .snapshot(&ctx(), "nova-u1", "snap1", props())
             .await
@@ -250,8 +262,10 @@ mod tests {
         assert_eq!(rec.status, "active");
         assert_eq!(rec.container_format.as_deref(), Some("docker"));
         assert_eq!(rec.disk_format.as_deref(), Some("raw"));
-        // what Nova's API recorded stays (a user's image_type metadata too)
+        // what Nova's API recorded stays (a user's image_type metadata too), but
+        // the snapshot's data is its own: it names no registry image
         assert_eq!(rec.property("image_type"), Some("test"));
+        assert_eq!(rec.property("docker_image_ref"), None);
         for (k, v) in [
             ("instance_uuid", "u1"),
             ("user_id", "user"),
