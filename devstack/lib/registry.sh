@@ -155,7 +155,7 @@ _nd_registry_stop_packaged() {
   elif [ -f /var/run/docker-registry.pid ] && kill -0 "$(cat /var/run/docker-registry.pid)" 2>/dev/null; then
     nd_log "registry: stopping Debian's docker-registry service"
     /etc/init.d/docker-registry stop >/dev/null 2>&1 || kill "$(cat /var/run/docker-registry.pid)" 2>/dev/null || true
-    command -v update-rc.d >/dev/null && update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null; then update-rc.d docker-registry disable >/dev/null 2>&1 || true; fi
   fi
 }
 
