@@ -13,8 +13,8 @@
 #   config.yml           the registry's configuration
 #   ca.pem, ca-key.pem   the lab CA (made once; ca.pem is what clients trust)
 #   server.pem, server-key.pem
-#                        the registry's certificate (SAN IP:127.0.0.1, IP:$ND_BIND,
-#                        DNS:localhost), made again when the SAN or the CA changed
+#                        the registry's certificate (SAN IP:127.0.0.1, DNS:localhost
+#                        and ND_BIND, an IP or a DNS name), made again when the SAN or the CA changed
 #                        or it expires within 30 days
 #   htpasswd             user nova-docker, bcrypt
 #   auth.json            Docker's config.json format, mode 600:
@@ -68,7 +68,11 @@ nd_registry_certs() {
     rm -f "$d/server.pem"
   fi
   san="IP:127.0.0.1, DNS:localhost"
-  [ "$ND_BIND" = 127.0.0.1 ] || san="IP:$ND_BIND, $san"
+  if [[ $ND_BIND =~ ^[0-9]+(\.[0-9]+){3}$ ]]; then
+    [ "$ND_BIND" = 127.0.0.1 ] || san="IP:$ND_BIND, $san"
+  elif [ "$ND_BIND" != localhost ]; then
+    san="DNS:$ND_BIND, $san"
+  fi
   if [ -s "$d/server.pem" ] && [ -s "$d/server-key.pem" ] && [ "$(cat "$d/server.san" 2>/dev/null)" = "$san" ] \
      && openssl verify -CAfile "$d/ca.pem" "$d/server.pem" >/dev/null 2>&1 \
      && openssl x509 -in "$d/server.pem" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
