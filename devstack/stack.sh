@@ -3,13 +3,16 @@
 # brings up a small cloud - RabbitMQ, MariaDB, Keystone, Neutron with ML2/OVN,
 # placement, glance, nova-api/conductor/scheduler, Heat - builds and starts
 # nova-docker-compute as the compute host, uploads a busybox Docker image to
-# Glance, makes flavor m1.tiny, boots a demo server as user demo, and starts
-# Horizon (its URL is the last line it logs).
+# Glance, runs the lab's container registry (TLS, basic auth; devstack/lib/registry.sh)
+# with that image pushed as lab/busybox and registered in Glance as image
+# busybox-registry, makes flavor m1.tiny, boots a demo server as user demo,
+# and starts Horizon (its URL is the last line it logs).
 #   ND_HOST              compute host name (default: this machine's hostname)
 #   ND_STATE             state directory (default /tmp/nova-docker-stack)
 #   ND_NO_DEMO=1         skip the demo server
 #   ND_DEMO_NETWORK      the demo server's network (default private; none: no network)
 #   ND_TOKEN_EXPIRATION  Keystone's token lifetime in seconds (default 3600)
+#   ND_REGISTRY_PORT     the registry's port on ND_BIND (default 5443)
 # Stop it all with devstack/unstack.sh.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +23,8 @@ mkdir -p "$ND_STATE"
 nd_ensure_docker
 nd_controlplane_up
 nd_build_test_image busybox:latest
+# before the compute host's nova.conf: it names the registry's credentials and CA
+nd_registry_up busybox:latest
 
 ND_BIN=${CARGO_TARGET_DIR:-$TOP/target}/release/nova-docker-compute
 if [ ! -x "$ND_BIN" ] || [ -n "$(find "$TOP/src" "$TOP/Cargo.toml" -newer "$ND_BIN" -print -quit)" ]; then
@@ -48,6 +53,7 @@ done
 nd_nova_manage cell_v2 discover_hosts >>"$ND_RUN/discover-hosts.log" 2>&1 || nd_die "discover_hosts failed"
 
 nd_seed busybox:latest
+nd_registry_seed
 if [ "${ND_NO_DEMO:-0}" != 1 ]; then
   demo=$("$ND_VENV/bin/python" "$_ND_FILES/lab.py" demo demo "${ND_DEMO_NETWORK:-private}" 2>>"$ND_RUN/lab-setup.log") \
     || nd_die "demo server: $demo (see $ND_RUN/lab-setup.log)"

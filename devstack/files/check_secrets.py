@@ -1,10 +1,13 @@
 """No secret in any log of a test run: the lab's passwords, the transport URL's
-credentials and Keystone (fernet) tokens must not appear in any file under the
-given directories. Prints where each one was found (never the secret itself) and
+credentials, the lab registry's basic-auth credentials (base64 of user:password,
+as in its auth.json and an Authorization header) and Keystone (fernet) tokens
+must not appear in any file under the given directories. Prints where each one was found (never the secret itself) and
 exits 1 if any was.
 
     check_secrets.py PASSWORDS_FILE TRANSPORT_URL DIR...
 """
+import base64
+import json
 import os
 import re
 import sys
@@ -21,6 +24,21 @@ def secrets(passwords_file, transport_url):
             value = value.strip().strip('"\'')
             if (name.endswith('PASSWORD') or name.endswith('_KEY')) and len(value) >= 8:
                 found[name] = value.encode()
+    # the lab registry's credentials as Docker and an Authorization: Basic header
+    # carry them: the user nova-docker with ND_REGISTRY_PASSWORD, and whatever
+    # the registry's auth.json (beside the passwords file) holds
+    if 'ND_REGISTRY_PASSWORD' in found:
+        found['registry basic auth'] = base64.b64encode(b'nova-docker:' + found['ND_REGISTRY_PASSWORD'])
+    auth_file = os.path.join(os.path.dirname(passwords_file), 'registry', 'auth.json')
+    try:
+        with open(auth_file) as f:
+            auths = json.load(f).get('auths', {})
+    except (OSError, ValueError):
+        auths = {}
+    for host, entry in sorted(auths.items()):
+        value = (entry.get('auth') or '').encode() if isinstance(entry, dict) else b''
+        if len(value) >= 8 and value not in found.values():
+            found['registry auth.json auth for %s' % host] = value
     for i, host in enumerate(urlsplit(transport_url).netloc.split(',')):
         cred, at, _ = host.rpartition('@')
         if at and ':' in cred:

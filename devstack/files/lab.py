@@ -10,6 +10,10 @@
     lab.py networks   Neutron: public (flat, external), private (demo's, IPv4 and
                       IPv6 subnets, shared with admin by RBAC), router1
     lab.py seed       flavor m1.tiny and the busybox image (docker save) in Glance
+    lab.py seed-registry
+                      the public image busybox-registry in Glance: property
+                      docker_image_ref = ND_REGISTRY_IMAGE_REF (the lab registry's
+                      <host:port>/lab/busybox@sha256:...), that text as its data
     lab.py demo NAME NETWORK
                       boot server NAME as user demo (NETWORK "none" boots without
                       a network), wait for ACTIVE, print its addresses
@@ -275,6 +279,37 @@ def seed():
         raise SystemExit('docker save %s failed' % ref)
 
 
+def seed_registry():
+    """Image busybox-registry: the daemon pulls docker_image_ref from the lab's
+    registry; the data (the reference text, a few bytes) only makes it active.
+    A changed reference updates the property (the data of an active image is
+    immutable: it keeps the first one)."""
+    ref = os.environ['ND_REGISTRY_IMAGE_REF']
+    glance = Api(session('admin', 'admin'), 'image')
+    img = one(glance.get('/v2/images?name=busybox-registry')['images'], 'image busybox-registry')
+    if not img:
+        log('glance: create busybox-registry (%s)' % ref)
+        img = glance.post('/v2/images', {
+            'name': 'busybox-registry', 'container_format': 'docker', 'disk_format': 'raw',
+            'visibility': 'public', 'docker_image_ref': ref})
+    elif img.get('docker_image_ref') != ref:
+        log('glance: busybox-registry docker_image_ref %s -> %s' % (
+            img.get('docker_image_ref'), ref))
+        op = 'replace' if 'docker_image_ref' in img else 'add'
+        img = glance.call('PATCH', '/v2/images/%s' % img['id'],
+                          [{'op': op, 'path': '/docker_image_ref', 'value': ref}],
+                          headers={'Content-Type': 'application/openstack-images-v2.1-json-patch'})
+    if img['status'] == 'queued':
+        log('glance: upload busybox-registry data (the reference, %d bytes)' % len(ref))
+        glance.call('PUT', '/v2/images/%s/file' % img['id'], ok=(204,), data=ref.encode(),
+                    headers={'Content-Type': 'application/octet-stream'})
+    img = glance.get('/v2/images/%s' % img['id'])
+    if img['status'] != 'active' or img.get('docker_image_ref') != ref:
+        raise SystemExit('image busybox-registry %s: status %s, docker_image_ref %s' % (
+            img['id'], img['status'], img.get('docker_image_ref')))
+    log('glance: busybox-registry %s active, docker_image_ref %s' % (img['id'], ref))
+
+
 # -------------------------------------------------------------- demo server
 def demo(name, network):
     sess = session('demo', 'demo')
@@ -331,6 +366,8 @@ def main(argv):
             networks()
         elif argv[1:2] == ['seed']:
             seed()
+        elif argv[1:2] == ['seed-registry']:
+            seed_registry()
         elif argv[1:2] == ['demo'] and len(argv) == 4:
             return demo(argv[2], argv[3])
         else:

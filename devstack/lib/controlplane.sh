@@ -24,6 +24,7 @@ source "$_ND_LIB/keystone.sh"
 source "$_ND_LIB/neutron.sh"
 source "$_ND_LIB/heat.sh"
 source "$_ND_LIB/horizon.sh"
+source "$_ND_LIB/registry.sh"
 # what devstack/files/lab.py reads
 export ND_AUTH_URL ND_PASSWORDS ND_NOVA_URL ND_PLACEMENT_URL ND_GLANCE_URL ND_NEUTRON_URL ND_WAIT
 
@@ -187,8 +188,10 @@ nd_write_openrc() {
 }
 
 # nd_compute_conf HOST FILE: the nova.conf of a compute host of this lab, what an
-# operator writes for nova-compute ([docker] is ours; no [keystone_authtoken]:
-# a compute host serves no API). Mode 600: it holds the nova user's password.
+# operator writes for nova-compute ([docker] and [docker_registry] are ours; no
+# [keystone_authtoken]: a compute host serves no API). [docker_registry] (the
+# lab registry's credentials and CA) once nd_registry_up has made them. Mode
+# 600: it holds the nova user's password.
 nd_compute_conf() {
   local host=$1 file=$2
   nd_passwords
@@ -201,6 +204,7 @@ nd_compute_conf() {
     nd_client_sections
     printf '%s\n' "[docker]" "host_url = unix:///var/run/docker.sock" \
       "ovs_datapath_type = $(nd_ovs_datapath)"
+    nd_registry_compute_section
   } >"$file")
 }
 
@@ -218,6 +222,8 @@ nd_export_lab_env() {
   export NOVA_DOCKER_E2E_DEMO_PASSWORD="$ND_DEMO_PASSWORD"
   export NOVA_DOCKER_E2E_OUTSIDE_NETNS="$ND_OUTSIDE_NS" NOVA_DOCKER_E2E_TOKEN_EXPIRATION="$ND_TOKEN_EXPIRATION"
   export NOVA_DOCKER_E2E_HORIZON_URL="$ND_HORIZON_URL" NOVA_DOCKER_E2E_HORIZON_VENV="$ND_HORIZON_VENV"
+  # the lab registry (NOVA_DOCKER_E2E_REGISTRY*), once nd_registry_up has run
+  nd_registry_export_env
 }
 
 nd_nova_manage() { "$ND_VENV/bin/nova-manage" --config-file "$ND_ETC/nova/nova.conf" "$@"; }
