@@ -18,10 +18,13 @@
 #             the OVN chassis' host name, so our daemon runs as the lab's host
 #             ($ND_HOST): the lab's own nova-docker-compute is stopped for it and
 #             started again, with the same command line, afterwards
+#   registry  devstack/files/bench_registry.py: the first boot of a registry image
+#             (BENCH_REGISTRY_MIB MiB of new content, from the lab registry) on the
+#             lab's host against `docker pull` + `docker run` of it
 # and stops every compute it started on exit (the control plane stays up).
 #
 # Env (counts; the defaults take about 25 minutes on the 2-core lab machine):
-#   BENCH_PARTS        parts to run (default "boot image_io stack net")
+#   BENCH_PARTS        parts to run (default "boot image_io stack net registry")
 #   BENCH_BOOTS        boots on each host, networks none (10)
 #   BENCH_NET_BOOTS    boots on private (10)
 #   BENCH_BATCH        servers in one request (100); the hosts then hold twice that
@@ -29,6 +32,7 @@
 #   BENCH_POLL_MS      poll interval of a server's status (50)
 #   BENCH_BOOT_N / BENCH_BOOT_C     boot.rs' sequential / concurrent boots (20 / 50)
 #   BENCH_IMAGE_ROUNDS / BENCH_IMAGE_MIB  image_io's rounds / image size (4 / 1024)
+#   BENCH_REGISTRY_ROUNDS / BENCH_REGISTRY_MIB  registry's rounds / new content (3 / 200)
 # Output and logs: $ND_STATE/bench/<date>/ (table.txt is the table).
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +42,7 @@ mkdir -p "$ND_STATE"
 
 FAKE_HOST=${BENCH_FAKE_HOST:-bench-fake}
 OUR_HOST=${BENCH_HOST:-bench-docker}
-PARTS=" ${BENCH_PARTS:-boot image_io stack net} "
+PARTS=" ${BENCH_PARTS:-boot image_io stack net registry} "
 export BENCH_BOOTS=${BENCH_BOOTS:-10} BENCH_NET_BOOTS=${BENCH_NET_BOOTS:-10}
 export BENCH_BATCH=${BENCH_BATCH:-100} BENCH_IDLE_S=${BENCH_IDLE_S:-120}
 export BENCH_POLL_MS=${BENCH_POLL_MS:-50}
@@ -172,6 +176,19 @@ if [[ $PARTS == *" net "* ]]; then
   cp "$ND_RUN/bench-net.log" "$OUT/" 2>/dev/null || true
   stop_bench_computes
   restore_lab
+fi
+
+if [[ $PARTS == *" registry "* ]]; then
+  # the lab's registry, and the lab's compute host with its nova.conf of now (which
+  # names the registry; nd_start_with restarts it if that changed)
+  nd_registry_up busybox:latest
+  nd_export_lab_env
+  LAB_CONF=$ND_ETC/nova/nova-compute-$ND_HOST.conf
+  nd_compute_conf "$ND_HOST" "$LAB_CONF"
+  nd_start_with nova-docker-compute "$LAB_CONF" "$TARGET/release/nova-docker-compute" --config-file "$LAB_CONF"
+  run_part registry env NOVA_DOCKER_BENCH_REGISTRY_HOST="$ND_HOST" BENCH_REGISTRY_ROUNDS="${BENCH_REGISTRY_ROUNDS:-3}" \
+    BENCH_REGISTRY_MIB="${BENCH_REGISTRY_MIB:-200}" NOVA_DOCKER_TEST_IMAGE=busybox:latest \
+    "$ND_VENV/bin/python" "$_ND_FILES/bench_registry.py"
 fi
 
 echo "${FAILED[*]}" >"$OUT/failed"

@@ -32,25 +32,28 @@ struct Registry {
 
 impl Registry {
     fn from_env() -> Self {
-        let r = Registry {
+        Registry {
             host: env("NOVA_DOCKER_E2E_REGISTRY"),
             log: env("NOVA_DOCKER_E2E_REGISTRY_LOG"),
-        };
-        // docker push needs the login (written to root's Docker config)
-        let mut c = Command::new("docker")
-            .args(["login", "-u", &env("NOVA_DOCKER_E2E_REGISTRY_USER"), "--password-stdin", &r.host])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("docker login");
-        use std::io::Write;
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(env("NOVA_DOCKER_E2E_REGISTRY_PASSWORD").as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success(), "docker login to the lab registry");
-        r
+        }
+    }
+
+    /// `docker` with the lab's CLI config, which is logged in to the registry.
+    fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .env(
+                "DOCKER_CONFIG",
+                env("NOVA_DOCKER_E2E_REGISTRY_DOCKER_CONFIG"),
+            )
+            .args(args)
+            .output()
+            .expect("docker");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 
     /// Build an image whose top layer holds `marker` in /marker, push it as
@@ -59,17 +62,24 @@ impl Registry {
         let name = format!("{}/{repo}:{tag}", self.host);
         let tmp = format!("e2e-reg-build-{}", uuid::Uuid::new_v4().simple());
         docker(&[
-            "run", "--name", &tmp, &busybox(), "sh", "-c",
+            "run",
+            "--name",
+            &tmp,
+            &busybox(),
+            "sh",
+            "-c",
             &format!("echo {marker} > /marker"),
         ]);
         docker(&["commit", &tmp, &name]);
         docker(&["rm", "-f", &tmp]);
-        docker(&["push", &name]);
+        self.docker(&["push", &name]);
         let digest = docker(&["inspect", "--format", "{{index .RepoDigests 0}}", &name]);
         let id = docker(&["inspect", "--format", "{{.Id}}", &name]);
         // gone from the engine: a boot must fetch it
         docker(&["rmi", "-f", &name]);
-        let _ = Command::new("docker").args(["rmi", "-f", id.trim()]).output();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", id.trim()])
+            .output();
         let digest = digest.trim().to_string();
         assert!(digest.contains("@sha256:"), "{digest}");
         digest
@@ -77,27 +87,32 @@ impl Registry {
 
     /// Lines of the access log so far.
     fn mark(&self) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().count()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
-    /// GETs of `/v2/<repo>/<kind>/` (kind `manifests` or `blobs`) answered since `mark`.
+    /// GETs of `/v2/<repo>/<kind>/` (kind `manifests` or `blobs`) answered 200
+    /// since `mark`.
     fn gets_since(&self, mark: usize, repo: &str, kind: &str) -> usize {
-        let needle = format!("/v2/{repo}/{kind}/");
+        let needle = format!("\"GET /v2/{repo}/{kind}/");
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .skip(mark)
-            .filter(|l| is_answered_get(l) && l.contains(&needle))
+            .filter(|l| l.contains(&needle) && answered_ok(l))
             .count()
     }
 }
 
-/// A line of the registry's log for a GET it answered (its "response completed"
-/// line; HEADs and 401 challenges are not fetches).
-fn is_answered_get(line: &str) -> bool {
-    line.contains("response completed")
-        && line.contains("http.request.method=GET")
-        && !line.contains("http.response.status=401")
+/// The status of a Combined Log Format line (`"GET /path HTTP/1.1" 200 527 ...`)
+/// is 200: a fetch, not the 401 of a challenge.
+fn answered_ok(line: &str) -> bool {
+    line.split("\" ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        == Some("200")
 }
 
 /// A public Glance image naming `reference`; its data is the reference's text.
@@ -106,8 +121,10 @@ async fn registry_image(stack: &Stack, name: &str, reference: &str) -> String {
         .call(
             reqwest::Method::POST,
             &format!("{}/v2/images", stack.glance),
-            Some(json!({"name": name, "container_format": "docker", "disk_format": "raw",
-                        "visibility": "public", "docker_image_ref": reference})),
+            Some(
+                json!({"name": name, "container_format": "docker", "disk_format": "raw",
+                        "visibility": "public", "docker_image_ref": reference}),
+            ),
         )
         .await;
     assert_eq!(st, 201, "{v}");
@@ -151,7 +168,9 @@ async fn a_registry_image_boots_and_a_second_boot_pulls_nothing() {
         .get(&format!("{}/v2/images?name=busybox-registry", stack.glance))
         .await;
     assert_eq!(v["images"][0]["status"], "active", "{v}");
-    let lab_ref = v["images"][0]["docker_image_ref"].as_str().unwrap_or_default();
+    let lab_ref = v["images"][0]["docker_image_ref"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         lab_ref.starts_with(&format!("{}/lab/busybox@sha256:", reg.host)),
         "{v}"
@@ -194,7 +213,9 @@ async fn a_registry_image_boots_and_a_second_boot_pulls_nothing() {
     let snap = v["image_id"].as_str().unwrap().to_string();
     let t = std::time::Instant::now();
     let rec = loop {
-        let rec = stack.get(&format!("{}/v2/images/{snap}", stack.glance)).await;
+        let rec = stack
+            .get(&format!("{}/v2/images/{snap}", stack.glance))
+            .await;
         if rec["status"] == "active" {
             break rec;
         }
@@ -240,9 +261,11 @@ async fn ten_boots_at_once_pull_once_and_a_moved_tag_changes_nothing() {
         .call(
             reqwest::Method::POST,
             &format!("{}/servers", stack.nova),
-            Some(json!({"server": {"name": "e2e-reg-ten", "imageRef": image, "flavorRef": flavor,
+            Some(
+                json!({"server": {"name": "e2e-reg-ten", "imageRef": image, "flavorRef": flavor,
                 "networks": "none", "availability_zone": format!("nova:{host}"),
-                "min_count": N, "max_count": N, "return_reservation_id": true}})),
+                "min_count": N, "max_count": N, "return_reservation_id": true}}),
+            ),
         )
         .await;
     assert_eq!(st, 202, "{v}");
@@ -258,10 +281,16 @@ async fn ten_boots_at_once_pull_once_and_a_moved_tag_changes_nothing() {
         .collect();
     assert_eq!(ids.len(), N, "{list}");
     for id in &ids {
-        stack.wait_status(id, "ACTIVE", Duration::from_secs(300)).await;
+        stack
+            .wait_status(id, "ACTIVE", Duration::from_secs(300))
+            .await;
         assert_eq!(marker_of(id), first, "the digest boots, not the moved tag");
     }
-    assert_eq!(reg.gets_since(m, &repo, "manifests"), 1, "one pull for ten boots");
+    assert_eq!(
+        reg.gets_since(m, &repo, "manifests"),
+        1,
+        "one pull for ten boots"
+    );
     assert_eq!(reg.gets_since(m, &repo, "blobs"), 3);
 
     for id in &ids {
@@ -280,8 +309,14 @@ async fn boot_fails(stack: &Stack, host: &str, name: &str, reference: &str, want
     let image = registry_image(stack, name, reference).await;
     let id = stack.create_server(name, &image, &flavor, host, None).await;
     let s = stack.wait_status(&id, "ERROR", T).await;
-    let fault = s["fault"]["message"].as_str().unwrap_or_default().to_string();
-    assert!(fault.contains(want), "{reference}: fault {fault:?} should say {want:?}");
+    let fault = s["fault"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        fault.contains(want),
+        "{reference}: fault {fault:?} should say {want:?}"
+    );
     assert!(
         inspect(&format!("nova-{id}")).is_none(),
         "{reference}: a container is left"
@@ -290,7 +325,10 @@ async fn boot_fails(stack: &Stack, host: &str, name: &str, reference: &str, want
         .args(["image", "inspect", &format!("glance/{image}:latest")])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "{reference}: an image is left in Docker");
+    assert!(
+        !out.status.success(),
+        "{reference}: an image is left in Docker"
+    );
     stack.delete_server(&id).await;
     stack.wait_gone(&id, T).await;
     delete_image(stack, &image).await;
@@ -318,8 +356,14 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
             "127.0.0.1:9/e2e/app:1".to_string(),
             "registry 127.0.0.1:9 cannot be reached",
         ),
-        (format!("{h}/lab/busybox:no-such-tag"), "is not in its registry"),
-        (format!("{h}/lab/busybox@sha256:{zero}"), "is not in its registry"),
+        (
+            format!("{h}/lab/busybox:no-such-tag"),
+            "is not in its registry",
+        ),
+        (
+            format!("{h}/lab/busybox@sha256:{zero}"),
+            "is not in its registry",
+        ),
     ] {
         boot_fails(&stack, host, "e2e-reg-bad", &reference, want).await;
     }
@@ -331,7 +375,14 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
     let reference = reg.push_unique(&repo, "v1", &marker);
     let layer = top_layer_digest(&reference);
     corrupt_blob(&layer);
-    let fault = boot_fails(&stack, host, "e2e-reg-bad", &reference, "arrived with digest").await;
+    let fault = boot_fails(
+        &stack,
+        host,
+        "e2e-reg-bad",
+        &reference,
+        "arrived with digest",
+    )
+    .await;
     assert!(fault.contains(&layer), "{fault}");
     drop(d);
 
@@ -341,7 +392,11 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{wrong}", env("NOVA_DOCKER_E2E_REGISTRY_USER")));
-    std::fs::write(&auth, json!({"auths": {h.as_str(): {"auth": b64}}}).to_string()).unwrap();
+    std::fs::write(
+        &auth,
+        json!({"auths": {h.as_str(): {"auth": b64}}}).to_string(),
+    )
+    .unwrap();
     let host = "nd-e2e-registry-creds";
     let _d = Daemon::start(
         &stack,
@@ -358,10 +413,20 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
     )
     .await;
     assert!(!fault.contains(wrong));
-    let log = std::fs::read_to_string(stack.state.join(format!("logs/nova-docker-compute-{host}.log")))
-        .unwrap_or_default();
-    assert!(!log.is_empty(), "the daemon's log is where the test expects it");
-    assert!(!log.contains(wrong) && !log.contains(&b64), "a credential is in the log");
+    let log = std::fs::read_to_string(
+        stack
+            .state
+            .join(format!("logs/nova-docker-compute-{host}.log")),
+    )
+    .unwrap_or_default();
+    assert!(
+        !log.is_empty(),
+        "the daemon's log is where the test expects it"
+    );
+    assert!(
+        !log.contains(wrong) && !log.contains(&b64),
+        "a credential is in the log"
+    );
 }
 
 /// The digest of the last layer of the image `reference` (from the registry).
@@ -396,10 +461,200 @@ fn top_layer_digest(reference: &str) -> String {
 /// Flip bytes of a blob in the registry's storage (same size).
 fn corrupt_blob(digest: &str) {
     let hex = digest.strip_prefix("sha256:").unwrap();
-    let path = std::path::Path::new(&env("NOVA_DOCKER_E2E_REGISTRY_STORAGE"))
-        .join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let path = std::path::Path::new(&env("NOVA_DOCKER_E2E_REGISTRY_STORAGE")).join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
     let mut b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mid = b.len() / 2;
     b[mid] ^= 0xff;
     std::fs::write(&path, b).unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the lab's control plane and registry; run by devstack/run-tests.sh"]
+async fn an_aggregate_image_precache_fetches_so_that_a_boot_does_not() {
+    let stack = Stack::from_env();
+    let reg = Registry::from_env();
+    stack.delete_servers_named("e2e-reg-pre").await;
+    let host = "nd-e2e-registry-pre";
+    let _d = Daemon::start(&stack, host, "").await;
+    let flavor = stack.flavor("e2e-reg", 64, 1).await;
+
+    // an aggregate holding the host (made again if an earlier run left it)
+    let name = "e2e-reg-precache";
+    let list = stack.get(&format!("{}/os-aggregates", stack.nova)).await;
+    for a in list["aggregates"].as_array().into_iter().flatten() {
+        if a["name"] == name {
+            let id = a["id"].as_i64().unwrap();
+            for h in a["hosts"].as_array().into_iter().flatten() {
+                let _ = stack
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("{}/os-aggregates/{id}/action", stack.nova),
+                        Some(json!({"remove_host": {"host": h}})),
+                    )
+                    .await;
+            }
+            let _ = stack
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("{}/os-aggregates/{id}", stack.nova),
+                    None,
+                )
+                .await;
+        }
+    }
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/os-aggregates", stack.nova),
+            Some(json!({"aggregate": {"name": name}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let agg = v["aggregate"]["id"].as_i64().unwrap();
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/os-aggregates/{agg}/action", stack.nova),
+            Some(json!({"add_host": {"host": host}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    let repo = format!("e2e/pre-{}", short());
+    let marker = uuid::Uuid::new_v4().to_string();
+    let reference = reg.push_unique(&repo, "v1", &marker);
+    let image = registry_image(&stack, "e2e-reg-pre", &reference).await;
+    let local = format!("glance/{image}:latest");
+
+    let m = reg.mark();
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/os-aggregates/{agg}/images", stack.nova),
+            Some(json!({"cache": [{"id": image}]})),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let t = std::time::Instant::now();
+    while !Command::new("docker")
+        .args(["image", "inspect", &local])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(t.elapsed() < T, "the pre-cache did not fetch {local}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(reg.gets_since(m, &repo, "manifests"), 1);
+
+    let m = reg.mark();
+    let id = stack
+        .create_server("e2e-reg-pre-1", &image, &flavor, host, None)
+        .await;
+    stack.wait_status(&id, "ACTIVE", T).await;
+    assert_eq!(marker_of(&id), marker);
+    assert_eq!(
+        reg.gets_since(m, &repo, "manifests") + reg.gets_since(m, &repo, "blobs"),
+        0,
+        "a boot after the pre-cache fetches nothing"
+    );
+
+    stack.delete_server(&id).await;
+    stack.wait_gone(&id, T).await;
+    let _ = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/os-aggregates/{agg}/action", stack.nova),
+            Some(json!({"remove_host": {"host": host}})),
+        )
+        .await;
+    let _ = stack
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{}/os-aggregates/{agg}", stack.nova),
+            None,
+        )
+        .await;
+    delete_image(&stack, &image).await;
+}
+
+/// `nova-docker-compute mirror-registry` with the lab's compute config.
+fn mirror(stack: &Stack, host: &str, registry: &str, repo: &str) -> serde_json::Value {
+    let conf = stack.compute_conf(host, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_nova-docker-compute"))
+        .arg("--config-file")
+        .arg(&conf)
+        .args(["mirror-registry", registry, "--repository", repo])
+        .output()
+        .expect("mirror-registry");
+    assert!(
+        out.status.success(),
+        "mirror-registry: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[tokio::test]
+#[ignore = "needs the lab's control plane and registry; run by devstack/run-tests.sh"]
+async fn the_mirror_imports_a_catalogue_once_and_then_only_what_is_new() {
+    let stack = Stack::from_env();
+    let reg = Registry::from_env();
+    let repo = format!("e2e/mirror-{}", short());
+    let v1 = reg.push_unique(&repo, "v1", "one");
+    let v2 = reg.push_unique(&repo, "v2", "two");
+
+    let r = mirror(&stack, "nd-e2e-mirror", &reg.host, &repo);
+    assert_eq!(
+        r,
+        json!({"created": [format!("{repo}:v1"), format!("{repo}:v2")], "updated": [], "unchanged": 0})
+    );
+    for (tag, pinned) in [("v1", &v1), ("v2", &v2)] {
+        let v = stack
+            .get(&format!("{}/v2/images?name={repo}:{tag}", stack.glance))
+            .await;
+        let img = &v["images"][0];
+        assert_eq!(img["status"], "active", "{v}");
+        assert_eq!(img["container_format"], "docker");
+        assert_eq!(img["visibility"], "public");
+        assert_eq!(img["docker_image_ref"], pinned.as_str(), "by digest");
+    }
+
+    let r = mirror(&stack, "nd-e2e-mirror", &reg.host, &repo);
+    assert_eq!(
+        r,
+        json!({"created": [], "updated": [], "unchanged": 2}),
+        "a re-run changes nothing"
+    );
+
+    reg.push_unique(&repo, "v3", "three");
+    let r = mirror(&stack, "nd-e2e-mirror", &reg.host, &repo);
+    assert_eq!(
+        r,
+        json!({"created": [format!("{repo}:v3")], "updated": [], "unchanged": 2}),
+        "a new tag is a new image"
+    );
+
+    let v = stack
+        .get(&format!(
+            "{}/v2/images?docker_registry_source={}/{repo}:v1",
+            stack.glance, reg.host
+        ))
+        .await;
+    let one = v["images"][0]["id"].as_str().unwrap().to_string();
+    let v = stack
+        .get(&format!("{}/v2/images?name={repo}:v2", stack.glance))
+        .await;
+    let two = v["images"][0]["id"].as_str().unwrap().to_string();
+    let v = stack
+        .get(&format!("{}/v2/images?name={repo}:v3", stack.glance))
+        .await;
+    let three = v["images"][0]["id"].as_str().unwrap().to_string();
+    for id in [one, two, three] {
+        delete_image(&stack, &id).await;
+    }
 }

@@ -29,6 +29,7 @@ EXPECTED = [
     ('6c', 'CPU per hour idle with 200 instances', 'stack'),
     ('7a', 'compute start -> service up', 'stack'),
     ('7b', 'compute start -> first server ACTIVE', 'stack'),
+    ('8', 'first boot of a registry image vs docker pull + run', 'registry'),
 ]
 
 

@@ -254,6 +254,9 @@ nd_registry_export_env() {
   export NOVA_DOCKER_E2E_REGISTRY_LOG="$ND_REGISTRY_LOG" NOVA_DOCKER_E2E_REGISTRY_IMAGE="$ND_REGISTRY_IMAGE"
   NOVA_DOCKER_E2E_REGISTRY_DIGEST=$(cat "$ND_REGISTRY_DIR/busybox.digest")
   export NOVA_DOCKER_E2E_REGISTRY_DIGEST
+  # the registry's storage (a test corrupts a blob there) and the docker CLI
+  # config that is logged in to it (the tests push with it)
+  export NOVA_DOCKER_E2E_REGISTRY_STORAGE="$ND_DATA/registry" NOVA_DOCKER_E2E_REGISTRY_DOCKER_CONFIG="$ND_REGISTRY_DIR/docker"
 }
 
 nd_registry_down() { nd_stop registry; }

@@ -23,6 +23,27 @@ struct Args {
     /// is wrong with it, and exit (0: usable).
     #[arg(long = "check-config")]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Create or update a Glance image (container_format docker, property
+    /// docker_image_ref by digest) for every tag of a registry's repositories,
+    /// with the [glance] credentials and [docker_registry] options of the
+    /// configuration; prints what it did as JSON. A re-run changes nothing unless
+    /// the registry changed.
+    MirrorRegistry {
+        /// The registry, host[:port].
+        registry: String,
+        /// Only this repository (repeatable; default: the registry's catalogue).
+        #[arg(long = "repository", value_name = "NAME")]
+        repositories: Vec<String>,
+        /// Visibility of the images created.
+        #[arg(long, default_value = "public")]
+        visibility: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +77,14 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Some(Command::MirrorRegistry {
+        registry,
+        repositories,
+        visibility,
+    }) = args.command
+    {
+        return mirror_registry(settings, registry, repositories, visibility);
+    }
     let default_filter = if settings.default.debug {
         "debug"
     } else {
@@ -75,5 +104,38 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     rt.block_on(nova_docker::daemon::run(settings))?;
+    Ok(())
+}
+
+fn mirror_registry(
+    settings: nova_docker::daemon::Settings,
+    registry: String,
+    repositories: Vec<String>,
+    visibility: String,
+) -> anyhow::Result<()> {
+    use nova_docker::image::registry::mirror::MirrorRequest;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let report = rt.block_on(async {
+        use nova_docker::image::registry::{mirror::mirror, RegistryClient};
+        let glance = nova_docker::image::GlanceClient::new(settings.image.glance)?;
+        let client = RegistryClient::new(settings.image.registry)?;
+        let req = MirrorRequest {
+            registry,
+            repositories,
+            visibility,
+        };
+        // as the service user of [glance] (no user token)
+        let ctx = nova_docker::context::RequestContext::default();
+        anyhow::Ok(mirror(&client, &glance, &ctx, &req).await?)
+    })?;
+    println!("{}", report.to_json());
     Ok(())
 }

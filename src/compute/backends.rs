@@ -23,6 +23,10 @@ pub trait ImageBackend: Send + Sync {
         image_id: &str,
     ) -> Result<String, NovaException>;
 
+    /// Pre-cache the Glance image (Nova's `cache_images`): true when it was
+    /// fetched now, false when it was present (its cache age starts again).
+    async fn precache(&self, ctx: &RequestContext, image_id: &str) -> Result<bool, NovaException>;
+
     /// The engine turned out not to have the image of `image_id` (removed
     /// behind our back): the next `ensure_image` makes it present again.
     fn forget(&self, _image_id: &str) {}
@@ -229,6 +233,10 @@ impl ImageBackend for crate::image::ImageService {
         image_id: &str,
     ) -> Result<String, NovaException> {
         Ok(crate::image::ImageService::ensure_image(self, ctx, image_id).await?)
+    }
+
+    async fn precache(&self, ctx: &RequestContext, image_id: &str) -> Result<bool, NovaException> {
+        Ok(crate::image::ImageService::precache(self, ctx, image_id).await?)
     }
 
     fn forget(&self, image_id: &str) {

@@ -91,6 +91,7 @@ impl ComputeManager {
                 port,
                 console_type,
             } => Ok(self.validate_console_port(&instance, &port, &console_type)),
+            R::CacheImages(ids) => Ok(self.cache_images(ctx, &ids).await),
             R::Unsupported { method, instance } => self.unsupported(ctx, method, instance).await,
         }
     }

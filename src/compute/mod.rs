@@ -35,6 +35,7 @@ pub mod events;
 pub mod interfaces;
 pub mod network;
 pub mod power;
+pub mod precache;
 pub mod query;
 pub mod rebuild;
 pub mod request;

@@ -63,6 +63,7 @@ methods! {
     DetachInterface = "detach_interface",
     GetSerialConsole = "get_serial_console",
     ValidateConsolePort = "validate_console_port",
+    CacheImages = "cache_images",
 }
 
 /// The rest of the compute RPC API: answered with NotSupported (the instance
@@ -71,7 +72,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "add_fixed_ip_to_instance",
     "allow_share",
     "attach_volume",
-    "cache_images",
     "change_instance_metadata",
     "check_can_live_migrate_destination",
     "check_can_live_migrate_source",
@@ -167,6 +167,8 @@ pub enum ComputeRequest {
         port: String,
         console_type: String,
     },
+    /// Pre-cache Glance images (aggregate image pre-cache, API 2.81).
+    CacheImages(Vec<String>),
     /// A method of the API the driver does not support.
     Unsupported {
         method: &'static str,
@@ -454,6 +456,20 @@ impl ComputeRequest {
                 },
                 console_type: a.required_str("console_type")?,
             }),
+            Method::CacheImages => {
+                let ids = match a.get("image_ids") {
+                    Some(Value::Array(v)) => v
+                        .iter()
+                        .map(|i| match i {
+                            Value::String(s) => Ok(s.clone()),
+                            other => Err(a.bad("image_ids", format!("{other} is not an image id"))),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    Some(v) => return Err(a.bad("image_ids", format!("{v} is not a list"))),
+                    None => return Err(a.bad("image_ids", "missing")),
+                };
+                Ok(ComputeRequest::CacheImages(ids))
+            }
         }
     }
 
@@ -479,6 +495,7 @@ impl ComputeRequest {
             R::DetachInterface { .. } => Method::DetachInterface.name(),
             R::GetSerialConsole { .. } => Method::GetSerialConsole.name(),
             R::ValidateConsolePort { .. } => Method::ValidateConsolePort.name(),
+            R::CacheImages(_) => Method::CacheImages.name(),
             R::Unsupported { method, .. } => method,
         }
     }

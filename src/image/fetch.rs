@@ -108,6 +108,30 @@ impl ImageService {
         fut.await
     }
 
+    /// Pre-cache the image (Nova's `cache_images`): Ok(true) when it was fetched
+    /// now, Ok(false) when it was present, in which case it is tagged again so
+    /// that its age in the cache (what [`Self::prune_unused`] goes by) starts
+    /// again, as Nova's own image cache does for a pre-cached image.
+    pub async fn precache(&self, ctx: &RequestContext, image_id: &str) -> Result<bool, ImageError> {
+        validate_image_id(image_id)?;
+        let reference = local_ref(image_id);
+        if self.inner.is_cached(&reference).await? {
+            self.inner
+                .engine
+                .tag(
+                    &reference,
+                    &format!("{LOCAL_REPO_PREFIX}{image_id}"),
+                    "latest",
+                )
+                .await
+                .map_err(engine_err)?;
+            self.inner.remember(&reference);
+            return Ok(false);
+        }
+        self.ensure_image(ctx, image_id).await?;
+        Ok(true)
+    }
+
     /// The engine lacks the image of `image_id` after all (removed by hand):
     /// the next [`Self::ensure_image`] asks the engine, and loads it again.
     pub fn forget(&self, image_id: &str) {

@@ -831,6 +831,14 @@ impl ImageBackend for FakeImages {
             None => Ok(format!("glance/{id}")),
         }
     }
+    async fn precache(&self, _: &RequestContext, id: &str) -> Result<bool, NovaException> {
+        let fetched = !lock(&self.ensured).contains(&id.to_string());
+        lock(&self.ensured).push(id.into());
+        match lock(&self.fail).take() {
+            Some(e) => Err(e),
+            None => Ok(fetched),
+        }
+    }
     fn forget(&self, id: &str) {
         lock(&self.forgotten).push(id.into());
     }

@@ -466,3 +466,36 @@ fn the_image_of_an_instance_comes_from_its_system_metadata() {
     assert_eq!(m.os_command_line(), Some("sleep 100"));
     assert_eq!(m.properties.len(), 1, "{:?}", m.properties);
 }
+
+/// cache_images answers per image as nova-compute does: `cached` when fetched
+/// now, `existing` when present, `error` when the image service failed.
+#[tokio::test]
+async fn cache_images_reports_per_image() {
+    let h = Harness::new();
+    h.handle(ComputeRequest::CacheImages(vec!["img-a".into()]))
+        .await
+        .unwrap();
+    *h.images.fail.lock().unwrap() = None;
+    let args = serde_json::json!({"image_ids": ["img-a", "img-b"]});
+    let r = ComputeRequest::decode("cache_images", args.as_object().unwrap()).unwrap();
+    let v = h.handle(r).await.unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"img-a": "existing", "img-b": "cached"})
+    );
+    *h.images.fail.lock().unwrap() = Some(NovaException::image_not_found("img-c"));
+    let v = h
+        .handle(ComputeRequest::CacheImages(vec![
+            "img-c".into(),
+            "img-a".into(),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"img-c": "error", "img-a": "existing"})
+    );
+    let bad = serde_json::json!({"image_ids": "img-a"});
+    let e = ComputeRequest::decode("cache_images", bad.as_object().unwrap()).unwrap_err();
+    assert_eq!(e.class, "InvalidInput");
+}

@@ -100,13 +100,18 @@ impl RegistryClient {
         }
     }
 
-    fn url(&self, r: &Reference, tail: &str) -> String {
+    /// `https://<registry>/v2` (`http` for the registries listed insecure).
+    fn base(&self, r: &Reference) -> String {
         let scheme = if self.cfg.insecure_registries.contains(&r.registry) {
             "http"
         } else {
             "https"
         };
-        format!("{scheme}://{}/v2/{}/{tail}", r.api_host(), r.repository)
+        format!("{scheme}://{}/v2", r.api_host())
+    }
+
+    fn url(&self, r: &Reference, tail: &str) -> String {
+        format!("{}/{}/{tail}", self.base(r), r.repository)
     }
 
     /// GET `tail` of the repository, answering one challenge.
@@ -116,11 +121,23 @@ impl RegistryClient {
         tail: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let url = self.url(r, tail);
-        let key = format!("{}/{}", r.registry, r.repository);
+        let scope = format!("repository:{}:pull", r.repository);
+        self.get_url(r, &self.url(r, tail), &scope, accept).await
+    }
+
+    /// GET `url` of `r`'s registry, answering one challenge; `scope` is what a
+    /// token is asked for (the Authorization that works is kept per scope).
+    async fn get_url(
+        &self,
+        r: &Reference,
+        url: &str,
+        scope: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let key = format!("{}/{scope}", r.registry);
         let mut answered = false;
         loop {
-            let mut req = self.http.get(&url);
+            let mut req = self.http.get(url);
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
             }
@@ -159,8 +176,16 @@ impl RegistryClient {
                 Challenge::Bearer {
                     realm,
                     service,
-                    scope,
-                } => self.token(r, &realm, service, scope).await?,
+                    scope: asked,
+                } => {
+                    self.token(
+                        r,
+                        &realm,
+                        service,
+                        Some(asked.unwrap_or_else(|| scope.to_string())),
+                    )
+                    .await?
+                }
             };
             self.auth
                 .lock()
@@ -168,6 +193,65 @@ impl RegistryClient {
                 .insert(key.clone(), Arc::new(auth));
             answered = true;
         }
+    }
+
+    /// The repositories of `registry` (its `_catalog`).
+    pub async fn catalog(&self, registry: &str) -> Result<Vec<String>, RegistryError> {
+        let r = Reference {
+            registry: registry.to_string(),
+            repository: "_catalog".into(),
+            tag: None,
+            digest: None,
+        };
+        let url = format!("{}/_catalog?n=10000", self.base(&r));
+        let resp = self.get_url(&r, &url, "registry:catalog:*", None).await?;
+        if !resp.status().is_success() {
+            return Err(http_error(&r, "catalog", resp.status()));
+        }
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let c: Catalog = resp.json().await.map_err(|e| RegistryError::Protocol {
+            reference: registry.to_string(),
+            reason: format!("its catalog is not JSON of the v2 API: {e}"),
+        })?;
+        Ok(c.repositories.unwrap_or_default())
+    }
+
+    /// The tags of the repository of `r`.
+    pub async fn tags(&self, r: &Reference) -> Result<Vec<String>, RegistryError> {
+        let resp = self.get(r, "tags/list?n=10000", None).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(http_error(r, "tag list", resp.status()));
+        }
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let t: Tags = resp.json().await.map_err(|e| RegistryError::Protocol {
+            reference: r.to_string(),
+            reason: format!("its tag list is not JSON of the v2 API: {e}"),
+        })?;
+        Ok(t.tags.unwrap_or_default())
+    }
+
+    /// The digest of the manifest `r` names now (a tag's current manifest).
+    pub async fn manifest_digest(&self, r: &Reference) -> Result<String, RegistryError> {
+        let (body, _) = self
+            .document(
+                r,
+                &format!("manifests/{}", r.manifest_ref()),
+                Some(manifest::ACCEPT),
+                "such manifest",
+            )
+            .await?;
+        Ok(sha256_of(&body))
     }
 
     fn refused(&self, r: &Reference) -> RegistryError {
@@ -193,6 +277,7 @@ impl RegistryClient {
         scope: Option<String>,
     ) -> Result<Secret, RegistryError> {
         let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", r.repository));
+        // (the scope of a challenge is the registry's; ours is only a default)
         let mut q: Vec<(&str, String)> = vec![("scope", scope)];
         if let Some(s) = service {
             q.push(("service", s));

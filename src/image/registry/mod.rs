@@ -19,11 +19,13 @@
 //!
 //! Where things are: `reference`: [`Reference`]; `auth`: credentials and
 //! challenges; `manifest`: the manifests; `client`: [`RegistryClient`]; `pull`:
-//! the tarball assembled from the blobs.
+//! the tarball assembled from the blobs; [`mirror`]: a registry's catalogue as
+//! Glance images.
 
 mod auth;
 mod client;
 mod manifest;
+pub mod mirror;
 mod pull;
 mod reference;
 
