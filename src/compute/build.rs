@@ -25,7 +25,8 @@ impl ComputeManager {
     /// | spawn                | building | spawning             | block_device_mapping  |
     /// | done                 | active   | none                 | spawning              |
     ///
-    /// The container is made while the records are: with no ports, it is
+    /// The container is made while the records are, from the claim on (a
+    /// claim that fails removes what it made): with no ports, it is
     /// started by the time `spawning` is saved; with ports, it starts once they
     /// are plugged, and ACTIVE waits for their `network-vif-plugged` (see
     /// `spawn_wired`). ACTIVE means the container was started, not that its
@@ -54,25 +55,46 @@ impl ComputeManager {
         // does both): the instance is ours
         let compute_id = self.node().map(|(id, _)| id);
         inst.set_host_and_node(Some(&self.cfg.host), compute_id);
-        let (action, claimed) = self
-            .begin_with(
-                ctx,
-                &uuid,
-                "_do_build_and_run_instance",
-                self.save(ctx, &mut inst, Expect::NoneOr(TaskState::Scheduling)),
-            )
-            .await;
-        if let Err(e) = claimed {
-            // deleted before the build, or not ours to build (a repeated message):
-            // nothing was done, nothing to undo
-            info!(instance = %uuid, error = %e, "not building");
-            return action.end(ctx, &mut inst, Ok(()), OnFailure::Error).await;
-        }
-        // claimed: from here a crash is resolved by the next start-up (ERROR),
-        // so the broker may forget the message
-        ctx.delivery.started();
-        info!(instance = %uuid, "building");
-        let r = self.build_steps(ctx, &mut inst, &req).await;
+        // The container side (options, image and, with no ports to wait for, the
+        // container itself) starts with the claim, beside Nova's records after it.
+        let snapshot = inst.clone();
+        let claim_and_records = async {
+            let (action, claimed) = self
+                .begin_with(
+                    ctx,
+                    &uuid,
+                    "_do_build_and_run_instance",
+                    self.save(ctx, &mut inst, Expect::NoneOr(TaskState::Scheduling)),
+                )
+                .await;
+            if let Err(e) = claimed {
+                return (action, Err(e));
+            }
+            // claimed: from here a crash is resolved by the next start-up
+            // (ERROR), so the broker may forget the message
+            ctx.delivery.started();
+            info!(instance = %uuid, "building");
+            let records = self.build_records(ctx, &mut inst, &req).await;
+            (action, Ok(records))
+        };
+        let ((action, claimed), launch) = tokio::join!(
+            claim_and_records,
+            self.prepare_container(ctx, &snapshot, &req.image, req.no_networks()),
+        );
+        let records = match claimed {
+            Ok(records) => records,
+            Err(e) => {
+                // deleted before the build, or not ours to build (a repeated
+                // message): what this attempt made goes, nothing else (a
+                // container of that name it could not make is not its own)
+                info!(instance = %uuid, error = %e, "not building");
+                if matches!(launch, Ok(Launch::Started(_))) {
+                    self.undo_spawn(&inst).await;
+                }
+                return action.end(ctx, &mut inst, Ok(()), OnFailure::Error).await;
+            }
+        };
+        let r = self.finish_build(ctx, &mut inst, records, launch).await;
         if r.as_ref().is_err_and(|e| !e.instance_gone()) {
             // `_nil_out_instance_obj_host_and_node`, saved with the error state
             inst.set_host_and_node(None, None);
@@ -89,21 +111,16 @@ impl ComputeManager {
         r
     }
 
-    /// The build after the claim. Nova's records (the task states, the ports)
-    /// and the container are made at once: the options, the image and, for a
-    /// build with no ports to wait for, the container itself are ready when the
-    /// records are. Any failure before ACTIVE leaves no container and no VIF.
-    async fn build_steps(
+    /// The build once Nova's records and the container side are done: the
+    /// container started (and wired) if it is not yet, then ACTIVE. Any failure
+    /// before ACTIVE leaves no container and no VIF.
+    async fn finish_build(
         &self,
         ctx: &RequestContext,
         inst: &mut Instance,
-        req: &BuildRequest,
+        records: Result<(), NovaException>,
+        launch: Result<Launch, NovaException>,
     ) -> Result<(), NovaException> {
-        let snapshot = inst.clone();
-        let (records, launch) = tokio::join!(
-            self.build_records(ctx, inst, req),
-            self.prepare_container(ctx, &snapshot, &req.image, req.no_networks()),
-        );
         let started = match (records, launch) {
             (Ok(()), Ok(Launch::Started(info))) => Ok(info),
             (Ok(()), Ok(Launch::Ready(spec))) => self.spawn_wired(ctx, inst, *spec).await,

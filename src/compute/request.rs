@@ -649,7 +649,7 @@ mod tests {
         let inst = capture("stop_instance.json")["instance"].clone();
         let args = json!({"instance": inst, "image_id": "i1", "reboot_type": "HARD",
             "events": [], "image": {}, "tail_length": 10, "network_id": "n1", "port_id": "p1",
-            "console_type": "serial", "port": "10000"})
+            "console_type": "serial", "port": "10000", "image_ids": ["i1"]})
         .as_object()
         .unwrap()
         .clone();

@@ -184,8 +184,24 @@ async fn a_build_of_an_instance_in_another_state_does_nothing() {
         .unwrap();
     assert!(h.saves(&inst).is_empty());
     assert!(h.faults(&inst).is_empty());
-    assert!(h.driver_ops(&inst).is_empty());
+    // the container side started with the claim: what it made is gone again
+    assert_eq!(h.driver_ops(&inst), ["spawn", "destroy"]);
+    assert!(h.driver.container(inst.uuid()).is_none());
     assert!(h.placement.deleted.lock().unwrap().is_empty());
+}
+
+/// A stale build of an instance that runs here (its claim fails) leaves the
+/// running container alone: the container it could not make is not its own.
+#[tokio::test]
+async fn a_stale_build_of_a_running_instance_leaves_its_container() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::RebootingHard));
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert!(h.saves(&inst).is_empty());
+    assert_eq!(h.driver_ops(&inst), ["spawn"], "refused: the name is taken");
+    assert!(h.driver.container(inst.uuid()).is_some(), "still there");
 }
 
 #[tokio::test]
