@@ -483,28 +483,7 @@ async fn an_aggregate_image_precache_fetches_so_that_a_boot_does_not() {
 
     // an aggregate holding the host (made again if an earlier run left it)
     let name = "e2e-reg-precache";
-    let list = stack.get(&format!("{}/os-aggregates", stack.nova)).await;
-    for a in list["aggregates"].as_array().into_iter().flatten() {
-        if a["name"] == name {
-            let id = a["id"].as_i64().unwrap();
-            for h in a["hosts"].as_array().into_iter().flatten() {
-                let _ = stack
-                    .call(
-                        reqwest::Method::POST,
-                        &format!("{}/os-aggregates/{id}/action", stack.nova),
-                        Some(json!({"remove_host": {"host": h}})),
-                    )
-                    .await;
-            }
-            let _ = stack
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("{}/os-aggregates/{id}", stack.nova),
-                    None,
-                )
-                .await;
-        }
-    }
+    delete_aggregate(&stack, name).await;
     let (st, v) = stack
         .call(
             reqwest::Method::POST,
@@ -565,21 +544,35 @@ async fn an_aggregate_image_precache_fetches_so_that_a_boot_does_not() {
 
     stack.delete_server(&id).await;
     stack.wait_gone(&id, T).await;
-    let _ = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/os-aggregates/{agg}/action", stack.nova),
-            Some(json!({"remove_host": {"host": host}})),
-        )
-        .await;
-    let _ = stack
-        .call(
-            reqwest::Method::DELETE,
-            &format!("{}/os-aggregates/{agg}", stack.nova),
-            None,
-        )
-        .await;
+    delete_aggregate(&stack, name).await;
     delete_image(&stack, &image).await;
+}
+
+/// Remove the aggregate `name` (its hosts first), if there is one.
+async fn delete_aggregate(stack: &Stack, name: &str) {
+    let list = stack.get(&format!("{}/os-aggregates", stack.nova)).await;
+    for a in list["aggregates"].as_array().into_iter().flatten() {
+        if a["name"] != name {
+            continue;
+        }
+        let id = a["id"].as_i64().unwrap();
+        for h in a["hosts"].as_array().into_iter().flatten() {
+            let _ = stack
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{}/os-aggregates/{id}/action", stack.nova),
+                    Some(json!({"remove_host": {"host": h}})),
+                )
+                .await;
+        }
+        let _ = stack
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{}/os-aggregates/{id}", stack.nova),
+                None,
+            )
+            .await;
+    }
 }
 
 /// `nova-docker-compute mirror-registry` with the lab's compute config.
