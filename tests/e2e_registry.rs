@@ -15,6 +15,10 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(120);
 
+/// The command of the images the tests push: runs until SIGTERM.
+const KEEP_RUNNING: &str =
+    r#"CMD ["/bin/sh", "-c", "trap \"exit 0\" TERM; while true; do sleep 1; done"]"#;
+
 fn env(k: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run through devstack/run-tests.sh"))
 }
@@ -70,7 +74,8 @@ impl Registry {
             "-c",
             &format!("echo {marker} > /marker"),
         ]);
-        docker(&["commit", &tmp, &name]);
+        // the image's command is the base's (a commit would make it the `echo`)
+        docker(&["commit", "--change", KEEP_RUNNING, &tmp, &name]);
         docker(&["rm", "-f", &tmp]);
         self.docker(&["push", &name]);
         let digest = docker(&["inspect", "--format", "{{index .RepoDigests 0}}", &name]);
@@ -380,7 +385,7 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
         host,
         "e2e-reg-bad",
         &reference,
-        "arrived with digest",
+        "does not match its digest",
     )
     .await;
     assert!(fault.contains(&layer), "{fault}");

@@ -43,7 +43,8 @@ def push_unique(repo):
     tmp = 'bench-reg-%s' % uuid.uuid4().hex[:8]
     docker('run', '--name', tmp, BASE, 'sh', '-c',
            'head -c %d /dev/urandom > /big' % (MIB * 1024 * 1024))
-    docker('commit', tmp, name)
+    docker('commit', '--change',
+           'CMD ["/bin/sh", "-c", "trap \\"exit 0\\" TERM; while true; do sleep 1; done"]', tmp, name)
     docker('rm', '-f', tmp)
     docker('push', name)
     ref = docker('inspect', '--format', '{{index .RepoDigests 0}}', name)

@@ -81,8 +81,11 @@ nd_keystone_up() {
     --bootstrap-public-url "$ND_AUTH_URL" --bootstrap-internal-url "$ND_AUTH_URL" \
     --bootstrap-admin-url "$ND_AUTH_URL" >>"$ND_RUN/dbsync-keystone.log" 2>&1 \
     || nd_die "keystone bootstrap failed (see $ND_RUN/dbsync-keystone.log)"
+  # keep-alive 75 s (gunicorn's default is 2 s): the services' keystoneauth
+  # sessions reuse pooled connections, and one closed by the server as it was
+  # reused failed a nova-api call with ConnectFailure (auth requests are not retried)
   nd_start_with keystone "$etc/keystone.conf" env OS_KEYSTONE_CONFIG_DIR="$etc" "$bin/gunicorn" \
-    -b "$ND_BIND:$ND_KEYSTONE_PORT" -w 1 -k gthread --threads 4 --timeout 120 --no-control-socket \
+    -b "$ND_BIND:$ND_KEYSTONE_PORT" -w 1 -k gthread --threads 4 --timeout 120 --keep-alive 75 --no-control-socket \
     --name keystone keystone_wsgi:application
   nd_wait_http keystone "$ND_AUTH_URL"
   "$bin/python" "$_ND_FILES/lab.py" register >>"$ND_RUN/lab-setup.log" 2>&1 \

@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         visibility,
     }) = args.command
     {
-        return mirror_registry(settings, registry, repositories, visibility);
+        return mirror_registry(&ini, settings, registry, repositories, visibility);
     }
     let default_filter = if settings.default.debug {
         "debug"
@@ -108,11 +108,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn mirror_registry(
+    ini: &nova_docker::config::Ini,
     settings: nova_docker::daemon::Settings,
     registry: String,
     repositories: Vec<String>,
     visibility: String,
 ) -> anyhow::Result<()> {
+    use nova_docker::clients::keystone::{AuthOptions, AuthType};
     use nova_docker::image::registry::mirror::MirrorRequest;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
@@ -125,7 +127,21 @@ fn mirror_registry(
         .context("tokio runtime")?;
     let report = rt.block_on(async {
         use nova_docker::image::registry::{mirror::mirror, RegistryClient};
-        let glance = nova_docker::image::GlanceClient::new(settings.image.glance)?;
+        // [glance]'s credentials; a compute host's [glance] usually has none (it
+        // uses the user's token), then those of [service_user]
+        let mut gcfg = settings.image.glance;
+        if gcfg.auth.auth_type == AuthType::None {
+            let su = AuthOptions::from_group(ini, "service_user")?;
+            gcfg.auth = AuthOptions {
+                group: gcfg.auth.group.clone(),
+                service_type: gcfg.auth.service_type.clone(),
+                region_name: gcfg.auth.region_name.clone().or(su.region_name.clone()),
+                valid_interfaces: gcfg.auth.valid_interfaces.clone(),
+                endpoint_override: gcfg.auth.endpoint_override.clone(),
+                ..su
+            };
+        }
+        let glance = nova_docker::image::GlanceClient::new(gcfg)?;
         let client = RegistryClient::new(settings.image.registry)?;
         let req = MirrorRequest {
             registry,

@@ -383,7 +383,7 @@ impl RegistryClient {
         let mut digest = sha256_of(&body);
         if r.digest.is_some() && digest != by {
             return Err(RegistryError::DigestMismatch {
-                reference: what,
+                reference: r.name(),
                 what: "its manifest".into(),
                 expected: by,
                 actual: digest,
@@ -404,7 +404,7 @@ impl RegistryClient {
             digest = sha256_of(&body);
             if digest != entry {
                 return Err(RegistryError::DigestMismatch {
-                    reference: what,
+                    reference: r.name(),
                     what: format!("its {os}/{arch} manifest"),
                     expected: entry,
                     actual: digest,
@@ -424,7 +424,7 @@ impl RegistryClient {
         let actual = sha256_of(&cfg);
         if actual != config.digest {
             return Err(RegistryError::DigestMismatch {
-                reference: what,
+                reference: r.name(),
                 what: "its config".into(),
                 expected: config.digest,
                 actual,

@@ -74,7 +74,7 @@ pub enum RegistryError {
     },
     #[error("{reference} is not in its registry: {reason}")]
     NotFound { reference: String, reason: String },
-    #[error("{reference}: {what} arrived with digest {actual}, not {expected}; nothing was kept")]
+    #[error("{what} of {reference} does not match its digest (the registry sent {}...); nothing was kept", short(.actual))]
     DigestMismatch {
         reference: String,
         what: String,
@@ -87,6 +87,12 @@ pub enum RegistryError {
     Protocol { reference: String, reason: String },
     #[error("[docker_registry]: {0}")]
     Config(String),
+}
+
+/// The first 19 characters of a digest (`sha256:` and 12 hex digits), for
+/// messages that must stay short (Nova keeps 255 characters of a fault).
+fn short(d: &str) -> &str {
+    d.get(..19).unwrap_or(d)
 }
 
 impl RegistryError {

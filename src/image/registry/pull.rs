@@ -195,7 +195,7 @@ async fn copy_blob(
     let mut body = resp.bytes_stream();
     let mut got = 0u64;
     let mismatch = |actual: String| RegistryError::DigestMismatch {
-        reference: r.to_string(),
+        reference: r.name(),
         what: format!("layer {digest}"),
         expected: digest.to_string(),
         actual,
@@ -204,7 +204,11 @@ async fn copy_blob(
         let chunk = chunk.map_err(|e| super::client::unreachable(r, &e))?;
         got += chunk.len() as u64;
         if got > size {
-            return Err(mismatch(format!("(more than the {size} bytes its manifest says)")).into());
+            return Err(RegistryError::Protocol {
+                reference: r.name(),
+                reason: format!("layer {digest} is longer than the {size} bytes its manifest says"),
+            }
+            .into());
         }
         hasher.update(chunk.clone()).await;
         tx.send(Ok(chunk)).await.map_err(|_| Gone)?;

@@ -108,6 +108,11 @@ impl Reference {
             .unwrap_or("latest")
     }
 
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     /// The host (and port) of the registry's HTTP API.
     pub fn api_host(&self) -> &str {
         if self.registry == DOCKER_HUB {
