@@ -421,7 +421,7 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
     let log = std::fs::read_to_string(
         stack
             .state
-            .join(format!("logs/nova-docker-compute-{host}.log")),
+            .join(format!("run/nova-docker-compute-{host}.log")),
     )
     .unwrap_or_default();
     assert!(
@@ -613,7 +613,7 @@ async fn the_mirror_imports_a_catalogue_once_and_then_only_what_is_new() {
     );
     for (tag, pinned) in [("v1", &v1), ("v2", &v2)] {
         let v = stack
-            .get(&format!("{}/v2/images?name={repo}:{tag}", stack.glance))
+            .get(&format!("{}/v2/images?name=eq:{repo}:{tag}", stack.glance))
             .await;
         let img = &v["images"][0];
         assert_eq!(img["status"], "active", "{v}");
@@ -645,11 +645,11 @@ async fn the_mirror_imports_a_catalogue_once_and_then_only_what_is_new() {
         .await;
     let one = v["images"][0]["id"].as_str().unwrap().to_string();
     let v = stack
-        .get(&format!("{}/v2/images?name={repo}:v2", stack.glance))
+        .get(&format!("{}/v2/images?name=eq:{repo}:v2", stack.glance))
         .await;
     let two = v["images"][0]["id"].as_str().unwrap().to_string();
     let v = stack
-        .get(&format!("{}/v2/images?name={repo}:v3", stack.glance))
+        .get(&format!("{}/v2/images?name=eq:{repo}:v3", stack.glance))
         .await;
     let three = v["images"][0]["id"].as_str().unwrap().to_string();
     for id in [one, two, three] {
