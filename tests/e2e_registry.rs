@@ -181,6 +181,31 @@ async fn a_registry_image_boots_and_a_second_boot_pulls_nothing() {
         "{v}"
     );
 
+    let lab_image = v["images"][0]["id"].as_str().unwrap().to_string();
+    // booted with the CLI, as a user does
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}/openrc-admin && openstack --os-compute-api-version 2.95 server create \
+             --image busybox-registry --flavor {flavor} --nic none \
+             --availability-zone nova:{host} --wait -f value -c id e2e-reg-boot-cli",
+            stack.state.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openstack server create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let s = stack.wait_status(&cli, "ACTIVE", T).await;
+    assert_eq!(s["image"]["id"], lab_image.as_str());
+    let c = inspect(&format!("nova-{cli}")).expect("the CLI's server has a container");
+    assert_eq!(c["State"]["Status"], "running");
+    assert_eq!(c["Config"]["Image"], format!("glance/{lab_image}:latest"));
+    stack.delete_server(&cli).await;
+
     let repo = format!("e2e/boot-{}", short());
     let marker = uuid::Uuid::new_v4().to_string();
     let reference = reg.push_unique(&repo, "v1", &marker);
