@@ -23,7 +23,7 @@
 #             lab's host against `docker pull` + `docker run` of it
 # and stops every compute it started on exit (the control plane stays up).
 #
-# Env (counts; the defaults take about 25 minutes on the 2-core lab machine):
+# Env (counts; the defaults take about 37 minutes on the 2-core lab machine):
 #   BENCH_PARTS        parts to run (default "boot image_io stack net registry")
 #   BENCH_BOOTS        boots on each host, networks none (10)
 #   BENCH_NET_BOOTS    boots on private (10)

@@ -534,28 +534,44 @@ async fn a_container_removed_behind_novas_back_is_made_again_by_a_hard_reboot() 
 
     docker(&["rm", "-f", &format!("nova-{id}")]);
     stack.wait_status(&id, "SHUTOFF", T).await;
-    let actions = stack
-        .get(&format!("{}/servers/{id}/os-instance-actions", stack.nova))
-        .await;
-    let stop = actions["instanceActions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["action"] == "stop")
-        .unwrap_or_else(|| panic!("no stop action: {actions}"))
-        .clone();
-    let detail = stack
-        .get(&format!(
-            "{}/servers/{id}/os-instance-actions/{}",
-            stack.nova,
-            stop["request_id"].as_str().unwrap()
-        ))
-        .await;
-    let why = detail["instanceAction"]["events"][0]["details"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(why.contains("container is gone"), "{detail}");
+    // `docker rm -f` kills, then removes: the sync of the kill may record the exit
+    // first; the newest stop action says the container is gone
+    let t = Instant::now();
+    loop {
+        let actions = stack
+            .get(&format!("{}/servers/{id}/os-instance-actions", stack.nova))
+            .await;
+        let stop = actions["instanceActions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == "stop")
+            .cloned();
+        let detail = match stop {
+            Some(stop) => {
+                stack
+                    .get(&format!(
+                        "{}/servers/{id}/os-instance-actions/{}",
+                        stack.nova,
+                        stop["request_id"].as_str().unwrap()
+                    ))
+                    .await
+            }
+            None => actions.clone(),
+        };
+        let why = detail["instanceAction"]["events"][0]["details"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if why.contains("container is gone") {
+            break;
+        }
+        assert!(
+            t.elapsed() < T,
+            "no stop action says the container is gone: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let (st, v) = stack.action(&id, json!({"reboot": {"type": "HARD"}})).await;
     assert_eq!(st, 202, "{v}");

@@ -88,6 +88,9 @@ def ours(nova, glance, ref, flavor):
     while nova.call('GET', '/servers/%s' % sid, ok=(200, 404)).get('server'):
         time.sleep(0.25)
     glance.delete('/v2/images/%s' % img['id'])
+    # the loaded image is tagged glance/<id>, not by its digest: remove it by that
+    # tag, or the next baseline's pull finds its layers present
+    gone('glance/%s:latest' % img['id'])
     return took
 
 

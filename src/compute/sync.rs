@@ -111,6 +111,17 @@ impl ComputeManager {
             inst.set_power_state(state);
             inst.set_vm_state(VmState::Stopped);
             inst.set_task_state(None);
+        } else if vm == Some(VmState::Stopped)
+            && container.is_none()
+            && inst.power_state() != PowerState::NoState
+        {
+            // stopped first (`docker rm -f` kills, then removes): that it is
+            // gone is news the user reads too
+            info!(instance = %uuid, "the stopped instance's container was removed behind Nova's back");
+            let fault = self.stopped_fault(&uuid, None).await;
+            self.add_fault(ctx, &uuid, &fault).await;
+            self.record_stop(ctx, &uuid, &fault).await;
+            inst.set_power_state(state);
         } else if inst.power_state() != state
             && !matches!(vm, Some(VmState::Building | VmState::Deleted))
         {

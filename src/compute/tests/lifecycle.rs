@@ -448,6 +448,34 @@ async fn a_vanished_container_is_made_again_by_a_hard_reboot_or_a_start() {
     );
 }
 
+/// `docker rm -f` kills the container, then removes it: the sync of the kill
+/// stops the instance with the exit fault, the sync of the removal says in a
+/// second fault that the container is gone.
+#[tokio::test]
+async fn a_container_killed_then_removed_is_reported_gone_after_its_stop() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, None);
+    h.driver.insert(inst.uuid(), PowerState::Crashed);
+    h.manager.sync_instance(inst.uuid()).await;
+    assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("stopped"));
+    assert_eq!(h.faults(&inst).len(), 1);
+    let mut stopped = inst.clone();
+    stopped.set_vm_state(V::Stopped);
+    stopped.set_power_state(PowerState::Crashed);
+    h.conductor.put(&stopped);
+    h.driver.containers.lock().unwrap().remove(inst.uuid());
+    h.manager.sync_instance(inst.uuid()).await;
+    let faults = h.faults(&inst);
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(faults[1].contains("container is gone"), "{faults:?}");
+    // once known gone, a later sync adds nothing
+    let mut gone = stopped.clone();
+    gone.set_power_state(PowerState::NoState);
+    h.conductor.put(&gone);
+    h.manager.sync_instance(inst.uuid()).await;
+    assert_eq!(h.faults(&inst).len(), 2);
+}
+
 #[test]
 fn the_image_of_an_instance_comes_from_its_system_metadata() {
     let sm: Vec<(String, String)> = [
