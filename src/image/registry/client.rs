@@ -80,15 +80,8 @@ impl RegistryClient {
         })
     }
 
-    /// The registries that have credentials (for the log at start-up).
-    pub fn registries_with_credentials(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.creds.keys().cloned().collect();
-        v.sort();
-        v
-    }
-
     /// Refuse a registry the configuration does not allow.
-    pub fn check_allowed(&self, r: &Reference) -> Result<(), RegistryError> {
+    fn check_allowed(&self, r: &Reference) -> Result<(), RegistryError> {
         if self.cfg.allowed_registries.is_empty()
             || self.cfg.allowed_registries.contains(&r.registry)
         {

@@ -36,7 +36,6 @@ use thiserror::Error;
 
 use crate::config::{ConfigError, Ini};
 
-pub use auth::Credentials;
 pub use client::RegistryClient;
 pub use pull::{open as open_pull, Pull};
 pub use reference::Reference;
