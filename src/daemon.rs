@@ -138,6 +138,27 @@ impl Settings {
                     _ => "the request's token, endpoint from the Keystone catalog".into(),
                 }
             ),
+            format!("registries: {}", {
+                let r = &self.image.registry;
+                format!(
+                    "credentials {}, CAs {}, insecure [{}], allowed [{}], snapshots pushed to {}",
+                    r.auth_file
+                        .as_ref()
+                        .map_or("none".into(), |p| p.display().to_string()),
+                    r.ca_file
+                        .as_ref()
+                        .map_or("the system's".into(), |p| p.display().to_string()),
+                    r.insecure_registries.join(", "),
+                    if r.allowed_registries.is_empty() {
+                        "any".into()
+                    } else {
+                        r.allowed_registries.join(", ")
+                    },
+                    r.snapshot_repository
+                        .as_ref()
+                        .map_or("no registry".into(), |t| t.to_string()),
+                )
+            }),
             format!(
                 "service token to neutron and glance: {}",
                 on(self.service_user.is_some())

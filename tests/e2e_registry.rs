@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e_support::daemon::Daemon;
-use e2e_support::{docker, inspect, Stack};
+use e2e_support::{docker, docker_status, inspect, Stack};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(120);
@@ -330,6 +330,134 @@ async fn ten_boots_at_once_pull_once_and_a_moved_tag_changes_nothing() {
         stack.wait_gone(id, T).await;
     }
     delete_image(&stack, &image).await;
+}
+
+/// Snapshot `server` into a new image and wait until Glance has it `active`
+/// (`Err` with the image id when it is deleted instead, as a failed snapshot is).
+async fn snapshot(stack: &Stack, server: &str, name: &str) -> Result<serde_json::Value, String> {
+    let (st, v) = stack
+        .action(server, json!({"createImage": {"name": name}}))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["image_id"].as_str().unwrap().to_string();
+    let t = std::time::Instant::now();
+    loop {
+        let (st, rec) = stack
+            .call(
+                reqwest::Method::GET,
+                &format!("{}/v2/images/{id}", stack.glance),
+                None,
+            )
+            .await;
+        if st == 404 {
+            return Err(id);
+        }
+        if rec["status"] == "active" && rec.get("docker_image_ref").is_some() {
+            return Ok(rec);
+        }
+        assert!(
+            t.elapsed() < T,
+            "snapshot {id} neither active nor gone: {rec}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the lab's control plane and registry; run by devstack/run-tests.sh"]
+async fn a_snapshot_is_pushed_to_the_registry_and_boots_from_it_anywhere() {
+    let stack = Stack::from_env();
+    let reg = Registry::from_env();
+    stack.delete_servers_named("e2e-reg-push").await;
+    let host = "nd-e2e-registry-push";
+    let repo = format!("e2e/snapshots-{}", short());
+    let conf = format!(
+        "\n[docker_registry]\nsnapshot_repository = {}/{repo}\n",
+        reg.host
+    );
+    let _d = Daemon::start(&stack, host, &conf).await;
+    let flavor = stack.flavor("e2e-reg", 64, 1).await;
+    let base = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+
+    let a = stack
+        .create_server("e2e-reg-push-1", &base, &flavor, host, None)
+        .await;
+    stack.wait_status(&a, "ACTIVE", T).await;
+    let marker = uuid::Uuid::new_v4().to_string();
+    docker(&[
+        "exec",
+        &format!("nova-{a}"),
+        "sh",
+        "-c",
+        &format!("echo {marker} > /marker"),
+    ]);
+    let m = reg.mark();
+    let rec = snapshot(&stack, &a, "e2e-reg-push-snap")
+        .await
+        .expect("the snapshot is active");
+    let snap = rec["id"].as_str().unwrap().to_string();
+    // recorded by digest, in the configured repository, tagged with the image id
+    let pushed = rec["docker_image_ref"].as_str().unwrap().to_string();
+    assert!(
+        pushed.starts_with(&format!("{}/{repo}@sha256:", reg.host)),
+        "{rec}"
+    );
+    let log = std::fs::read_to_string(&reg.log).unwrap();
+    let put = format!("\"PUT /v2/{repo}/manifests/{snap} ");
+    assert!(
+        log.lines()
+            .skip(m)
+            .any(|l| l.contains(&put) && l.contains("\" 201 ")),
+        "no manifest PUT {put} in the registry's log"
+    );
+    // the Glance image is a tarball of its own as well
+    assert!(rec["size"].as_u64().unwrap_or(0) > 100_000, "{rec}");
+    stack.delete_server(&a).await;
+    stack.wait_gone(&a, T).await;
+
+    // plain Docker pulls it and finds the file
+    reg.docker(&["pull", &pushed]);
+    let out = docker(&["run", "--rm", &pushed, "cat", "/marker"]);
+    assert_eq!(out.trim(), marker);
+    docker(&["rmi", "-f", &pushed]);
+
+    // and Nova boots it from the registry
+    let m = reg.mark();
+    let b = stack
+        .create_server("e2e-reg-push-2", &snap, &flavor, host, None)
+        .await;
+    stack.wait_status(&b, "ACTIVE", T).await;
+    assert_eq!(marker_of(&b), marker);
+    assert_eq!(
+        reg.gets_since(m, &repo, "manifests"),
+        1,
+        "booted from the registry"
+    );
+    stack.delete_server(&b).await;
+
+    // a host whose snapshot registry is down: the snapshot fails, its image is
+    // deleted, the server stays ACTIVE and nothing of the snapshot is left
+    let bad_host = "nd-e2e-registry-push-down";
+    let conf = "\n[docker_registry]\nsnapshot_repository = 127.0.0.1:9/nowhere\ninsecure_registries = 127.0.0.1:9\n";
+    let _bad = Daemon::start(&stack, bad_host, conf).await;
+    let c = stack
+        .create_server("e2e-reg-push-3", &base, &flavor, bad_host, None)
+        .await;
+    stack.wait_status(&c, "ACTIVE", T).await;
+    let gone = snapshot(&stack, &c, "e2e-reg-push-fail").await;
+    let failed = gone.expect_err("a snapshot whose push failed is deleted");
+    let s = stack.wait_status(&c, "ACTIVE", T).await;
+    assert!(s["OS-EXT-STS:task_state"].is_null(), "{s}");
+    assert_eq!(docker_status(&c).as_deref(), Some("running"));
+    let images = docker(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        !images.contains(&format!("nova-snapshot/{failed}")),
+        "the commit is removed: {images}"
+    );
+    stack.delete_server(&c).await;
+    stack.wait_gone(&b, T).await;
+    stack.wait_gone(&c, T).await;
+    delete_image(&stack, &snap).await;
 }
 
 /// Boot `reference` on `host`; the server must end in ERROR with a fault whose

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::context::RequestContext;
 
 use super::engine::{ByteStream, CommitRequest};
+use super::registry;
 use super::{
     patch_ops_for, validate_image_id, ImageError, ImageRecord, ImageService, PatchOp,
     SNAPSHOT_REPO_PREFIX,
@@ -148,23 +149,57 @@ impl ImageService {
         let mut ops = patch_ops_for(&rec, &props.to_fields());
         // Nova copies the base image's properties into the snapshot's record: a
         // registry reference would make the snapshot boot its base image
-        if rec.raw.contains_key(super::registry::REF_PROPERTY) {
-            ops.push(PatchOp::Remove(super::registry::REF_PROPERTY.into()));
+        if rec.raw.contains_key(registry::REF_PROPERTY) {
+            ops.push(PatchOp::Remove(registry::REF_PROPERTY.into()));
         }
         if !ops.is_empty() {
             glance.patch(ctx, image_id, &ops).await?;
         }
-        let data = self
-            .inner
-            .engine
-            .export(commit_id)
-            .map(|r| r.map_err(|e| std::io::Error::other(format!("docker save: {e}"))));
+        let data: ByteStream = Box::pin(
+            self.inner
+                .engine
+                .export(commit_id)
+                .map(|r| r.map_err(|e| std::io::Error::other(format!("docker save: {e}")))),
+        );
         // Glance reads the chunked body 64 KiB at a time: chunks of that size suit it
         // best (larger ones get re-copied by gunicorn's reader, smaller ones cost
         // per-chunk overhead).
-        glance
-            .upload(ctx, image_id, coalesce(Box::pin(data), UPLOAD_CHUNK))
-            .await?;
+        match self.inner.cfg.registry.snapshot_target(image_id) {
+            None => {
+                glance
+                    .upload(ctx, image_id, coalesce(data, UPLOAD_CHUNK))
+                    .await?
+            }
+            Some(target) => {
+                // one `docker save`, read once, into Glance and the registry at once
+                let (to_glance, glance_rx) = tokio::sync::mpsc::channel(TEE_QUEUE);
+                let (to_registry, registry_rx) = tokio::sync::mpsc::channel(TEE_QUEUE);
+                let upload =
+                    glance.upload(ctx, image_id, coalesce(receiver(glance_rx), UPLOAD_CHUNK));
+                let push = async {
+                    registry::push_save(&self.inner.registry, &target, receiver(registry_rx))
+                        .await
+                        .map_err(|e| ImageError::Upload {
+                            image_id: image_id.into(),
+                            reason: format!("push to the registry: {e}"),
+                        })
+                };
+                let ((), (), pushed) =
+                    tokio::try_join!(tee(data, to_glance, to_registry), upload, push)?;
+                tracing::info!(%image_id, reference = %pushed.reference, uploaded = pushed.uploaded,
+                    existing = pushed.existing, bytes = pushed.bytes, "snapshot pushed to the registry");
+                glance
+                    .patch(
+                        ctx,
+                        image_id,
+                        &[PatchOp::Add(
+                            registry::REF_PROPERTY.into(),
+                            json!(pushed.reference.to_string()),
+                        )],
+                    )
+                    .await?;
+            }
+        }
         let rec = glance.get(ctx, image_id).await?;
         if rec.status != "active" {
             return Err(ImageError::Upload {
@@ -174,6 +209,46 @@ impl ImageService {
         }
         Ok(rec)
     }
+}
+
+/// Chunks of a snapshot that may wait for the slower of its two readers.
+const TEE_QUEUE: usize = 8;
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+fn receiver(mut rx: tokio::sync::mpsc::Receiver<Chunk>) -> ByteStream {
+    Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+/// Copy `data` to both `a` and `b`. A reader that went away has failed (its own
+/// result says why): the other then gets an error, never a short clean end.
+async fn tee(
+    mut data: ByteStream,
+    a: tokio::sync::mpsc::Sender<Chunk>,
+    b: tokio::sync::mpsc::Sender<Chunk>,
+) -> Result<(), ImageError> {
+    let cut = || std::io::Error::other("the other copy of the snapshot failed");
+    while let Some(item) = data.next().await {
+        match item {
+            Ok(chunk) => {
+                let sent_a = a.send(Ok(chunk.clone())).await.is_ok();
+                let sent_b = sent_a && b.send(Ok(chunk)).await.is_ok();
+                if !sent_b {
+                    let _ = a.send(Err(cut())).await;
+                    let _ = b.send(Err(cut())).await;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = a
+                    .send(Err(std::io::Error::new(e.kind(), e.to_string())))
+                    .await;
+                let _ = b.send(Err(e)).await;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Regroup a byte stream into pieces of about `size` bytes (the last may be

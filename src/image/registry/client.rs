@@ -81,7 +81,7 @@ impl RegistryClient {
     }
 
     /// Refuse a registry the configuration does not allow.
-    fn check_allowed(&self, r: &Reference) -> Result<(), RegistryError> {
+    pub(super) fn check_allowed(&self, r: &Reference) -> Result<(), RegistryError> {
         if self.cfg.allowed_registries.is_empty()
             || self.cfg.allowed_registries.contains(&r.registry)
         {
@@ -94,7 +94,7 @@ impl RegistryClient {
     }
 
     /// `https://<registry>/v2` (`http` for the registries listed insecure).
-    fn base(&self, r: &Reference) -> String {
+    pub(super) fn base(&self, r: &Reference) -> String {
         let scheme = if self.cfg.insecure_registries.contains(&r.registry) {
             "http"
         } else {
@@ -103,7 +103,7 @@ impl RegistryClient {
         format!("{scheme}://{}/v2", r.api_host())
     }
 
-    fn url(&self, r: &Reference, tail: &str) -> String {
+    pub(super) fn url(&self, r: &Reference, tail: &str) -> String {
         format!("{}/{}/{tail}", self.base(r), r.repository)
     }
 
@@ -127,20 +127,30 @@ impl RegistryClient {
         scope: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
+        self.send(r, scope, || {
+            let req = self.http.get(url);
+            match accept {
+                Some(a) => req.header(ACCEPT, a),
+                None => req,
+            }
+        })
+        .await
+    }
+
+    /// Send the request `build` makes (again after answering a challenge: its
+    /// body must be one that can be made twice) with the Authorization that last
+    /// worked for `scope`, answering one `Basic` or `Bearer` challenge.
+    pub(super) async fn send(
+        &self,
+        r: &Reference,
+        scope: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RegistryError> {
         let key = format!("{}/{scope}", r.registry);
         let mut answered = false;
         loop {
-            let mut req = self.http.get(url);
-            if let Some(a) = accept {
-                req = req.header(ACCEPT, a);
-            }
-            let cached = self
-                .auth
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
-            if let Some(a) = &cached {
+            let mut req = build();
+            if let Some(a) = self.authorization(r, scope) {
                 req = req.header(AUTHORIZATION, a.expose());
             }
             let resp = req.send().await.map_err(|e| unreachable(r, &e))?;
@@ -186,6 +196,21 @@ impl RegistryClient {
                 .insert(key.clone(), Arc::new(auth));
             answered = true;
         }
+    }
+
+    /// The Authorization that last worked for `scope` at `r`'s registry (for a
+    /// request whose streamed body cannot be sent twice).
+    pub(super) fn authorization(&self, r: &Reference, scope: &str) -> Option<Arc<Secret>> {
+        self.auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{}/{scope}", r.registry))
+            .cloned()
+    }
+
+    /// The HTTP client (for requests [`RegistryClient::send`] cannot repeat).
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The repositories of `registry` (its `_catalog`).
@@ -247,7 +272,7 @@ impl RegistryClient {
         Ok(sha256_of(&body))
     }
 
-    fn refused(&self, r: &Reference) -> RegistryError {
+    pub(super) fn refused(&self, r: &Reference) -> RegistryError {
         if self.creds.contains_key(&r.registry) {
             RegistryError::BadCredentials {
                 registry: r.registry.clone(),
@@ -471,7 +496,7 @@ pub(super) fn unreachable(r: &Reference, e: &reqwest::Error) -> RegistryError {
     }
 }
 
-fn http_error(r: &Reference, what: &str, status: StatusCode) -> RegistryError {
+pub(super) fn http_error(r: &Reference, what: &str, status: StatusCode) -> RegistryError {
     if status.is_server_error() {
         RegistryError::Unreachable {
             registry: r.registry.clone(),

@@ -27,6 +27,7 @@ mod client;
 mod manifest;
 pub mod mirror;
 mod pull;
+mod push;
 mod reference;
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ use crate::config::{ConfigError, Ini};
 
 pub use client::RegistryClient;
 pub use pull::{open as open_pull, Pull};
+pub use push::{push_save, Pushed};
 pub use reference::Reference;
 
 /// The Glance image property that names a registry image.
@@ -118,9 +120,36 @@ pub struct RegistryConfig {
     pub allowed_registries: Vec<String>,
     /// How long a registry may stay silent in the middle of a transfer.
     pub read_timeout: Duration,
+    /// Where snapshots are pushed as well (`host[:port]/repository`), each
+    /// tagged with its Glance image id; None: snapshots go to Glance only.
+    pub snapshot_repository: Option<Reference>,
+}
+
+/// `snapshot_repository`: a registry and a repository, no tag or digest.
+fn snapshot_repository(v: &str) -> Result<Reference, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        group: "docker_registry".into(),
+        option: "snapshot_repository".into(),
+        reason,
+    };
+    let r = Reference::parse(v).map_err(|e| invalid(e.to_string()))?;
+    if r.tag.is_some() || r.digest.is_some() || !v.trim().contains('/') {
+        return Err(invalid(format!(
+            "{v:?} is not host[:port]/repository (without a tag: each snapshot is tagged with its image id)"
+        )));
+    }
+    Ok(r)
 }
 
 impl RegistryConfig {
+    /// Where the snapshot `image_id` is pushed, if anywhere.
+    pub fn snapshot_target(&self, image_id: &str) -> Option<Reference> {
+        self.snapshot_repository.as_ref().map(|r| Reference {
+            tag: Some(image_id.to_string()),
+            ..r.clone()
+        })
+    }
+
     pub fn from_ini(ini: &Ini) -> Result<Self, ConfigError> {
         let g = ini.group("docker_registry");
         Ok(RegistryConfig {
@@ -129,6 +158,42 @@ impl RegistryConfig {
             insecure_registries: g.list("insecure_registries", &[])?,
             allowed_registries: g.list("allowed_registries", &[])?,
             read_timeout: g.secs("read_timeout", 60)?,
+            snapshot_repository: g
+                .opt_nonempty("snapshot_repository")?
+                .map(|v| snapshot_repository(&v))
+                .transpose()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Result<RegistryConfig, ConfigError> {
+        RegistryConfig::from_ini(&Ini::parse(text).unwrap())
+    }
+
+    #[test]
+    fn a_snapshot_repository_tags_each_snapshot_with_its_image_id() {
+        let c = cfg("[docker_registry]\nsnapshot_repository = reg.example:5000/nova/snapshots\n")
+            .unwrap();
+        let t = c.snapshot_target("0b7d1f6e-aaaa").unwrap();
+        assert_eq!(
+            t.to_string(),
+            "reg.example:5000/nova/snapshots:0b7d1f6e-aaaa"
+        );
+        assert!(cfg("").unwrap().snapshot_target("x").is_none());
+        for bad in [
+            "reg.example:5000/app:v1",
+            "reg.example:5000/app@sha256:00",
+            "app",
+            "Bad Name/x",
+        ] {
+            let e = cfg(&format!("[docker_registry]\nsnapshot_repository = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("snapshot_repository"), "{bad}: {e}");
+        }
     }
 }
