@@ -50,7 +50,7 @@ use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
 };
 use bollard::Docker;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use e2e_support::Stack;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -271,12 +271,16 @@ fn log_lines(path: &Path, message: &str, also: &[&str]) -> Vec<(DateTime<Utc>, S
     text.lines()
         .filter(|l| l.contains(message) && also.iter().all(|a| l.contains(a)))
         .filter_map(|l| {
-            let at = DateTime::parse_from_rfc3339(l.split_whitespace().next()?)
-                .ok()?
+            // oslo.log's `2026-12-02 05:44:15.045 <pid> ...`, local time
+            let mut f = l.splitn(3, ' ');
+            let stamp = format!("{} {}", f.next()?, f.next()?);
+            let at = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
+            let at = chrono::Local
+                .from_local_datetime(&at)
+                .earliest()?
                 .with_timezone(&Utc);
-            let rest = &l[l.find(" instance=")? + " instance=".len()..];
+            let rest = &l[l.find("[instance: ")? + "[instance: ".len()..];
             let uuid: String = rest
-                .trim_start_matches('"')
                 .chars()
                 .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
                 .collect();

@@ -11,6 +11,7 @@
 //! - [`console`]: the serial console Nova's serial proxy connects to;
 //! - [`clients`]: the keystone, conductor and placement clients;
 //! - [`config`]: nova.conf reading;
+//! - [`logging`]: log lines in oslo.log's format (text or JSON), with the request;
 //! - [`tasks`]: the long-lived tasks and how they stop; [`systemd`]: readiness
 //!   and watchdog notifications.
 
@@ -22,6 +23,7 @@ pub mod context;
 pub mod daemon;
 pub mod exception;
 pub mod image;
+pub mod logging;
 pub mod network;
 pub mod objects;
 pub mod rpc;

@@ -125,6 +125,46 @@ async fn server_lifecycle_end_to_end() {
     assert_eq!(c["Config"]["WorkingDir"], "/tmp");
     assert_eq!(c["HostConfig"]["Memory"], 128 * 1024 * 1024);
 
+    // the daemon's log lines about the build are oslo.log's, with the request id
+    // of the API call that made it (Nova's instance action records it) and the
+    // instance
+    let acts = stack
+        .get(&format!("{}/servers/{id}/os-instance-actions", stack.nova))
+        .await;
+    let req = acts["instanceActions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "create"))
+        .and_then(|x| x["request_id"].as_str())
+        .unwrap_or_else(|| panic!("no create action: {acts}"))
+        .to_string();
+    let log = std::fs::read_to_string(
+        stack
+            .state
+            .join(format!("run/nova-docker-compute-{host}.log")),
+    )
+    .unwrap();
+    let about: Vec<&str> = log.lines().filter(|l| l.contains(&req)).collect();
+    assert!(about.len() >= 2, "lines with {req}: {about:?}");
+    for l in &about {
+        // 2026-12-02 05:44:15.045 4242 INFO nova_docker.compute.build [None req-... user project - - -] [instance: <id>] ...
+        let f: Vec<&str> = l.splitn(7, ' ').collect();
+        assert!(
+            f.len() == 7
+                && f[0].len() == 10
+                && f[1].len() == 12
+                && f[2].parse::<u32>().is_ok()
+                && ["DEBUG", "INFO", "WARNING", "ERROR"].contains(&f[3])
+                && f[4].starts_with("nova_docker.")
+                && f[5].starts_with('[')
+                && f[6].starts_with(&format!("{req} ")),
+            "not oslo.log's format: {l}"
+        );
+        assert!(
+            l.contains(&format!("[instance: {id}] ")),
+            "no instance: {l}"
+        );
+    }
+
     // diagnostics (get_instance_diagnostics): real numbers from the container
     let d = stack
         .get(&format!("{}/servers/{id}/diagnostics", stack.nova))

@@ -85,19 +85,9 @@ fn main() -> anyhow::Result<()> {
     {
         return mirror_registry(&ini, settings, registry, repositories, visibility);
     }
-    let default_filter = if settings.default.debug {
-        "debug"
-    } else {
-        "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // colour codes only on a terminal: not in journald or a log file
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log = nova_docker::logging::LogConfig::from_ini(&ini).context("logging options")?;
+    nova_docker::logging::init(&log, &settings.default.host)
+        .with_context(|| format!("log file {:?}", log.log_file))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,11 +106,11 @@ fn mirror_registry(
 ) -> anyhow::Result<()> {
     use nova_docker::clients::keystone::{AuthOptions, AuthType};
     use nova_docker::image::registry::mirror::MirrorRequest;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    // its report goes to standard output; its log lines to standard error
+    nova_docker::logging::init(
+        &nova_docker::logging::LogConfig::default(),
+        &settings.default.host,
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -329,10 +329,34 @@ impl RpcServer {
             }
             let dispatcher = self.dispatcher.clone();
             let p = pub_rx.clone();
-            tasks.spawn(handle(dispatcher, p, req));
+            let span = request_span(&req);
+            tasks.spawn(tracing::Instrument::instrument(
+                handle(dispatcher, p, req),
+                span,
+            ));
             while tasks.try_join_next().is_some() {}
         }
     }
+}
+
+/// The span of one request: the ids and user identity of the Nova API call it
+/// serves and the instance it is about, on every line logged while it runs
+/// (see [`crate::logging`]).
+fn request_span(req: &Request) -> tracing::Span {
+    let c = &req.context;
+    let raw = |k: &str| c.raw.get(k).and_then(Value::as_str);
+    tracing::info_span!(
+        crate::logging::REQUEST_SPAN,
+        method = %req.method,
+        request_id = c.request_id.as_deref(),
+        global_request_id = c.global_request_id.as_deref(),
+        user = c.user_id.as_deref(),
+        project = c.project_id.as_deref(),
+        domain = raw("domain"),
+        user_domain = raw("user_domain"),
+        project_domain = raw("project_domain"),
+        instance = crate::logging::instance_of(&req.args),
+    )
 }
 
 /// Dispatch one request and reply if it is a call, with call-monitor heartbeats
