@@ -68,6 +68,8 @@ pub struct Settings {
     pub start_before_vif_plugged: bool,
     /// `[serial_console]`, `[consoleauth]`.
     pub console: ConsoleConfig,
+    /// `[metrics]`.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Settings {
@@ -88,6 +90,7 @@ impl Settings {
                 .bool("resume_after_engine_restart", true)?,
             start_before_vif_plugged: ini.group("docker").bool("start_before_vif_plugged", true)?,
             console: ConsoleConfig::from_ini(ini)?,
+            metrics: crate::metrics::MetricsConfig::from_ini(ini)?,
             default,
         })
     }
@@ -160,6 +163,12 @@ impl Settings {
                 )
             }),
             format!(
+                "metrics: {}",
+                self.metrics
+                    .listen_address
+                    .map_or("off".into(), |a| format!("http://{a}/metrics"))
+            ),
+            format!(
                 "service token to neutron and glance: {}",
                 on(self.service_user.is_some())
             ),
@@ -206,6 +215,13 @@ pub async fn run(s: Settings) -> Result<(), DaemonError> {
     let tasks = Tasks::new();
     tasks.spawn(stop_on_signal(tasks.clone()));
     info!(host = %s.default.host, transport = %s.rabbit.transport_url, "starting nova-docker-compute");
+    if let Some(addr) = s.metrics.listen_address {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(setup(&format!("[metrics] listen_address {addr}")))?;
+        info!(%addr, "serving Prometheus metrics on /metrics");
+        tasks.spawn(crate::metrics::serve(l, tasks.clone()));
+    }
     let (manager, images, client) = build(&s, &tasks).await?;
     let outcome = serve(&s, &tasks, &manager, images).await;
     let clean = tasks.shut_down(s.default.graceful_shutdown_timeout).await;
@@ -239,7 +255,8 @@ async fn build(
         policy: s.policy.clone(),
         lookup: Box::new(driver.docker().clone()),
     });
-    let driver: Arc<dyn crate::virt::ComputeDriver> = Arc::new(driver);
+    let driver: Arc<dyn crate::virt::ComputeDriver> =
+        Arc::new(crate::virt::timed::Timed::new(driver));
     let consoles = Arc::new(ConsoleServer::new(
         s.console.clone(),
         driver.clone(),

@@ -12,6 +12,7 @@
 //! - [`clients`]: the keystone, conductor and placement clients;
 //! - [`config`]: nova.conf reading;
 //! - [`logging`]: log lines in oslo.log's format (text or JSON), with the request;
+//! - [`metrics`]: Prometheus metrics (`[metrics] listen_address`);
 //! - [`tasks`]: the long-lived tasks and how they stop; [`systemd`]: readiness
 //!   and watchdog notifications.
 
@@ -24,6 +25,7 @@ pub mod daemon;
 pub mod exception;
 pub mod image;
 pub mod logging;
+pub mod metrics;
 pub mod network;
 pub mod objects;
 pub mod rpc;

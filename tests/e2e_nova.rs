@@ -103,7 +103,17 @@ async fn compute_node_registers_with_real_resources() {
 async fn server_lifecycle_end_to_end() {
     let stack = Stack::from_env();
     let host = "nd-e2e-life";
-    let _d = Daemon::start(&stack, host, "").await;
+    // with its Prometheus metrics on (a free port of this machine)
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let _d = Daemon::start(
+        &stack,
+        host,
+        &format!("\n[metrics]\nlisten_address = {metrics}\n"),
+    )
+    .await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let opts = "environment:\n  GREETING: hello from user_data\nworking_dir: /tmp\n";
@@ -252,6 +262,47 @@ async fn server_lifecycle_end_to_end() {
     assert_eq!(s["image"]["id"], snap.as_str());
     let marker = docker(&["exec", &format!("nova-{id}"), "cat", "/root/marker"]);
     assert_eq!(marker.trim(), "snapshot-marker");
+
+    // what the daemon did, as Prometheus scrapes it
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    for (method, n) in [
+        ("build_and_run_instance", 2.0),
+        ("stop_instance", 1.0),
+        ("start_instance", 1.0),
+        ("pause_instance", 1.0),
+        ("snapshot_instance", 1.0),
+        ("rebuild_instance", 1.0),
+    ] {
+        assert_eq!(
+            value(&format!(
+                "nova_docker_rpc_requests_total{{method=\"{method}\",outcome=\"ok\"}}"
+            )),
+            n,
+            "{method}"
+        );
+    }
+    assert!(
+        value(
+            r#"nova_docker_docker_operation_duration_seconds_count{operation="spawn",outcome="ok"}"#
+        ) >= 2.0
+    );
+    assert!(value(r#"nova_docker_instances{state="running"}"#) >= 1.0);
+    assert!(value(r#"nova_docker_image_cache_total{result="miss"}"#) >= 1.0);
+    assert!(value(r#"nova_docker_image_bytes_total{source="glance"}"#) > 100_000.0);
+    assert!(
+        text.contains("nova_docker_conductor_call_duration_seconds_count{"),
+        "{text}"
+    );
 
     // delete: no container, no allocation
     for sid in [&id, &id2] {

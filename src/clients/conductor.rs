@@ -423,9 +423,19 @@ impl RpcCaller for crate::rpc::RpcClient {
         if let Some(ns) = namespace {
             target = target.namespace(ns);
         }
-        self.call_with_timeout(ctx, &target, method, args, timeout)
+        let started = std::time::Instant::now();
+        let r = self
+            .call_with_timeout(ctx, &target, method, args, timeout)
             .await
-            .map_err(|e| rpc_error(topic, method, e))
+            .map_err(|e| rpc_error(topic, method, e));
+        let outcome = match &r {
+            Ok(_) => "ok",
+            Err(CallError::Timeout { .. }) => "timeout",
+            Err(CallError::Remote { .. }) => "remote_error",
+            Err(_) => "error",
+        };
+        crate::metrics::conductor_call(method, outcome, started);
+        r
     }
 
     async fn cast(

@@ -57,13 +57,16 @@ impl ImageService {
         validate_image_id(image_id)?;
         let reference = local_ref(image_id);
         if self.inner.known_present(&reference) {
+            crate::metrics::image_cache(true);
             return Ok(reference);
         }
         if self.inner.is_cached(&reference).await? {
             tracing::debug!(%image_id, %reference, "image cached");
+            crate::metrics::image_cache(true);
             self.inner.remember(&reference);
             return Ok(reference);
         }
+        crate::metrics::image_cache(false);
         let fut = {
             let mut map = self
                 .inner
@@ -305,10 +308,11 @@ impl Inner {
                 })
             }
         }
-        let source = match registry::reference_of(&rec) {
-            Some(text) => self.registry_source(image_id, text).await?,
-            None => self.glance_source(ctx, image_id, &rec).await?,
+        let (source, from) = match registry::reference_of(&rec) {
+            Some(text) => (self.registry_source(image_id, text).await?, "registry"),
+            None => (self.glance_source(ctx, image_id, &rec).await?, "glance"),
         };
+        let size = source.size;
         let max = self.cfg.glance.max_image_size;
         let before = self.image_ids().await?;
         let (report, fail) = pump::load(
@@ -362,6 +366,7 @@ impl Inner {
             return Err(engine_err(e));
         }
         tracing::info!(%image_id, docker_image = %docker_id, %reference, "image loaded and tagged");
+        crate::metrics::image_loaded(from, size.unwrap_or(0));
         self.remember(&reference);
         Ok(reference)
     }

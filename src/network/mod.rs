@@ -163,6 +163,7 @@ impl VifManager {
     /// Host side of every VIF, before the container exists.
     pub async fn plug_all(&self, instance_uuid: &str, vifs: &[Vif]) -> Result<(), NetworkError> {
         for vif in vifs {
+            let started = std::time::Instant::now();
             self.driver
                 .plug(instance_uuid, vif)
                 .await
@@ -171,6 +172,7 @@ impl VifManager {
                     vif_id: vif.id.clone(),
                     source: Box::new(e),
                 })?;
+            crate::metrics::vif_plugged(self.driver.name(), started);
         }
         Ok(())
     }

@@ -399,9 +399,15 @@ async fn connection_task(
 ) {
     let cfg = connector.config().clone();
     let mut set_up_failures = 0u32;
+    let mut connected_before = false;
     loop {
         let conn = match connector.connect("nova-docker rpc client", &mut stop).await {
-            Ok(c) => Arc::new(c),
+            Ok(c) => {
+                if std::mem::replace(&mut connected_before, true) {
+                    crate::metrics::reconnected("rpc_client");
+                }
+                Arc::new(c)
+            }
             Err(_) => break,
         };
         let setup = async {

@@ -118,6 +118,7 @@ impl RpcServer {
         let mut tasks = JoinSet::new();
         let mut generation = 0u64;
         let mut set_up_failures = 0u32;
+        let mut connected_before = false;
         loop {
             self.state.send_replace(ServerState::Connecting);
             let conn = match self
@@ -128,7 +129,12 @@ impl RpcServer {
                 )
                 .await
             {
-                Ok(c) => c,
+                Ok(c) => {
+                    if std::mem::replace(&mut connected_before, true) {
+                        crate::metrics::reconnected("rpc_server");
+                    }
+                    c
+                }
                 Err(RpcError::Shutdown) => break,
                 Err(e) => {
                     self.state.send_replace(ServerState::Stopped);
@@ -374,6 +380,17 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
     } = req;
     let request_id = context.request_id.clone().unwrap_or_default();
     let delivery = context.delivery.clone();
+    let started = std::time::Instant::now();
+    // a method this server does not serve is counted as `unknown`: a label
+    // never takes a sender's arbitrary text
+    let label = if dispatcher
+        .route(namespace.as_deref(), &method, &version)
+        .is_ok()
+    {
+        method.clone()
+    } else {
+        "unknown".to_string()
+    };
     tracing::debug!(%method, %version, ?namespace, %request_id, call = reply_to.is_some(), "RPC request");
     let fut = dispatcher.dispatch(context, namespace.as_deref(), &method, args, &version);
     tokio::pin!(fut);
@@ -396,6 +413,11 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
         _ => fut.await,
     };
     delivery.started();
+    crate::metrics::rpc_served(
+        &label,
+        result.as_ref().map_or_else(|e| e.class.as_str(), |_| "ok"),
+        started,
+    );
     match (reply_to, result) {
         (Some(rt), Ok(v)) => send_reply(publisher, &rt, ReplyFrame::result(&rt.msg_id, v)).await,
         (Some(rt), Err(e)) => {

@@ -7,6 +7,7 @@
 //! - [`diagnostics`]: Nova's diagnostics shapes;
 //! - [`console`]: an interactive console session ([`ConsoleIo`]);
 //! - [`error`]: [`DriverError`] and the Nova exceptions it becomes;
+//! - [`timed`]: the seam's metrics ([`timed::Timed`] wraps a driver);
 //! - [`docker`]: the Docker engine through bollard (the only place bollard types
 //!   appear).
 
@@ -16,6 +17,7 @@ pub mod docker;
 pub mod driver;
 pub mod error;
 pub mod spec;
+pub mod timed;
 
 pub use console::{ConsoleIo, ConsoleKind};
 pub use diagnostics::Diagnostics;

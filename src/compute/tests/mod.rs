@@ -11,5 +11,6 @@ mod harness;
 mod build;
 mod console;
 mod lifecycle;
+mod metrics;
 mod network;
 mod start_up;
