@@ -25,7 +25,7 @@ fn busybox() -> String {
 async fn compute_node_registers_with_real_resources() {
     let stack = Stack::from_env();
     let host = "nd-e2e-register";
-    let _d = Daemon::start(&stack, host, "").await;
+    let mut d = Daemon::start(&stack, host, "").await;
     assert_eq!(stack.service_state(host).await.as_deref(), Some("up"));
 
     let hv = stack
@@ -96,6 +96,19 @@ async fn compute_node_registers_with_real_resources() {
         t.contains(&"COMPUTE_NODE") && t.contains(&"OWNER_NOVA"),
         "{t:?}"
     );
+
+    // a clean stop logs no error (lapin logs one when a channel is left to its
+    // drop while the connection closes)
+    d.stop();
+    let log = std::fs::read_to_string(
+        stack
+            .state
+            .join(format!("run/nova-docker-compute-{host}.log")),
+    )
+    .unwrap();
+    assert!(log.contains("stopped clean=true"), "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
 }
 
 #[tokio::test]

@@ -442,6 +442,7 @@ async fn connection_task(
             }
         };
         set_up_failures = 0;
+        let own = ch.clone();
         link_tx.send_replace(Some(Arc::new(Link {
             connection: conn.clone(),
             channel: ch,
@@ -461,6 +462,9 @@ async fn connection_task(
         match why {
             None => {
                 fail_all(&pending, "the RPC client was closed");
+                // the channel first: one closed by its drop while the connection
+                // closes makes lapin log a connection error
+                let _ = own.close(200, "closed").await;
                 let _ = conn.close(200, "closed").await;
                 break;
             }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream::{select_all, StreamExt};
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use serde_json::Value;
@@ -119,6 +121,7 @@ impl RpcServer {
         let mut generation = 0u64;
         let mut set_up_failures = 0u32;
         let mut connected_before = false;
+        let mut keep = Vec::new();
         loop {
             self.state.send_replace(ServerState::Connecting);
             let conn = match self
@@ -152,12 +155,20 @@ impl RpcServer {
                     &dup,
                     &mut tasks,
                     &mut shutdown,
+                    &mut keep,
                 )
                 .await;
             pub_tx.send_replace(None);
             match res {
                 Ok(()) => {
-                    self.drain(&mut tasks, &pub_tx, Some(&conn)).await;
+                    if let Some(ch) = self.drain(&mut tasks, &pub_tx, Some(&conn)).await {
+                        keep.push(ch);
+                    }
+                    // every channel before the connection: one closed by its drop
+                    // while the connection closes makes lapin log a connection error
+                    for ch in keep.drain(..) {
+                        let _ = ch.close(200, "shutdown").await;
+                    }
                     let _ = conn.close(200, "shutdown").await;
                     self.state.send_replace(ServerState::Stopped);
                     return Ok(());
@@ -196,11 +207,12 @@ impl RpcServer {
         tasks: &mut JoinSet<()>,
         pub_tx: &watch::Sender<Option<Channel>>,
         conn: Option<&Connection>,
-    ) {
+    ) -> Option<Channel> {
         while tasks.try_join_next().is_some() {}
         if tasks.is_empty() {
-            return;
+            return None;
         }
+        let mut replies = None;
         if let Some(conn) = conn {
             if let Ok(ch) = conn.create_channel().await {
                 if ch
@@ -208,7 +220,8 @@ impl RpcServer {
                     .await
                     .is_ok()
                 {
-                    pub_tx.send_replace(Some(ch));
+                    pub_tx.send_replace(Some(ch.clone()));
+                    replies = Some(ch);
                 }
             }
         }
@@ -222,6 +235,7 @@ impl RpcServer {
             tasks.abort_all();
         }
         pub_tx.send_replace(None);
+        replies
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -235,12 +249,15 @@ impl RpcServer {
         dup: &Arc<Mutex<DuplicateFilter>>,
         tasks: &mut JoinSet<()>,
         shutdown: &mut watch::Receiver<bool>,
+        keep: &mut Vec<Channel>,
     ) -> Result<(), RpcError> {
         let publish_ch = conn.create_channel().await?;
         publish_ch
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let mut consumers = Vec::new();
+        // what to cancel at a stop: (channel, consumer tag)
+        let mut tags = Vec::new();
         // one channel per topic: a refused declare closes only its own channel
         for topic in &self.topics {
             let fid = fanout_ids.get(topic).cloned().unwrap_or_else(new_id);
@@ -265,16 +282,31 @@ impl RpcServer {
                         FieldTable::default(),
                     )
                     .await?;
+                tags.push((ch.clone(), c.tag()));
                 consumers.push(c);
             }
         }
-        pub_tx.send_replace(Some(publish_ch));
+        pub_tx.send_replace(Some(publish_ch.clone()));
         self.state.send_replace(ServerState::Ready { generation });
         tracing::info!(host = %self.host, topics = ?self.topics, generation, "RPC server consuming");
         let mut deliveries = select_all(consumers);
         loop {
             let item = tokio::select! {
-                _ = stopped(shutdown) => return Ok(()),
+                _ = stopped(shutdown) => {
+                    // no delivery after this (the handlers still running settle
+                    // theirs; what was delivered and not started goes back to the
+                    // queue at the close), so the close races no incoming frame
+                    for (ch, tag) in &tags {
+                        let _ = ch
+                            .basic_cancel(tag.as_str(), BasicCancelOptions::default())
+                            .await;
+                    }
+                    // closed once the running handlers are done (theirs settle
+                    // on them)
+                    keep.push(publish_ch.clone());
+                    keep.extend(tags.into_iter().map(|(ch, _)| ch));
+                    return Ok(());
+                }
                 item = deliveries.next() => item,
             };
             let delivery = match item {
