@@ -70,6 +70,8 @@ pub struct Settings {
     pub console: ConsoleConfig,
     /// `[metrics]`.
     pub metrics: crate::metrics::MetricsConfig,
+    /// `[notifications]`, `[oslo_messaging_notifications]`.
+    pub notifications: crate::notifications::NotificationConfig,
 }
 
 impl Settings {
@@ -91,6 +93,7 @@ impl Settings {
             start_before_vif_plugged: ini.group("docker").bool("start_before_vif_plugged", true)?,
             console: ConsoleConfig::from_ini(ini)?,
             metrics: crate::metrics::MetricsConfig::from_ini(ini)?,
+            notifications: crate::notifications::NotificationConfig::from_ini(ini)?,
             default,
         })
     }
@@ -162,6 +165,14 @@ impl Settings {
                         .map_or("no registry".into(), |t| t.to_string()),
                 )
             }),
+            format!(
+                "versioned notifications: {}",
+                if self.notifications.enabled {
+                    format!("on, topics {}", self.notifications.topics.join(", "))
+                } else {
+                    "off".into()
+                }
+            ),
             format!(
                 "metrics: {}",
                 self.metrics
@@ -271,6 +282,16 @@ async fn build(
         network: Arc::new(s.network.clone()),
         options,
         consoles,
+        notifier: if s.notifications.enabled {
+            info!(topics = ?s.notifications.topics, "sending versioned notifications");
+            Arc::new(crate::notifications::AmqpNotifier::new(
+                client.clone(),
+                &s.notifications,
+                &s.default.host,
+            ))
+        } else {
+            Arc::new(crate::notifications::NoNotifier)
+        },
     };
     let cfg = ManagerConfig {
         host,

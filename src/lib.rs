@@ -8,6 +8,7 @@
 //! - [`image`]: Glance images in and out of Docker;
 //! - [`userdata`]: container options from user_data and their policy;
 //! - [`network`]: VIF drivers;
+//! - [`notifications`]: Nova's versioned notifications;
 //! - [`console`]: the serial console Nova's serial proxy connects to;
 //! - [`clients`]: the keystone, conductor and placement clients;
 //! - [`config`]: nova.conf reading;
@@ -27,6 +28,7 @@ pub mod image;
 pub mod logging;
 pub mod metrics;
 pub mod network;
+pub mod notifications;
 pub mod objects;
 pub mod rpc;
 pub mod systemd;

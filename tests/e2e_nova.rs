@@ -2,13 +2,14 @@
 //! placement, glance from PyPI, RabbitMQ, MariaDB) uses nova-docker-compute as a
 //! compute host. Each test runs its own daemon under its own host name.
 
+mod common;
 mod e2e_support;
 
 use std::time::{Duration, Instant};
 
 use e2e_support::daemon::Daemon;
 use e2e_support::{docker, docker_status, inspect, Stack};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -121,10 +122,33 @@ async fn server_lifecycle_end_to_end() {
         .unwrap()
         .local_addr()
         .unwrap();
+    // and its versioned notifications to a topic of this test, where a real
+    // oslo.messaging listener checks each payload with Nova's own classes
+    let topic = format!("nd_e2e_notifications_{}", uuid::Uuid::new_v4().simple());
+    let seen = stack.state.join(format!("run/{topic}.jsonl"));
+    let mut listener = std::process::Command::new(common::python())
+        .arg(common::test_file("python/notification_listener.py"))
+        .args([common::transport_url(), topic.clone()])
+        .arg(&seen)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("notification listener");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(listener.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "listening");
+    }
     let _d = Daemon::start(
         &stack,
         host,
-        &format!("\n[metrics]\nlisten_address = {metrics}\n"),
+        &format!(
+            "\n[metrics]\nlisten_address = {metrics}\n\
+             [oslo_messaging_notifications]\ndriver = messagingv2\n\
+             [notifications]\nnotification_format = versioned\nversioned_notifications_topics = {topic}\n"
+        ),
     )
     .await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
@@ -330,6 +354,65 @@ async fn server_lifecycle_end_to_end() {
             .await;
         assert!(a["allocations"].as_object().unwrap().is_empty(), "{a}");
     }
+
+    // the notifications of the first server, in order, each one Nova's
+    let want = [
+        "instance.create.start",
+        "instance.create.end",
+        "instance.power_off.start",
+        "instance.power_off.end",
+        "instance.power_on.start",
+        "instance.power_on.end",
+        "instance.reboot.start",
+        "instance.reboot.end",
+        "instance.reboot.start",
+        "instance.reboot.end",
+        "instance.pause.start",
+        "instance.pause.end",
+        "instance.unpause.start",
+        "instance.unpause.end",
+        "instance.suspend.start",
+        "instance.suspend.end",
+        "instance.resume.start",
+        "instance.resume.end",
+        "instance.delete.start",
+        "instance.delete.end",
+    ];
+    let t0 = std::time::Instant::now();
+    let lines: Vec<Value> = loop {
+        let lines: Vec<Value> = std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &Value| v["uuid"] == id.as_str())
+            .collect();
+        if lines.len() >= want.len() || t0.elapsed() > Duration::from_secs(30) {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(listener.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = listener.wait();
+    let got: Vec<&str> = lines
+        .iter()
+        .map(|v| v["event_type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(got, want, "{lines:#?}");
+    for v in &lines {
+        assert_eq!(v["error"], "", "not Nova's: {v}");
+        assert_eq!(v["publisher_id"], format!("nova-compute:{host}"), "{v}");
+        assert_eq!(v["context_has_token"], false, "{v}");
+    }
+    assert_eq!(lines[0]["payload_name"], "InstanceCreatePayload");
+    assert_eq!(
+        lines[0]["request_id"],
+        req.as_str(),
+        "the API call's request id"
+    );
+    assert_eq!(lines[2]["payload_name"], "InstanceActionPayload");
 }
 
 #[tokio::test]

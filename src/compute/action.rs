@@ -36,10 +36,39 @@ pub struct Action<'m> {
     manager: &'m ComputeManager,
     uuid: String,
     event: String,
+    /// The versioned notification of the operation (`instance.power_off`), if
+    /// Nova sends one.
+    notification: Option<&'static str>,
     _lock: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl ComputeManager {
+    /// Send the versioned notification `<event>.<phase>` about `inst`.
+    pub(crate) async fn notify(
+        &self,
+        ctx: &RequestContext,
+        event: &str,
+        phase: &str,
+        inst: &Instance,
+        fault: Option<&NovaException>,
+    ) {
+        use crate::notifications::{payload, Notification, Priority};
+        self.notifier
+            .notify(
+                ctx,
+                Notification {
+                    event_type: format!("{event}.{phase}"),
+                    priority: if fault.is_some() {
+                        Priority::Error
+                    } else {
+                        Priority::Info
+                    },
+                    payload: payload(ctx, event, inst, fault),
+                },
+            )
+            .await;
+    }
+
     /// The lock that serialises operations on one instance.
     pub(crate) fn instance_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -58,7 +87,9 @@ impl ComputeManager {
         inst: &Instance,
         name: &str,
     ) -> Action<'_> {
-        self.begin_with(ctx, inst.uuid(), name, async {}).await.0
+        let action = self.begin_with(ctx, inst.uuid(), name, async {}).await.0;
+        action.notify_start(ctx, inst).await;
+        action
     }
 
     /// [`Self::begin`], with `first` (the operation's first step) run under
@@ -86,6 +117,7 @@ impl ComputeManager {
             manager: self,
             uuid: uuid.to_string(),
             event,
+            notification: crate::notifications::event_of(name),
             _lock: lock,
         };
         (action, out)
@@ -174,6 +206,20 @@ pub enum Expect<'a> {
 }
 
 impl Action<'_> {
+    /// No notification for this one (an operation that turned out not to be
+    /// ours to do).
+    pub fn without_notification(mut self) -> Self {
+        self.notification = None;
+        self
+    }
+
+    /// `<notification>.start`, with the instance as the operation finds it.
+    pub async fn notify_start(&self, ctx: &RequestContext, inst: &Instance) {
+        if let Some(n) = self.notification {
+            self.manager.notify(ctx, n, "start", inst, None).await;
+        }
+    }
+
     /// End the operation with its result, in the order of Nova's decorators:
     /// the fault (if it failed), the action event finished (with the failure),
     /// the task state reverted as `on_failure` says. The lock is released
@@ -200,6 +246,12 @@ impl Action<'_> {
         }
         if faulted {
             m.revert(ctx, inst, on_failure).await;
+        }
+        // `.end` once it worked; of failures Nova reports only a build's
+        match (self.notification, &r) {
+            (Some(n), Ok(_)) => m.notify(ctx, n, "end", inst, None).await,
+            (Some(n @ "instance.create"), Err(e)) => m.notify(ctx, n, "error", inst, Some(e)).await,
+            _ => {}
         }
         r
     }

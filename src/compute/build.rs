@@ -74,6 +74,7 @@ impl ComputeManager {
             // (ERROR), so the broker may forget the message
             ctx.delivery.started();
             info!(instance = %uuid, "building");
+            action.notify_start(ctx, &inst).await;
             let records = self.build_records(ctx, &mut inst, &req).await;
             (action, Ok(records))
         };
@@ -91,7 +92,10 @@ impl ComputeManager {
                 if matches!(launch, Ok(Launch::Started(_))) {
                     self.undo_spawn(&inst).await;
                 }
-                return action.end(ctx, &mut inst, Ok(()), OnFailure::Error).await;
+                return action
+                    .without_notification()
+                    .end(ctx, &mut inst, Ok(()), OnFailure::Error)
+                    .await;
             }
         };
         let r = self.finish_build(ctx, &mut inst, records, launch).await;

@@ -112,6 +112,9 @@ pub struct Backends {
     pub options: Arc<dyn OptionsBackend>,
     /// The serial consoles (disabled unless `[serial_console] enabled`).
     pub consoles: Arc<ConsoleServer>,
+    /// Nova's versioned notifications ([`crate::notifications::NoNotifier`]
+    /// unless nova.conf asks for them).
+    pub notifier: Arc<dyn crate::notifications::Notifier>,
 }
 
 /// Everything the manager works with.
@@ -125,6 +128,7 @@ pub struct ComputeManager {
     network: Arc<dyn NetworkBackend>,
     options: Arc<dyn OptionsBackend>,
     consoles: Arc<ConsoleServer>,
+    notifier: Arc<dyn crate::notifications::Notifier>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The ComputeNode record's id and uuid, once registered.
     node: Mutex<Option<(i64, String)>>,
@@ -145,6 +149,7 @@ impl ComputeManager {
             network: b.network,
             options: b.options,
             consoles: b.consoles,
+            notifier: b.notifier,
             locks: Mutex::new(HashMap::new()),
             node: Mutex::new(None),
             events: events::InstanceEvents::default(),

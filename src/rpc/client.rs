@@ -22,8 +22,8 @@ use super::connection::{message_properties, publish_confirmed, stopped, Connecto
 use super::envelope::{new_id, ReplyFrame, ReplyTo, Request};
 use super::failure::RemoteError;
 use super::topology::{
-    declare_exchange, declare_queue, fanout_exchange, is_durable_mismatch, reply_queue,
-    topic_exchange,
+    declare_exchange, declare_queue, fanout_exchange, is_durable_mismatch, notification_queue,
+    reply_queue, topic_exchange,
 };
 use super::RpcError;
 
@@ -237,6 +237,48 @@ impl RpcClient {
             call_monitor_timeout: None,
         };
         self.publish(&link, target, &req, None).await
+    }
+
+    /// Publish a notification body (see [`crate::notifications`]) to the control
+    /// exchange under `routing_key` (`<topic>.<priority>`), its queue declared
+    /// first as oslo.messaging's notifier does.
+    pub async fn notify(&self, routing_key: &str, body: &[u8]) -> Result<(), RpcError> {
+        let link = self.link(self.inner.cfg.rpc_response_timeout).await?;
+        let cfg = &self.inner.cfg;
+        let ex = topic_exchange(cfg, &cfg.control_exchange);
+        self.ensure_exchange(&link, &ex).await?;
+        let key = format!("queue:{routing_key}");
+        let known = link
+            .declared
+            .lock()
+            .map(|d| d.contains(&key))
+            .unwrap_or(false);
+        if !known {
+            // on a channel of its own: a consumer's queue of other flags (406)
+            // closes that channel only, and the binding it has serves as well
+            let ch = link.connection.create_channel().await?;
+            match declare_queue(&ch, &notification_queue(cfg, &ex.name, routing_key)).await {
+                Ok(()) => {
+                    let _ = ch.close(200, "declared").await;
+                }
+                Err(e) => {
+                    tracing::debug!(queue = %routing_key, error = %e, "notification queue not declared")
+                }
+            }
+            if let Ok(mut d) = link.declared.lock() {
+                d.insert(key);
+            }
+        }
+        publish_confirmed(
+            &link.channel,
+            &ex.name,
+            routing_key,
+            false,
+            body,
+            message_properties(None),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Stop the connection task; outstanding calls fail.

@@ -152,6 +152,22 @@ pub fn reply_queue(cfg: &RabbitConfig, name: &str) -> QueueDecl {
     }
 }
 
+/// The queue oslo.messaging's notifier declares for a notification topic
+/// (`versioned_notifications.info`), bound to the control exchange under its
+/// name, so that notifications wait for a consumer that is not up yet.
+pub fn notification_queue(cfg: &RabbitConfig, exchange: &str, routing_key: &str) -> QueueDecl {
+    QueueDecl {
+        name: routing_key.into(),
+        durable: cfg.durable(),
+        auto_delete: false,
+        arguments: queue_arguments(cfg.rabbit_ha_queues, 0, false),
+        binding: Some(Binding {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+        }),
+    }
+}
+
 pub async fn declare_exchange(ch: &Channel, e: &ExchangeDecl) -> Result<(), lapin::Error> {
     ch.exchange_declare(
         &e.name,

@@ -899,3 +899,25 @@ impl Placement for FakePlacement {
         Ok(())
     }
 }
+
+/// The notifications sent, in order.
+#[derive(Default)]
+pub struct FakeNotifier {
+    pub sent: Mutex<Vec<crate::notifications::Notification>>,
+}
+
+impl FakeNotifier {
+    pub fn events(&self) -> Vec<String> {
+        lock(&self.sent)
+            .iter()
+            .map(|n| n.event_type.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl crate::notifications::Notifier for FakeNotifier {
+    async fn notify(&self, _: &RequestContext, n: crate::notifications::Notification) {
+        lock(&self.sent).push(n);
+    }
+}

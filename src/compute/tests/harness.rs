@@ -26,6 +26,7 @@ pub struct Harness {
     pub images: Arc<FakeImages>,
     pub options: Arc<FakeOptions>,
     pub placement: Arc<FakePlacement>,
+    pub notifier: Arc<FakeNotifier>,
     pub ctx: RequestContext,
 }
 
@@ -52,6 +53,7 @@ impl Harness {
         let images = Arc::new(FakeImages::default());
         let options = Arc::new(FakeOptions::default());
         let placement = Arc::new(FakePlacement::default());
+        let notifier = Arc::new(FakeNotifier::default());
         let mut cfg = ManagerConfig::new(HOST);
         cfg.vif_plugging_timeout = Duration::from_millis(200);
         set(&mut cfg);
@@ -68,6 +70,7 @@ impl Harness {
                 network: network.clone(),
                 options: options.clone(),
                 consoles,
+                notifier: notifier.clone(),
             },
             tasks,
         );
@@ -75,6 +78,7 @@ impl Harness {
         Harness {
             manager: Arc::new(manager),
             conductor,
+            notifier,
             driver,
             network,
             network_api,

@@ -13,4 +13,5 @@ mod console;
 mod lifecycle;
 mod metrics;
 mod network;
+mod notifications;
 mod start_up;

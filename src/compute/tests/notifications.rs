@@ -1,0 +1,112 @@
+//! Versioned notifications around the operations, as Nova sends them.
+
+use super::harness::*;
+use crate::compute::{ComputeRequest, PowerOp};
+use crate::exception::NovaException;
+use crate::objects::{TaskState as T, VmState as V};
+
+#[tokio::test]
+async fn a_build_sends_create_start_and_end_with_the_instance_as_it_is_then() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.notifier.events(),
+        ["instance.create.start", "instance.create.end"]
+    );
+    let sent = h.notifier.sent.lock().unwrap().clone();
+    let end = &sent[1].payload;
+    assert_eq!(end["nova_object.name"], "InstanceCreatePayload");
+    assert_eq!(end["nova_object.version"], "1.13");
+    let d = &end["nova_object.data"];
+    assert_eq!(d["uuid"], inst.uuid());
+    assert_eq!(d["state"], "active");
+    assert_eq!(d["power_state"], "running");
+    assert!(d["task_state"].is_null(), "{d}");
+    assert_eq!(d["host"], HOST);
+    assert_eq!(d["flavor"]["nova_object.name"], "FlavorPayload");
+    assert!(d["fault"].is_null());
+    // at the start it was still building
+    assert_eq!(sent[0].payload["nova_object.data"]["state"], "building");
+}
+
+#[tokio::test]
+async fn a_failed_build_sends_create_error_with_its_fault() {
+    let h = Harness::new();
+    *h.images.fail.lock().unwrap() = Some(NovaException::image_not_found("img-1"));
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.notifier.events(),
+        ["instance.create.start", "instance.create.error"]
+    );
+    let sent = h.notifier.sent.lock().unwrap().clone();
+    assert_eq!(sent[1].priority, crate::notifications::Priority::Error);
+    let fault = &sent[1].payload["nova_object.data"]["fault"];
+    assert_eq!(fault["nova_object.name"], "ExceptionPayload");
+    assert_eq!(fault["nova_object.data"]["exception"], "ImageNotFound");
+}
+
+#[tokio::test]
+async fn a_stale_build_sends_nothing_and_a_stop_sends_power_off() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::RebootingHard));
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert!(h.notifier.events().is_empty(), "{:?}", h.notifier.events());
+    let inst = h.running(V::Active, Some(T::PoweringOff));
+    h.handle(ComputeRequest::Power(PowerOp::Stop, inst.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.notifier.events(),
+        ["instance.power_off.start", "instance.power_off.end"]
+    );
+    let sent = h.notifier.sent.lock().unwrap().clone();
+    assert_eq!(
+        sent[1].payload["nova_object.data"]["power_state"],
+        "shutdown"
+    );
+    assert_eq!(sent[1].payload["nova_object.name"], "InstanceActionPayload");
+}
+
+#[tokio::test]
+async fn the_addresses_of_network_info_are_ip_payloads() {
+    let h = Harness::new();
+    let mut inst = h.running(V::Active, None);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/network/two_vifs.json");
+    let nw = crate::network::NetworkInfo::parse(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let vifs = nw.vifs().to_vec();
+    inst.set_network_info_saved(nw);
+    let ctx = h.ctx.clone();
+    let v = crate::notifications::payload(&ctx, "instance.power_off", &inst, None);
+    let ips = v["nova_object.data"]["ip_addresses"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let want: usize = vifs
+        .iter()
+        .map(|vif| {
+            vif.network
+                .as_ref()
+                .map_or(0, |n| n.fixed_addresses().len())
+        })
+        .sum();
+    assert!(want > 0);
+    assert_eq!(ips.len(), want, "{ips:?}");
+    let first = &ips[0]["nova_object.data"];
+    assert_eq!(ips[0]["nova_object.name"], "IpPayload");
+    assert_eq!(first["port_uuid"], vifs[0].id.as_str());
+    assert_eq!(first["mac"], vifs[0].address.as_deref().unwrap());
+    assert!(first["version"] == 4 || first["version"] == 6, "{first}");
+    assert!(
+        first["label"].as_str().is_some_and(|l| !l.is_empty()),
+        "{first}"
+    );
+}
