@@ -187,7 +187,9 @@ async fn no_free_port_is_novas_port_range_exhausted() {
 
 #[tokio::test]
 async fn delete_closes_the_port_ends_the_session_and_removes_the_tokens() {
-    let h = harness();
+    // a range of its own: after the delete, no other test's console may take
+    // the port this one checks is closed
+    let h = Harness::with_consoles(enabled((31300, 31310), 600));
     let inst = h.running(VmState::Active, Some(TaskState::Deleting));
     let port = console(&h, &inst).await["port"].as_u64().unwrap();
     assert!(validate(&h, &inst, &port.to_string(), "serial"));
