@@ -11,7 +11,7 @@
 //! sent); topics from `[notifications] versioned_notifications_topics`.
 //!
 //! The payloads are Nova's notification objects (`InstanceActionPayload` 1.9,
-//! `InstanceCreatePayload` 1.13, `ExceptionPayload` 1.1, `FlavorPayload` 1.4,
+//! `InstanceCreatePayload` 1.13, `InstanceActionSnapshotPayload` 1.10, `ExceptionPayload` 1.1, `FlavorPayload` 1.4,
 //! `IpPayload` 1.0), built by pure functions from the instance as the RPC
 //! message carried it; `block_devices` and `shares` are None as with Nova's
 //! defaults (`bdms_in_notifications`, `include_share_mapping` off).
@@ -169,6 +169,7 @@ pub fn event_of(method: &str) -> Option<&'static str> {
         "suspend_instance" => "instance.suspend",
         "resume_instance" => "instance.resume",
         "attach_interface" => "instance.interface_attach",
+        "snapshot_instance" | "backup_instance" => "instance.snapshot",
         "detach_interface" => "instance.interface_detach",
         _ => return None,
     })
@@ -393,14 +394,20 @@ fn instance_fields(
 }
 
 /// The payload of `event` (`instance.create` gets `InstanceCreatePayload`,
-/// every other one `InstanceActionPayload`).
+/// `instance.snapshot` `InstanceActionSnapshotPayload` naming
+/// `snapshot_image`, every other one `InstanceActionPayload`).
 pub fn payload(
     ctx: &RequestContext,
     event: &str,
     inst: &Instance,
     fault: Option<&NovaException>,
+    snapshot_image: Option<&str>,
 ) -> Value {
     let mut d = instance_fields(ctx, inst, fault);
+    if event == "instance.snapshot" {
+        d.insert("snapshot_image_id".into(), json!(snapshot_image));
+        return object("InstanceActionSnapshotPayload", "1.10", d);
+    }
     if event == "instance.create" {
         // key pairs are in the instance's `keypairs` when the API loaded them
         let keypairs = inst

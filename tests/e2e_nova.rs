@@ -375,6 +375,8 @@ async fn server_lifecycle_end_to_end() {
         "instance.suspend.end",
         "instance.resume.start",
         "instance.resume.end",
+        "instance.snapshot.start",
+        "instance.snapshot.end",
         "instance.delete.start",
         "instance.delete.end",
     ];
@@ -413,6 +415,7 @@ async fn server_lifecycle_end_to_end() {
         "the API call's request id"
     );
     assert_eq!(lines[2]["payload_name"], "InstanceActionPayload");
+    assert_eq!(lines[18]["payload_name"], "InstanceActionSnapshotPayload");
 }
 
 #[tokio::test]

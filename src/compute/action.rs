@@ -39,6 +39,8 @@ pub struct Action<'m> {
     /// The versioned notification of the operation (`instance.power_off`), if
     /// Nova sends one.
     notification: Option<&'static str>,
+    /// The image a snapshot writes (its notification names it).
+    snapshot_image: Option<String>,
     _lock: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -51,6 +53,7 @@ impl ComputeManager {
         phase: &str,
         inst: &Instance,
         fault: Option<&NovaException>,
+        snapshot_image: Option<&str>,
     ) {
         use crate::notifications::{payload, Notification, Priority};
         self.notifier
@@ -63,7 +66,7 @@ impl ComputeManager {
                     } else {
                         Priority::Info
                     },
-                    payload: payload(ctx, event, inst, fault),
+                    payload: payload(ctx, event, inst, fault, snapshot_image),
                 },
             )
             .await;
@@ -87,7 +90,20 @@ impl ComputeManager {
         inst: &Instance,
         name: &str,
     ) -> Action<'_> {
-        let action = self.begin_with(ctx, inst.uuid(), name, async {}).await.0;
+        self.begin_writing(ctx, inst, name, None).await
+    }
+
+    /// [`Self::begin`] of an operation that writes the image `snapshot_image`
+    /// (a snapshot or backup, whose notifications name it).
+    pub(crate) async fn begin_writing(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        name: &str,
+        snapshot_image: Option<&str>,
+    ) -> Action<'_> {
+        let mut action = self.begin_with(ctx, inst.uuid(), name, async {}).await.0;
+        action.snapshot_image = snapshot_image.map(str::to_string);
         action.notify_start(ctx, inst).await;
         action
     }
@@ -118,6 +134,7 @@ impl ComputeManager {
             uuid: uuid.to_string(),
             event,
             notification: crate::notifications::event_of(name),
+            snapshot_image: None,
             _lock: lock,
         };
         (action, out)
@@ -216,7 +233,9 @@ impl Action<'_> {
     /// `<notification>.start`, with the instance as the operation finds it.
     pub async fn notify_start(&self, ctx: &RequestContext, inst: &Instance) {
         if let Some(n) = self.notification {
-            self.manager.notify(ctx, n, "start", inst, None).await;
+            self.manager
+                .notify(ctx, n, "start", inst, None, self.snapshot_image.as_deref())
+                .await;
         }
     }
 
@@ -249,8 +268,13 @@ impl Action<'_> {
         }
         // `.end` once it worked; of failures Nova reports only a build's
         match (self.notification, &r) {
-            (Some(n), Ok(_)) => m.notify(ctx, n, "end", inst, None).await,
-            (Some(n @ "instance.create"), Err(e)) => m.notify(ctx, n, "error", inst, Some(e)).await,
+            (Some(n), Ok(_)) => {
+                m.notify(ctx, n, "end", inst, None, self.snapshot_image.as_deref())
+                    .await
+            }
+            (Some(n @ "instance.create"), Err(e)) => {
+                m.notify(ctx, n, "error", inst, Some(e), None).await
+            }
             _ => {}
         }
         r

@@ -30,7 +30,9 @@ impl ComputeManager {
             SnapshotKind::Snapshot => "snapshot_instance",
             SnapshotKind::Backup { .. } => "backup_instance",
         };
-        let action = self.begin(ctx, &inst, event).await;
+        let action = self
+            .begin_writing(ctx, &inst, event, Some(&req.image_id))
+            .await;
         let r = self.snapshot_steps(ctx, &mut inst, &req).await;
         action
             .end(ctx, &mut inst, r, OnFailure::RevertTaskState)

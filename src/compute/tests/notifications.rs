@@ -85,7 +85,7 @@ async fn the_addresses_of_network_info_are_ip_payloads() {
     let vifs = nw.vifs().to_vec();
     inst.set_network_info_saved(nw);
     let ctx = h.ctx.clone();
-    let v = crate::notifications::payload(&ctx, "instance.power_off", &inst, None);
+    let v = crate::notifications::payload(&ctx, "instance.power_off", &inst, None, None);
     let ips = v["nova_object.data"]["ip_addresses"]
         .as_array()
         .unwrap()
@@ -108,5 +108,32 @@ async fn the_addresses_of_network_info_are_ip_payloads() {
     assert!(
         first["label"].as_str().is_some_and(|l| !l.is_empty()),
         "{first}"
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_names_its_image() {
+    use crate::compute::request::{SnapshotKind, SnapshotRequest};
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::ImageSnapshotPending));
+    h.handle(ComputeRequest::Snapshot(SnapshotRequest {
+        instance: inst.clone(),
+        image_id: "6b5f6a0e-9d0e-4a8e-9a3e-1c2d3e4f5a6b".into(),
+        kind: SnapshotKind::Snapshot,
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        h.notifier.events(),
+        ["instance.snapshot.start", "instance.snapshot.end"]
+    );
+    let sent = h.notifier.sent.lock().unwrap().clone();
+    assert_eq!(
+        sent[1].payload["nova_object.name"],
+        "InstanceActionSnapshotPayload"
+    );
+    assert_eq!(
+        sent[1].payload["nova_object.data"]["snapshot_image_id"],
+        "6b5f6a0e-9d0e-4a8e-9a3e-1c2d3e4f5a6b"
     );
 }
