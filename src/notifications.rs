@@ -189,6 +189,22 @@ fn field(inst: &Instance, name: &str) -> Value {
     inst.object().get(name).cloned().unwrap_or(Value::Null)
 }
 
+/// A `DictOfStringsField`: every value as its text (`{}` when there is none).
+fn dict_of_strings(v: Option<&Value>) -> Value {
+    let m: Map<String, Value> = v
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), Value::String(text))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::Object(m)
+}
+
 /// `FlavorPayload` 1.4 of the instance's flavor.
 fn flavor_payload(inst: &Instance) -> Value {
     let f = inst
@@ -228,21 +244,7 @@ fn flavor_payload(inst: &Instance) -> Value {
         "is_public".into(),
         json!(f.get("is_public").and_then(Value::as_bool).unwrap_or(true)),
     );
-    let specs: Map<String, Value> = f
-        .get("extra_specs")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    d.insert("extra_specs".into(), Value::Object(specs));
+    d.insert("extra_specs".into(), dict_of_strings(f.get("extra_specs")));
     // FlavorPayload reads `projects` only where the flavor has them loaded
     d.insert("projects".into(), Value::Null);
     object("FlavorPayload", "1.4", d)
@@ -273,26 +275,14 @@ fn ip_payloads(inst: &Instance) -> Vec<Value> {
                     .as_i64()
                     .or_else(|| subnet["version"].as_i64())
                     .unwrap_or(if address.contains(':') { 6 } else { 4 });
-                let meta: Map<String, Value> = vif["meta"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    json!(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let meta = dict_of_strings(vif.get("meta"));
                 let mut d = Map::new();
                 d.insert(
                     "label".into(),
                     json!(vif["network"]["label"].as_str().unwrap_or("")),
                 );
                 d.insert("mac".into(), vif["address"].clone());
-                d.insert("meta".into(), Value::Object(meta));
+                d.insert("meta".into(), meta);
                 d.insert("port_uuid".into(), vif["id"].clone());
                 d.insert("version".into(), json!(version));
                 d.insert("address".into(), json!(address));
