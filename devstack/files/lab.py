@@ -251,6 +251,16 @@ def networks():
 def seed():
     sess = session('admin', 'admin')
     nova = Api(sess, 'compute', headers={'OpenStack-API-Version': 'compute 2.95'})
+    # Nova's quotas out of the way too (10 instances, 20 cores by default): the
+    # tests boot 20 at once, the benches 200, containers are small
+    ks = Api(sess, base=os.environ['ND_AUTH_URL'])
+    unlimited = {'instances': -1, 'cores': -1, 'ram': -1}
+    for name in ('admin', 'demo'):
+        p = project_id(ks, name)
+        q = nova.get('/os-quota-sets/%s' % p)['quota_set']
+        if any(q.get(k) != v for k, v in unlimited.items()):
+            log('nova: unlimited instances, cores and ram for project %s' % name)
+            nova.call('PUT', '/os-quota-sets/%s' % p, {'quota_set': unlimited})
     if not [f for f in nova.get('/flavors?is_public=None')['flavors'] if f['id'] == '1']:
         log('nova: create flavor m1.tiny')
         nova.post('/flavors', {'flavor': {'name': 'm1.tiny', 'id': '1', 'ram': 128,
