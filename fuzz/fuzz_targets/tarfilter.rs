@@ -45,7 +45,8 @@ fn filter(data: &[u8], sizes: Option<usize>) -> (Vec<u8>, Result<(), TarError>) 
 fn fix_checksums(data: &[u8]) -> Vec<u8> {
     let mut d = data.to_vec();
     let mut at = 0usize;
-    while at + 512 <= d.len() {
+    // (`at` may be past the end by any amount: a header's size is the input's)
+    while at.checked_add(512).is_some_and(|end| end <= d.len()) {
         let block = &mut d[at..at + 512];
         if block.iter().all(|b| *b == 0) {
             break;
