@@ -123,8 +123,8 @@ struct Metrics {
 fn metrics() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(|| {
-        let mut registry = Registry::with_prefix("nova_docker");
-        let m = Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("nova_docker"),
             rpc: Family::default(),
             rpc_seconds: Family::new_with_constructor(seconds),
             conductor_seconds: Family::new_with_constructor(seconds),
@@ -134,54 +134,54 @@ fn metrics() -> &'static Metrics {
             image_cache: Family::default(),
             vif_seconds: Family::new_with_constructor(seconds),
             reconnects: Family::default(),
-            registry: Registry::default(),
         };
-        registry.register(
+        let r = &mut m.registry;
+        r.register(
             "rpc_requests",
             "Compute RPC requests served, by method and outcome",
             m.rpc.clone(),
         );
-        registry.register(
+        r.register(
             "rpc_request_duration_seconds",
             "Time to serve a compute RPC request",
             m.rpc_seconds.clone(),
         );
-        registry.register(
+        r.register(
             "conductor_call_duration_seconds",
             "Round trips to nova-conductor",
             m.conductor_seconds.clone(),
         );
-        registry.register(
+        r.register(
             "docker_operation_duration_seconds",
             "Driver operations on the Docker engine",
             m.docker_seconds.clone(),
         );
-        registry.register(
+        r.register(
             "instances",
             "Our instances by power state",
             m.instances.clone(),
         );
-        registry.register(
+        r.register(
             "image_bytes",
             "Image data loaded into Docker, by source",
             m.image_bytes.clone(),
         );
-        registry.register(
+        r.register(
             "image_cache",
             "Boots whose image was in the engine (hit) or fetched (miss)",
             m.image_cache.clone(),
         );
-        registry.register(
+        r.register(
             "vif_plug_duration_seconds",
             "Time to plug a port's datapath",
             m.vif_seconds.clone(),
         );
-        registry.register(
+        r.register(
             "reconnects",
             "Broker connections made again",
             m.reconnects.clone(),
         );
-        Metrics { registry, ..m }
+        m
     })
 }
 

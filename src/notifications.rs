@@ -400,37 +400,28 @@ pub fn payload(
     }
     if event == "instance.create" {
         // key pairs are in the instance's `keypairs` when the API loaded them
-        let keypairs = inst
-            .object()
-            .get("keypairs")
-            .and_then(|k| k.get("nova_object.data"))
-            .and_then(|k| k.get("objects"))
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|k| k.get("nova_object.data"))
-                    .map(|k| {
-                        let mut p = Map::new();
-                        for f in ["user_id", "name", "fingerprint", "public_key", "type"] {
-                            p.insert(f.into(), k.get(f).cloned().unwrap_or(Value::Null));
-                        }
-                        object("KeypairPayload", "1.0", p)
-                    })
-                    .collect::<Vec<_>>()
+        // the members of the instance's KeyPairList and TagList
+        let members = |name: &str| -> Vec<crate::objects::NovaObject> {
+            inst.object()
+                .get(name)
+                .and_then(|v| crate::objects::NovaObject::from_primitive(v).ok())
+                .and_then(|list| list.list_objects().ok())
+                .unwrap_or_default()
+        };
+        let keypairs: Vec<Value> = members("keypairs")
+            .iter()
+            .map(|k| {
+                let mut p = Map::new();
+                for f in ["user_id", "name", "fingerprint", "public_key", "type"] {
+                    p.insert(f.into(), k.get(f).cloned().unwrap_or(Value::Null));
+                }
+                object("KeypairPayload", "1.0", p)
             })
-            .unwrap_or_default();
-        let tags = inst
-            .object()
-            .get("tags")
-            .and_then(|t| t.get("nova_object.data"))
-            .and_then(|t| t.get("objects"))
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|t| t["nova_object.data"]["tag"].as_str().map(|s| json!(s)))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+            .collect();
+        let tags: Vec<Value> = members("tags")
+            .iter()
+            .filter_map(|t| t.get_str("tag").map(|s| json!(s)))
+            .collect();
         d.insert("keypairs".into(), Value::Array(keypairs));
         d.insert("tags".into(), Value::Array(tags));
         d.insert("trusted_image_certificates".into(), Value::Null);

@@ -11,6 +11,13 @@ use thiserror::Error;
 
 /// A byte stream handed to the engine (an error item aborts it).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+/// The chunks sent into `rx`, as a [`ByteStream`].
+pub fn channel_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> ByteStream {
+    Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
 /// A byte stream the engine sends.
 pub type ExportStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send>>;
 

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::context::RequestContext;
 
-use super::engine::{ByteStream, CommitRequest};
+use super::engine::{channel_stream, ByteStream, CommitRequest};
 use super::registry;
 use super::{
     patch_ops_for, validate_image_id, ImageError, ImageRecord, ImageService, PatchOp,
@@ -174,10 +174,13 @@ impl ImageService {
                 // one `docker save`, read once, into Glance and the registry at once
                 let (to_glance, glance_rx) = tokio::sync::mpsc::channel(TEE_QUEUE);
                 let (to_registry, registry_rx) = tokio::sync::mpsc::channel(TEE_QUEUE);
-                let upload =
-                    glance.upload(ctx, image_id, coalesce(receiver(glance_rx), UPLOAD_CHUNK));
+                let upload = glance.upload(
+                    ctx,
+                    image_id,
+                    coalesce(channel_stream(glance_rx), UPLOAD_CHUNK),
+                );
                 let push = async {
-                    registry::push_save(&self.inner.registry, &target, receiver(registry_rx))
+                    registry::push_save(&self.inner.registry, &target, channel_stream(registry_rx))
                         .await
                         .map_err(|e| ImageError::Upload {
                             image_id: image_id.into(),
@@ -215,10 +218,6 @@ impl ImageService {
 const TEE_QUEUE: usize = 8;
 
 type Chunk = Result<Bytes, std::io::Error>;
-
-fn receiver(mut rx: tokio::sync::mpsc::Receiver<Chunk>) -> ByteStream {
-    Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-}
 
 /// Copy `data` to both `a` and `b`. A reader that went away has failed (its own
 /// result says why): the other then gets an error, never a short clean end.

@@ -413,16 +413,6 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
     let request_id = context.request_id.clone().unwrap_or_default();
     let delivery = context.delivery.clone();
     let started = std::time::Instant::now();
-    // a method this server does not serve is counted as `unknown`: a label
-    // never takes a sender's arbitrary text
-    let label = if dispatcher
-        .route(namespace.as_deref(), &method, &version)
-        .is_ok()
-    {
-        method.clone()
-    } else {
-        "unknown".to_string()
-    };
     tracing::debug!(%method, %version, ?namespace, %request_id, call = reply_to.is_some(), "RPC request");
     let fut = dispatcher.dispatch(context, namespace.as_deref(), &method, args, &version);
     tokio::pin!(fut);
@@ -445,11 +435,16 @@ async fn handle(dispatcher: Arc<Dispatcher>, publisher: Publisher, req: Request)
         _ => fut.await,
     };
     delivery.started();
-    crate::metrics::rpc_served(
-        &label,
-        result.as_ref().map_or_else(|e| e.class.as_str(), |_| "ok"),
-        started,
-    );
+    // a method this server does not serve (the dispatcher's routing said so)
+    // is counted as `unknown`: a label never takes a sender's arbitrary text
+    let (label, outcome) = match &result {
+        Ok(_) => (method.as_str(), "ok"),
+        Err(e) if matches!(e.class.as_str(), "NoSuchMethod" | "UnsupportedVersion") => {
+            ("unknown", e.class.as_str())
+        }
+        Err(e) => (method.as_str(), e.class.as_str()),
+    };
+    crate::metrics::rpc_served(label, outcome, started);
     match (reply_to, result) {
         (Some(rt), Ok(v)) => send_reply(publisher, &rt, ReplyFrame::result(&rt.msg_id, v)).await,
         (Some(rt), Err(e)) => {

@@ -149,10 +149,7 @@ impl RegistryClient {
         let key = format!("{}/{scope}", r.registry);
         let mut answered = false;
         loop {
-            let mut req = build();
-            if let Some(a) = self.authorization(r, scope) {
-                req = req.header(AUTHORIZATION, a.expose());
-            }
+            let req = self.with_authorization(build(), r, scope);
             let resp = req.send().await.map_err(|e| unreachable(r, &e))?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
@@ -198,14 +195,27 @@ impl RegistryClient {
         }
     }
 
-    /// The Authorization that last worked for `scope` at `r`'s registry (for a
-    /// request whose streamed body cannot be sent twice).
-    pub(super) fn authorization(&self, r: &Reference, scope: &str) -> Option<Arc<Secret>> {
+    /// The Authorization that last worked for `scope` at `r`'s registry.
+    fn authorization(&self, r: &Reference, scope: &str) -> Option<Arc<Secret>> {
         self.auth
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&format!("{}/{scope}", r.registry))
             .cloned()
+    }
+
+    /// `req` with that Authorization (for a request whose streamed body cannot
+    /// be sent twice, so cannot answer a challenge).
+    pub(super) fn with_authorization(
+        &self,
+        req: reqwest::RequestBuilder,
+        r: &Reference,
+        scope: &str,
+    ) -> reqwest::RequestBuilder {
+        match self.authorization(r, scope) {
+            Some(a) => req.header(AUTHORIZATION, a.expose()),
+            None => req,
+        }
     }
 
     /// The HTTP client (for requests [`RegistryClient::send`] cannot repeat).

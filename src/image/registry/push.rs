@@ -16,7 +16,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::image::engine::ByteStream;
+use crate::image::engine::{channel_stream, ByteStream};
 use crate::image::hash::{HashWorker, Hasher};
 
 use super::client::{http_error, sha256_of, unreachable, RegistryClient};
@@ -356,10 +356,8 @@ async fn upload<R: AsyncRead + Unpin>(
         .patch(&url)
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_LENGTH, size)
-        .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)));
-    if let Some(a) = client.authorization(target, &scope) {
-        req = req.header(reqwest::header::AUTHORIZATION, a.expose());
-    }
+        .body(reqwest::Body::wrap_stream(channel_stream(rx)));
+    req = client.with_authorization(req, target, &scope);
     let hasher = HashWorker::start(Hasher::new("sha256").expect("sha256 is known"));
     let feed = async {
         let mut left = size;
@@ -400,10 +398,11 @@ async fn upload<R: AsyncRead + Unpin>(
         &location_of(target, &resp, "blob data")?,
         &format!("digest={digest}"),
     );
-    let mut req = client.http().put(&url).header(CONTENT_LENGTH, 0);
-    if let Some(a) = client.authorization(target, &scope) {
-        req = req.header(reqwest::header::AUTHORIZATION, a.expose());
-    }
+    let req = client.with_authorization(
+        client.http().put(&url).header(CONTENT_LENGTH, 0),
+        target,
+        &scope,
+    );
     let resp = req.send().await.map_err(|e| unreachable(target, &e))?;
     if resp.status() != StatusCode::CREATED {
         return Err(refused_or(client, target, "blob's digest", resp.status()));
@@ -413,12 +412,6 @@ async fn upload<R: AsyncRead + Unpin>(
         size,
         layer_type: layer_type(&head),
     })
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 fn refused_or(
