@@ -19,6 +19,8 @@
 #   FUZZ_MAX_TIME   seconds per target at most (libFuzzer -max_total_time; 0 = no limit)
 #   FUZZ_SANITIZER  address (default) or none (faster, catches panics only)
 #   FUZZ_NICE       niceness of the runs (default 19: the machine is shared)
+#   FUZZ_BUILD_ONLY 1: install cargo-fuzz and build the targets, run nothing
+#                   (devstack/run-tests.sh builds them so while the tests run)
 # Installs cargo-fuzz (crates.io, --locked) when it is missing. cargo-fuzz passes
 # nightly -Z flags to rustc; RUSTC_BOOTSTRAP=1 lets a stable toolchain take them.
 # New inputs found go to a scratch corpus (fuzz/target/corpus/<target>/), not to
@@ -57,6 +59,7 @@ else
   for t in "${targets[@]}"; do nice -n "$FUZZ_NICE" cargo fuzz build "${build[@]}" "$t"; done
 fi
 log "built in $((SECONDS - start))s"
+[ "${FUZZ_BUILD_ONLY:-0}" != 1 ] || exit 0
 
 rc=0
 for t in "${targets[@]}"; do

@@ -48,14 +48,29 @@ while [ $# -gt 0 ]; do
   cargo_args+=("$1"); shift
 done
 [ ${#cargo_args[@]} -gt 0 ] || cargo_args=(--all-targets)
+# the soak test (tests/e2e_soak.rs, an hour or more) runs only when asked: ND_SOAK=1
+[ "${ND_SOAK:-0}" = 1 ] || test_args+=(--skip soak_)
 # every test target runs, so one failure does not hide the rest (the exit code still fails)
 rc=0
+# the fuzz targets (a release build of the crate with the sanitizer, the
+# longest compile of the run) are built while the tests run: the tests mostly
+# wait on the services, and the build's niceness (19) yields to them
+if [ "$fuzz" = 1 ]; then
+  nd_apt_install g++ # libfuzzer-sys builds libFuzzer's C++ runtime
+  nd_log "building the fuzz targets in the background ($ND_STATE/fuzz-build.log)"
+  FUZZ_BUILD_ONLY=1 "$TOP/devstack/fuzz.sh" >"$ND_STATE/fuzz-build.log" 2>&1 &
+  fuzz_build=$!
+fi
 cargo test --no-fail-fast "${cargo_args[@]}" -- --include-ignored --test-threads="${ND_TEST_THREADS:-2}" "${test_args[@]}" || rc=$?
 # a short run of every fuzz target (devstack/fuzz.sh; the long runs are FUZZ_RUNS=10000000,
 # its default): the decoders of hostile input must not crash on the seeds and what
 # 20000 mutations of them reach (a crash fails the run)
 if [ "$fuzz" = 1 ]; then
-  nd_apt_install g++ # libfuzzer-sys builds libFuzzer's C++ runtime
+  if ! wait "$fuzz_build"; then
+    tail -40 "$ND_STATE/fuzz-build.log" >&2
+    nd_log "building the fuzz targets failed"
+    rc=1
+  fi
   nd_log "fuzzing (devstack/fuzz.sh, FUZZ_RUNS=${ND_FUZZ_RUNS:-20000} per target)"
   FUZZ_RUNS=${ND_FUZZ_RUNS:-20000} FUZZ_MAX_TIME=${ND_FUZZ_MAX_TIME:-60} "$TOP/devstack/fuzz.sh" || rc=1
 fi

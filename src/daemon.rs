@@ -301,6 +301,7 @@ async fn build(
         vif_plugging_is_fatal: s.default.vif_plugging_is_fatal,
         resume_after_engine_restart: s.resume_after_engine_restart,
         start_before_vif_plugged: s.start_before_vif_plugged,
+        audit_period: s.notifications.audit_period,
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))
@@ -424,6 +425,7 @@ fn serve_rpc(
     .with_shutdown_grace(s.default.graceful_shutdown_timeout)
     // a build is acknowledged once claimed: one cut off before is not lost
     .ack_when_started(&["build_and_run_instance"]);
+    tasks.spawn(recover_after_reconnects(manager.clone(), server.state()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
     let t = tasks.clone();
@@ -441,6 +443,51 @@ fn serve_rpc(
         t.stop();
     });
     Ok(done_rx)
+}
+
+/// How long after a reconnection the requests that arrived meanwhile have to
+/// start before those that did not are taken as lost.
+const RECOVERY_DELAY: Duration = Duration::from_secs(5);
+
+/// Each time the RPC server consumes again after losing its broker, the
+/// requests sent to us while our queues were away are resolved
+/// ([`ComputeManager::recover_lost_requests`]).
+async fn recover_after_reconnects(
+    manager: Arc<ComputeManager>,
+    mut state: tokio::sync::watch::Receiver<crate::rpc::server::ServerState>,
+) {
+    use crate::rpc::server::ServerState;
+    // when the connection went (the watch may skip a short Connecting: then
+    // the last time it was seen consuming is the bound)
+    let mut lost = None;
+    let mut seen = (0, chrono::Utc::now());
+    loop {
+        let now = state.borrow_and_update().clone();
+        match now {
+            ServerState::Ready { generation } => {
+                let (before, ready_at) = seen;
+                seen = (generation, chrono::Utc::now());
+                if before >= 1 && generation > before {
+                    let lost = lost.take().unwrap_or(ready_at);
+                    let back = chrono::Utc::now();
+                    if !manager.tasks().sleep(RECOVERY_DELAY).await {
+                        return;
+                    }
+                    manager.recover_lost_requests(lost, back).await;
+                }
+                lost = None;
+            }
+            ServerState::Connecting if seen.0 >= 1 => {
+                lost.get_or_insert_with(chrono::Utc::now);
+            }
+            ServerState::Connecting => {}
+            ServerState::Stopped => return,
+        }
+        tokio::select! {
+            r = state.changed() => if r.is_err() { return },
+            _ = manager.tasks().stopping() => return,
+        }
+    }
 }
 
 /// `report_count += 1; service.save()` every `report_interval`.

@@ -11,7 +11,9 @@
 //! sent); topics from `[notifications] versioned_notifications_topics`.
 //!
 //! The payloads are Nova's notification objects (`InstanceActionPayload` 1.9,
-//! `InstanceCreatePayload` 1.13, `InstanceActionSnapshotPayload` 1.10, `ExceptionPayload` 1.1, `FlavorPayload` 1.4,
+//! `InstanceCreatePayload` 1.13, `InstanceActionSnapshotPayload` 1.10,
+//! `InstanceActionRebuildPayload` 1.10, `InstanceExistsPayload` 2.1 (sent
+//! before a rebuild, as Nova does), `ExceptionPayload` 1.1, `FlavorPayload` 1.4,
 //! `IpPayload` 1.0), built by pure functions from the instance as the RPC
 //! message carried it; `block_devices` and `shares` are None as with Nova's
 //! defaults (`bdms_in_notifications`, `include_share_mapping` off).
@@ -29,6 +31,9 @@ use crate::objects::Instance;
 pub struct NotificationConfig {
     pub enabled: bool,
     pub topics: Vec<String>,
+    /// `[DEFAULT] instance_usage_audit_period`: the period `instance.exists`
+    /// reports usage for.
+    pub audit_period: AuditPeriod,
 }
 
 impl NotificationConfig {
@@ -45,10 +50,99 @@ impl NotificationConfig {
             "versioned_notifications_topics",
             &["versioned_notifications"],
         )?;
+        let d = ini.group("DEFAULT");
+        let period = d.str("instance_usage_audit_period", "month")?;
+        let audit_period = AuditPeriod::parse(&period).ok_or_else(|| {
+            d.invalid(
+                "instance_usage_audit_period",
+                "must be hour, day, month or year, with an optional @offset (month@15)",
+            )
+        })?;
         Ok(NotificationConfig {
             enabled: messaging && (format == "versioned" || format == "both") && !topics.is_empty(),
             topics,
+            audit_period,
         })
+    }
+}
+
+/// Nova's usage audit period (`instance_usage_audit_period`): a unit and the
+/// offset its periods begin at (`day@18`: at 18:00 UTC; `month@15`: on the
+/// 15th; `year@3`: on March 1st; `hour@30`: at half past).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditPeriod {
+    Hour(u32),
+    Day(u32),
+    Month(u32),
+    Year(u32),
+}
+
+impl AuditPeriod {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (unit, offset) = match s.split_once('@') {
+            Some((u, o)) => (u, o.trim().parse::<u32>().ok()?),
+            None => (s, 0),
+        };
+        Some(match unit.trim() {
+            "hour" if offset < 60 => AuditPeriod::Hour(offset),
+            "day" if offset < 24 => AuditPeriod::Day(offset),
+            "month" if offset <= 28 => AuditPeriod::Month(offset.max(1)),
+            "year" if offset <= 12 => AuditPeriod::Year(offset.max(1)),
+            _ => return None,
+        })
+    }
+
+    /// The start of the period `now` is in (the end of the last completed
+    /// one, as Nova's `last_completed_audit_period` has it).
+    pub fn current_start(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        use chrono::{Datelike, Duration, TimeZone, Timelike, Utc};
+        let at = |y: i32, mo: u32, d: u32, h: u32, mi: u32| {
+            Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+                .single()
+                .unwrap_or(now)
+        };
+        match self {
+            AuditPeriod::Hour(m) => {
+                let end = at(now.year(), now.month(), now.day(), now.hour(), m);
+                if end >= now {
+                    end - Duration::hours(1)
+                } else {
+                    end
+                }
+            }
+            AuditPeriod::Day(h) => {
+                let end = at(now.year(), now.month(), now.day(), h, 0);
+                if end >= now {
+                    end - Duration::days(1)
+                } else {
+                    end
+                }
+            }
+            AuditPeriod::Month(d) => {
+                let end = at(now.year(), now.month(), d, 0, 0);
+                if end >= now {
+                    let (y, mo) = if now.month() == 1 {
+                        (now.year() - 1, 12)
+                    } else {
+                        (now.year(), now.month() - 1)
+                    };
+                    at(y, mo, d, 0, 0)
+                } else {
+                    end
+                }
+            }
+            AuditPeriod::Year(mo) => {
+                let end = at(now.year(), mo, 1, 0, 0);
+                if end >= now {
+                    at(now.year() - 1, mo, 1, 0, 0)
+                } else {
+                    end
+                }
+            }
+        }
     }
 }
 
@@ -171,6 +265,7 @@ pub fn event_of(method: &str) -> Option<&'static str> {
         "attach_interface" => "instance.interface_attach",
         "snapshot_instance" | "backup_instance" => "instance.snapshot",
         "detach_interface" => "instance.interface_detach",
+        "rebuild_instance" => "instance.rebuild",
         _ => return None,
     })
 }
@@ -383,6 +478,31 @@ fn instance_fields(
     d
 }
 
+/// The payload of `instance.exists` (`InstanceExistsPayload` 2.1): the
+/// instance (an `InstancePayload`, so no fault) and the audit period from
+/// `begin` to `end`, the usage Nova reports before a rebuild.
+pub fn exists_payload(
+    ctx: &RequestContext,
+    inst: &Instance,
+    begin: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    use crate::objects::format_datetime;
+    let mut d = instance_fields(ctx, inst, None);
+    d.remove("fault");
+    let mut period = Map::new();
+    period.insert(
+        "audit_period_beginning".into(),
+        json!(format_datetime(begin)),
+    );
+    period.insert("audit_period_ending".into(), json!(format_datetime(end)));
+    d.insert(
+        "audit_period".into(),
+        object("AuditPeriodPayload", "1.0", period),
+    );
+    object("InstanceExistsPayload", "2.1", d)
+}
+
 /// The payload of `event` (`instance.create` gets `InstanceCreatePayload`,
 /// `instance.snapshot` `InstanceActionSnapshotPayload` naming
 /// `snapshot_image`, every other one `InstanceActionPayload`).
@@ -394,6 +514,16 @@ pub fn payload(
     snapshot_image: Option<&str>,
 ) -> Value {
     let mut d = instance_fields(ctx, inst, fault);
+    if event == "instance.rebuild" {
+        let certs = field(inst, "trusted_certs");
+        let ids = certs
+            .get("nova_object.data")
+            .and_then(|d| d.get("ids"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        d.insert("trusted_image_certificates".into(), ids);
+        return object("InstanceActionRebuildPayload", "1.10", d);
+    }
     if event == "instance.snapshot" {
         d.insert("snapshot_image_id".into(), json!(snapshot_image));
         return object("InstanceActionSnapshotPayload", "1.10", d);

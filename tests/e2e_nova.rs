@@ -377,6 +377,9 @@ async fn server_lifecycle_end_to_end() {
         "instance.resume.end",
         "instance.snapshot.start",
         "instance.snapshot.end",
+        "instance.exists",
+        "instance.rebuild.start",
+        "instance.rebuild.end",
         "instance.delete.start",
         "instance.delete.end",
     ];
@@ -416,6 +419,8 @@ async fn server_lifecycle_end_to_end() {
     );
     assert_eq!(lines[2]["payload_name"], "InstanceActionPayload");
     assert_eq!(lines[18]["payload_name"], "InstanceActionSnapshotPayload");
+    assert_eq!(lines[20]["payload_name"], "InstanceExistsPayload");
+    assert_eq!(lines[21]["payload_name"], "InstanceActionRebuildPayload");
 }
 
 #[tokio::test]

@@ -36,6 +36,10 @@ nd_start() {
   nd_alive "$name" && return 0
   mkdir -p "$ND_RUN"
   echo "==== $(date -Is) $*" >>"$ND_RUN/$name.log"
+  # what starts it again as it was (the fault tests stop and restart services;
+  # their /proc cmdline is rewritten by setproctitle): argv and environment,
+  # NUL-separated, readable by root only
+  (umask 077; printf '%s\0' "$@" >"$ND_RUN/$name.argv"; env -0 >"$ND_RUN/$name.environ")
   # no descriptor of the caller's but the log (a lock held by the caller, say,
   # would otherwise be held by the service for as long as it runs)
   # run from the state dir, not the checkout: a service must outlive the

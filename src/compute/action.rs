@@ -232,6 +232,23 @@ impl Action<'_> {
 
     /// `<notification>.start`, with the instance as the operation finds it.
     pub async fn notify_start(&self, ctx: &RequestContext, inst: &Instance) {
+        if self.notification == Some("instance.rebuild") {
+            // the usage of the period so far, before the image changes
+            let now = chrono::Utc::now();
+            let begin = self.manager.cfg.audit_period.current_start(now);
+            let payload = crate::notifications::exists_payload(ctx, inst, begin, now);
+            self.manager
+                .notifier
+                .notify(
+                    ctx,
+                    crate::notifications::Notification {
+                        event_type: "instance.exists".into(),
+                        priority: crate::notifications::Priority::Info,
+                        payload,
+                    },
+                )
+                .await;
+        }
         if let Some(n) = self.notification {
             self.manager
                 .notify(ctx, n, "start", inst, None, self.snapshot_image.as_deref())
@@ -266,13 +283,13 @@ impl Action<'_> {
         if faulted {
             m.revert(ctx, inst, on_failure).await;
         }
-        // `.end` once it worked; of failures Nova reports only a build's
+        // `.end` once it worked; of failures Nova reports a build's and a rebuild's
         match (self.notification, &r) {
             (Some(n), Ok(_)) => {
                 m.notify(ctx, n, "end", inst, None, self.snapshot_image.as_deref())
                     .await
             }
-            (Some(n @ "instance.create"), Err(e)) => {
+            (Some(n @ ("instance.create" | "instance.rebuild")), Err(e)) => {
                 m.notify(ctx, n, "error", inst, Some(e), None).await
             }
             _ => {}

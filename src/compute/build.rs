@@ -13,6 +13,9 @@ use crate::virt::{split_command_line, split_hostname, DriverError, InstanceInfo,
 
 /// What a failed spawn still has to undo.
 const SPAWN_CLEANUP_STOP: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the removal of a failed build's container waits for an engine
+/// that does not answer (a restart takes seconds).
+const CLEANUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl ComputeManager {
     /// build_and_run_instance (cast).
@@ -280,10 +283,30 @@ impl ComputeManager {
 
     /// What a failed build still has to undo on the host: its container and
     /// its VIFs (both idempotent; the ports are the caller's).
+    /// When the engine does not answer (a build cut off by an engine
+    /// restart), the container's removal is tried again until it does, for up
+    /// to [`CLEANUP_PATIENCE`]: the build ends in ERROR only after, with no
+    /// container left behind.
     pub(crate) async fn undo_spawn(&self, inst: &Instance) {
         let uuid = inst.uuid();
-        if let Err(e) = self.driver.destroy(uuid, SPAWN_CLEANUP_STOP).await {
-            warn!(instance = uuid, error = %e, "cleanup after a failed spawn");
+        let t = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(500);
+        loop {
+            match self.driver.destroy(uuid, SPAWN_CLEANUP_STOP).await {
+                Ok(()) => break,
+                Err(e) if e.is_unreachable() && t.elapsed() < CLEANUP_PATIENCE => {
+                    info!(instance = uuid, error = %e, retry_in = ?wait,
+                        "cleanup after a failed spawn: the engine does not answer; trying again");
+                    if !self.tasks.sleep(wait).await {
+                        break;
+                    }
+                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                }
+                Err(e) => {
+                    warn!(instance = uuid, error = %e, "cleanup after a failed spawn");
+                    break;
+                }
+            }
         }
         if let Err(e) = self.network.unplug(inst, inst.network_info()).await {
             warn!(instance = uuid, error = %e, "network cleanup after a failed spawn");

@@ -81,6 +81,9 @@ pub struct ManagerConfig {
     /// `network-vif-plugged` only before ACTIVE (`[docker]
     /// start_before_vif_plugged`, default on); off: start it after the event.
     pub start_before_vif_plugged: bool,
+    /// The usage period `instance.exists` reports
+    /// (`instance_usage_audit_period`, default a month).
+    pub audit_period: crate::notifications::AuditPeriod,
 }
 
 impl ManagerConfig {
@@ -94,6 +97,7 @@ impl ManagerConfig {
             vif_plugging_is_fatal: true,
             resume_after_engine_restart: true,
             start_before_vif_plugged: true,
+            audit_period: crate::notifications::AuditPeriod::Month(1),
         }
     }
 }

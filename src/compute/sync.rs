@@ -377,3 +377,82 @@ impl ComputeManager {
         }
     }
 }
+
+/// The task states a request sets in nova-api before it casts to us: when the
+/// cast was published while our queue was gone (a broker restart deletes the
+/// non-durable queues until we declare them again), nothing else will ever
+/// end them.
+fn lost_with_its_message(ts: TaskState) -> bool {
+    matches!(
+        ts,
+        TaskState::PoweringOff
+            | TaskState::PoweringOn
+            | TaskState::Deleting
+            | TaskState::Pausing
+            | TaskState::Unpausing
+            | TaskState::Suspending
+            | TaskState::Resuming
+    ) || TaskState::SOFT_REBOOT.contains(&ts)
+        || TaskState::HARD_REBOOT.contains(&ts)
+}
+
+impl ComputeManager {
+    /// After the RPC server reconnected (`lost` is when it lost the broker,
+    /// `back` when it consumed again): the instances of this host left in a
+    /// task state set while our queues were away, with no operation running
+    /// on them here. Their requests never reached us; as at start-up, a
+    /// delete, stop or start is carried out, and any other task state is
+    /// dropped with a fault that says the request was lost.
+    pub async fn recover_lost_requests(
+        &self,
+        lost: chrono::DateTime<chrono::Utc>,
+        back: chrono::DateTime<chrono::Utc>,
+    ) {
+        let ctx = RequestContext::admin();
+        let Some(list) = self.our_instances(&ctx).await else {
+            return;
+        };
+        // a second of slack: updated_at has whole seconds
+        let from = lost - chrono::Duration::seconds(1);
+        for inst in list {
+            let Some(ts) = inst.task_state() else {
+                continue;
+            };
+            if inst.host() != Some(self.cfg.host.as_str()) || !lost_with_its_message(ts) {
+                continue;
+            }
+            let updated = inst
+                .object()
+                .get_str("updated_at")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc));
+            if !updated.is_some_and(|t| t >= from && t <= back) {
+                continue;
+            }
+            // an operation running on it here: its message did arrive
+            if self.instance_lock(inst.uuid()).try_lock().is_err() {
+                continue;
+            }
+            let uuid = inst.uuid().to_string();
+            warn!(instance = %uuid, task_state = ?ts,
+                "its request was sent while the broker connection was down and never arrived; resolving it");
+            let outcome = match ts {
+                TaskState::Deleting => self.terminate_instance(&ctx, inst).await,
+                TaskState::PoweringOff => self.power_op(&ctx, PowerOp::Stop, inst).await,
+                TaskState::PoweringOn => self.power_op(&ctx, PowerOp::Start, inst).await,
+                _ => {
+                    let e = NovaException::internal(format!(
+                        "The request ({}) did not reach the compute service: its message broker connection was down. Ask again.",
+                        ts.as_str()
+                    ));
+                    self.add_fault(&ctx, &uuid, &e).await;
+                    self.drop_task_state(&ctx, inst, ts).await;
+                    Ok(())
+                }
+            };
+            if let Err(e) = outcome {
+                warn!(instance = %uuid, error = %e, "resolving the lost request failed");
+            }
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub struct GlanceConfig {
     /// connection errors and 5xx answers. Empty: the keystone endpoint
     /// (`endpoint_override` or the catalog).
     pub api_servers: Vec<String>,
-    /// `num_retries`: extra attempts beyond one per server.
+    /// `num_retries`: attempts after the first (at least one per server).
     pub num_retries: usize,
     /// `max_image_size`, in bytes; 0 = unlimited.
     pub max_image_size: u64,
@@ -249,10 +249,16 @@ impl GlanceClient {
     {
         let servers = self.servers(ctx).await?;
         let n = servers.len();
-        let attempts = n.max(1 + self.inner.cfg.num_retries.min(n.saturating_sub(1)));
+        // as Nova's glance client: 1 + num_retries attempts, the servers in
+        // turn; a second round waits a second before each try (a Glance
+        // restarting comes back meanwhile)
+        let attempts = n.max(1 + self.inner.cfg.num_retries);
         let start = self.inner.next.load(Ordering::Relaxed);
         let mut last = String::new();
         for i in 0..attempts {
+            if i >= n {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
             let idx = (start + i) % n;
             let base = &servers[idx];
             let r = self

@@ -181,6 +181,9 @@ pub struct RabbitConfig {
     pub rabbit_transient_queues_ttl: u32,
     /// Seconds; the AMQP heartbeat asked of the broker (0 = off).
     pub heartbeat_timeout_threshold: u16,
+    /// Unsettled messages the broker hands each consumer at once (AMQP
+    /// `basic.qos`); never 0 here (see [`DEFAULT_PREFETCH`]).
+    pub rabbit_qos_prefetch_count: u16,
     pub rabbit_retry_interval: Duration,
     pub rabbit_retry_backoff: Duration,
     pub rabbit_interval_max: Duration,
@@ -189,6 +192,13 @@ pub struct RabbitConfig {
     pub ssl_cert_file: Option<PathBuf>,
     pub ssl_key_file: Option<PathBuf>,
 }
+
+/// The prefetch when `rabbit_qos_prefetch_count` is 0, oslo's default, which
+/// there means no limit: a flood of messages on our queues would then be
+/// pushed into the daemon's memory as fast as the broker can send it. With a
+/// bound, what the daemon holds at once is this many messages per consumer,
+/// whatever the backlog.
+pub const DEFAULT_PREFETCH: u16 = 32;
 
 impl RabbitConfig {
     /// The config for a transport URL with every other option at oslo's default.
@@ -203,6 +213,7 @@ impl RabbitConfig {
             rabbit_ha_queues: false,
             rabbit_transient_queues_ttl: 1800,
             heartbeat_timeout_threshold: 60,
+            rabbit_qos_prefetch_count: DEFAULT_PREFETCH,
             rabbit_retry_interval: Duration::from_secs(1),
             rabbit_retry_backoff: Duration::from_secs(2),
             rabbit_interval_max: Duration::from_secs(30),
@@ -240,6 +251,15 @@ impl RabbitConfig {
             )? as u32,
             heartbeat_timeout_threshold: r.int_range("heartbeat_timeout_threshold", 60, 0, 65535)?
                 as u16,
+            rabbit_qos_prefetch_count: match r.int_range(
+                "rabbit_qos_prefetch_count",
+                0,
+                0,
+                65535,
+            )? {
+                0 => DEFAULT_PREFETCH,
+                n => n as u16,
+            },
             rabbit_retry_interval: ms(r.float("rabbit_retry_interval", 1.0)?),
             rabbit_retry_backoff: ms(r.float("rabbit_retry_backoff", 2.0)?),
             rabbit_interval_max: ms(r.float("rabbit_interval_max", 30.0)?),
@@ -315,6 +335,21 @@ mod tests {
         assert_eq!(c.heartbeat_timeout_threshold, 30);
         assert_eq!(c.control_exchange, "nova");
         assert_eq!(c.rabbit_transient_queues_ttl, 1800);
+        // oslo's 0 (no limit) is our bound
+        assert_eq!(c.rabbit_qos_prefetch_count, DEFAULT_PREFETCH);
+    }
+
+    #[test]
+    fn a_prefetch_count_of_the_operator() {
+        let c = |v: &str| {
+            RabbitConfig::from_ini(&ini(&format!(
+                "[DEFAULT]\ntransport_url = rabbit://r1/\n[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = {v}\n"
+            )))
+        };
+        assert_eq!(c("5").unwrap().rabbit_qos_prefetch_count, 5);
+        assert_eq!(c("0").unwrap().rabbit_qos_prefetch_count, DEFAULT_PREFETCH);
+        assert!(c("-1").is_err());
+        assert!(c("70000").is_err());
     }
 
     #[test]

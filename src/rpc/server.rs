@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::stream::{select_all, StreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -273,6 +273,12 @@ impl RpcServer {
                 ch = conn.create_channel().await?;
                 declare(&ch, &non_durable(&topo)).await?;
             }
+            // a bound on what the broker pushes before we settle it
+            ch.basic_qos(
+                self.cfg.rabbit_qos_prefetch_count,
+                BasicQosOptions::default(),
+            )
+            .await?;
             for q in &topo.queues {
                 let c = ch
                     .basic_consume(

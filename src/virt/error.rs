@@ -52,6 +52,9 @@ pub enum DriverError {
     /// An engine call failed (its own words).
     #[error("engine {op}: {reason}")]
     Engine { op: &'static str, reason: String },
+    /// An engine call got no answer: the engine is down or restarting.
+    #[error("engine {op}: the Docker engine does not answer: {reason}")]
+    Unreachable { op: &'static str, reason: String },
     #[error("state dir {path}: {source}")]
     StateDir {
         path: String,
@@ -61,6 +64,14 @@ pub enum DriverError {
 }
 
 impl DriverError {
+    /// The engine did not answer (what is worth trying again once it is back).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Unreachable { .. } | DriverError::Connect { .. }
+        )
+    }
+
     /// The instance uuid the error is about, when it is about one.
     pub fn uuid(&self) -> Option<&str> {
         use DriverError::*;
@@ -109,7 +120,7 @@ impl From<DriverError> for NovaException {
                 format!("Instance {uuid} in power state {state}. Cannot {op} while the instance is in this state."),
                 json!({"instance_uuid": uuid, "attr": "power_state", "state": state, "method": op, "code": 409}),
             ),
-            InvalidUuid(_) | Operation { .. } | Config(_) | Connect { .. } | Engine { .. } | StateDir { .. } => {
+            InvalidUuid(_) | Operation { .. } | Config(_) | Connect { .. } | Engine { .. } | Unreachable { .. } | StateDir { .. } => {
                 NovaException::internal(msg)
             }
         }

@@ -16,10 +16,15 @@ impl Daemon {
     /// and wait until Nova and placement know it.
     pub async fn start(stack: &Stack, host: &str, extra: &str) -> Self {
         let conf = stack.compute_conf(host, extra);
+        Self::start_with_conf(stack, host, &conf).await
+    }
+
+    /// Start it with the config file `conf` (one the test wrote).
+    pub async fn start_with_conf(stack: &Stack, host: &str, conf: &std::path::PathBuf) -> Self {
         // owned by the Daemon before the wait, so that a wait that panics
         // (a 503 from the API, say) still stops it when the test unwinds
         let mut d = Daemon {
-            child: Some(stack.start_daemon(host, &conf)),
+            child: Some(stack.start_daemon(host, conf)),
             host: host.to_string(),
         };
         if let Some(child) = d.child.as_mut() {

@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod neutron;
+pub mod outage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -432,6 +433,23 @@ impl Stack {
             assert!(
                 t.elapsed() < timeout,
                 "server {id} is {st} (task {}) after {timeout:?}, not {want}",
+                s["OS-EXT-STS:task_state"]
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Wait until the server is in no task (whatever its status), within 120 s.
+    pub async fn wait_settled(&self, id: &str) -> Value {
+        let t = Instant::now();
+        loop {
+            let s = self.server(id).await;
+            if s["OS-EXT-STS:task_state"].is_null() && s["status"] != "BUILD" {
+                return s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "server {id} still in task {} after 120 s",
                 s["OS-EXT-STS:task_state"]
             );
             tokio::time::sleep(Duration::from_millis(250)).await;

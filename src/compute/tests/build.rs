@@ -354,3 +354,22 @@ async fn an_image_the_engine_lost_is_made_present_again() {
     assert_eq!(h.images.ensured.lock().unwrap().last(), Some(&image));
     assert_eq!(h.driver_ops(&inst), ["spawn", "spawn"]);
 }
+
+#[tokio::test]
+async fn a_build_cut_off_by_an_engine_restart_removes_its_container_once_the_engine_answers() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    let gone = |op| DriverError::Unreachable {
+        op,
+        reason: "client error (Connect): No such file or directory".into(),
+    };
+    h.driver.fail("spawn", gone("inspect after start"));
+    // the first removal gets no answer either; the second one works
+    h.driver.fail("destroy", gone("remove"));
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_failed(&h, &inst, "does not answer", build_states());
+    assert_eq!(h.driver_ops(&inst), ["spawn", "destroy", "destroy"]);
+    assert!(h.driver.container(inst.uuid()).is_none());
+}

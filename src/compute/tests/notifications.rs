@@ -137,3 +137,93 @@ async fn a_snapshot_names_its_image() {
         "6b5f6a0e-9d0e-4a8e-9a3e-1c2d3e4f5a6b"
     );
 }
+
+#[tokio::test]
+async fn a_rebuild_sends_exists_then_rebuild_start_and_end() {
+    use crate::compute::request::RebuildRequest;
+    use crate::objects::ImageMeta;
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Rebuilding));
+    h.handle(ComputeRequest::RebuildInstance(Box::new(RebuildRequest {
+        instance: inst.clone(),
+        image: ImageMeta {
+            id: Some("img-2".into()),
+            container_format: Some("docker".into()),
+            ..Default::default()
+        },
+        recreate: false,
+    })))
+    .await
+    .unwrap();
+    assert_eq!(
+        h.notifier.events(),
+        [
+            "instance.exists",
+            "instance.rebuild.start",
+            "instance.rebuild.end"
+        ]
+    );
+    let sent = h.notifier.sent.lock().unwrap().clone();
+    let exists = &sent[0].payload;
+    assert_eq!(exists["nova_object.name"], "InstanceExistsPayload");
+    assert_eq!(exists["nova_object.version"], "2.1");
+    let d = &exists["nova_object.data"];
+    assert!(
+        d.get("fault").is_none(),
+        "an InstancePayload has no fault: {d}"
+    );
+    let period = &d["audit_period"]["nova_object.data"];
+    // the current month so far (Nova's default period)
+    let begin = period["audit_period_beginning"].as_str().unwrap();
+    assert!(begin.ends_with("-01T00:00:00Z"), "{begin}");
+    assert!(period["audit_period_ending"].as_str().unwrap() > begin);
+    assert_eq!(
+        sent[1].payload["nova_object.name"],
+        "InstanceActionRebuildPayload"
+    );
+    assert_eq!(sent[2].payload["nova_object.version"], "1.10");
+    assert!(sent[2].payload["nova_object.data"]["trusted_image_certificates"].is_null());
+}
+
+#[test]
+fn audit_periods_begin_where_nova_says() {
+    use crate::notifications::AuditPeriod as P;
+    use chrono::{TimeZone, Utc};
+    let t = |y, mo, d, h, mi| Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap();
+    let now = t(2026, 1, 10, 5, 20);
+    assert_eq!(P::parse("month"), Some(P::Month(1)));
+    assert_eq!(P::Month(1).current_start(now), t(2026, 1, 1, 0, 0));
+    // month@15 before the 15th: the period began on December 15th
+    assert_eq!(
+        P::parse("month@15").unwrap().current_start(now),
+        t(2025, 12, 15, 0, 0)
+    );
+    assert_eq!(
+        P::parse("day").unwrap().current_start(now),
+        t(2026, 1, 10, 0, 0)
+    );
+    assert_eq!(
+        P::parse("day@18").unwrap().current_start(now),
+        t(2026, 1, 9, 18, 0)
+    );
+    assert_eq!(
+        P::parse("hour@30").unwrap().current_start(now),
+        t(2026, 1, 10, 4, 30)
+    );
+    assert_eq!(
+        P::parse("year@3").unwrap().current_start(now),
+        t(2025, 3, 1, 0, 0)
+    );
+    assert_eq!(
+        P::parse("year").unwrap().current_start(now),
+        t(2026, 1, 1, 0, 0)
+    );
+    // a period that begins right now began a period ago (Nova's `end >= now`)
+    assert_eq!(
+        P::Day(5).current_start(t(2026, 1, 10, 5, 0)),
+        t(2026, 1, 9, 5, 0)
+    );
+    for bad in ["week", "day@24", "month@31", "hour@x", ""] {
+        assert_eq!(P::parse(bad), None, "{bad}");
+    }
+}

@@ -73,3 +73,67 @@ async fn the_sync_follows_the_container_and_leaves_busy_instances_alone() {
         "nothing to change, nothing saved"
     );
 }
+
+#[tokio::test]
+async fn after_a_reconnection_the_requests_sent_meanwhile_are_resolved() {
+    use chrono::{Duration, Utc};
+    let h = Harness::new();
+    let lost = Utc::now() - Duration::seconds(30);
+    let back = Utc::now() - Duration::seconds(5);
+    let at = |inst: &crate::objects::Instance, t: chrono::DateTime<Utc>| {
+        let mut i = inst.clone();
+        i.object_mut().data.insert(
+            "updated_at".into(),
+            serde_json::json!(crate::objects::format_datetime(t)),
+        );
+        h.conductor.put(&i);
+        i
+    };
+    // stopped and deleted while our queues were away: carried out
+    let stop = at(
+        &h.running(V::Active, Some(T::PoweringOff)),
+        lost + Duration::seconds(10),
+    );
+    let delete = at(
+        &h.running(V::Active, Some(T::Deleting)),
+        lost + Duration::seconds(12),
+    );
+    // a lost reboot: the task state goes, with a fault that says why
+    let reboot = at(
+        &h.running(V::Active, Some(T::RebootingHard)),
+        lost + Duration::seconds(2),
+    );
+    // set before the loss (not ours to guess) or after we were back (its
+    // message reached our queue): left alone
+    let before = at(
+        &h.running(V::Active, Some(T::PoweringOff)),
+        lost - Duration::seconds(60),
+    );
+    let after = at(
+        &h.running(V::Active, Some(T::PoweringOff)),
+        back + Duration::seconds(3),
+    );
+    // one being worked on here (its lock held): left alone
+    let busy = at(
+        &h.running(V::Active, Some(T::PoweringOff)),
+        lost + Duration::seconds(5),
+    );
+    let lock = h.manager.instance_lock(busy.uuid());
+    let _held = lock.lock().await;
+
+    h.manager.recover_lost_requests(lost, back).await;
+
+    assert_eq!(
+        h.saves(&stop),
+        [s(V::Stopped, None, Some(&[Some(T::PoweringOff)]))]
+    );
+    assert!(h.destroyed(&delete));
+    assert_eq!(
+        h.saves(&reboot),
+        [s(V::Active, None, Some(&[Some(T::RebootingHard)]))]
+    );
+    assert!(h.faults(&reboot)[0].contains("did not reach the compute service"));
+    for i in [&before, &after, &busy] {
+        assert!(h.saves(i).is_empty(), "{:?}", h.saves(i));
+    }
+}

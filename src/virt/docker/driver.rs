@@ -74,9 +74,22 @@ pub(super) fn is_ours(c: &ContainerInspectResponse) -> bool {
 }
 /// A failed engine call as a driver error.
 pub(super) fn engine_err(op: &'static str) -> impl FnOnce(BollardError) -> DriverError {
-    move |e| DriverError::Engine {
-        op,
-        reason: error_chain(&e),
+    move |e| {
+        let reason = error_chain(&e);
+        // no answer at all (the socket is gone, the connection refused or
+        // cut, no reply in time), as against an answer that says no
+        let unreachable = matches!(
+            e,
+            BollardError::HyperLegacyError { .. }
+                | BollardError::IOError { .. }
+                | BollardError::RequestTimeoutError
+                | BollardError::SocketNotFoundError(_)
+        );
+        if unreachable {
+            DriverError::Unreachable { op, reason }
+        } else {
+            DriverError::Engine { op, reason }
+        }
     }
 }
 
