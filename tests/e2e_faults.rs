@@ -549,12 +549,11 @@ async fn glance_down_during_image_loads() {
 }
 
 /// The port of a service's URL (`http://127.0.0.1:9292` -> 9292).
-fn url_port(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {url}"))
+fn url_port(u: &str) -> u16 {
+    url::Url::parse(u)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+        .unwrap_or_else(|| panic!("no port in {u}"))
 }
 
 async fn wait_glance(stack: &Stack) {

@@ -554,7 +554,12 @@ async fn neutron_down_during_a_build_ends_in_error_with_nothing_left() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cut = NeutronCutOff::new(&stack);
+    let cut = e2e_support::outage::Refused::port(
+        url::Url::parse(&stack.neutron)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .unwrap_or(9696),
+    );
     d.signal(nix::sys::signal::Signal::SIGCONT);
     // nova-api itself needs Neutron to show a server: watch the database
     let t = std::time::Instant::now();
@@ -651,52 +656,4 @@ fn sql(stack: &Stack, query: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Neutron's API port refuses connections (an iptables REJECT on loopback)
-/// until dropped.
-struct NeutronCutOff {
-    rule: Vec<String>,
-}
-
-impl NeutronCutOff {
-    fn new(stack: &Stack) -> Self {
-        let port = url::Url::parse(&stack.neutron)
-            .ok()
-            .and_then(|u| u.port_or_known_default())
-            .unwrap_or(9696)
-            .to_string();
-        let rule: Vec<String> = [
-            "INPUT",
-            "-p",
-            "tcp",
-            "--dport",
-            &port,
-            "-j",
-            "REJECT",
-            "--reject-with",
-            "tcp-reset",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let st = std::process::Command::new("iptables")
-            .arg("-w")
-            .arg("-I")
-            .args(&rule)
-            .status()
-            .expect("iptables");
-        assert!(st.success(), "iptables -I failed");
-        NeutronCutOff { rule }
-    }
-}
-
-impl Drop for NeutronCutOff {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("iptables")
-            .arg("-w")
-            .arg("-D")
-            .args(&self.rule)
-            .status();
-    }
 }

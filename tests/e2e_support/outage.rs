@@ -213,7 +213,7 @@ impl Drop for Relay {
     }
 }
 
-/// A TCP port of 127.0.0.1 refused (a reset for every packet, so new
+/// A TCP port of this machine refused (a reset for every packet, so new
 /// connections are refused and open ones cut) until dropped: a service gone
 /// at once, as no signal makes it go.
 pub struct Refused {
@@ -227,8 +227,6 @@ fn iptables(op: &str, port: u16) -> bool {
             "-w",
             op,
             "INPUT",
-            "-i",
-            "lo",
             "-p",
             "tcp",
             "--dport",

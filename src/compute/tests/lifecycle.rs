@@ -171,7 +171,7 @@ async fn a_failed_reboot_is_error_unless_the_container_still_runs() {
     assert_eq!(h.faults(&inst).len(), 1);
 }
 
-fn rebuild(inst: &crate::objects::Instance) -> ComputeRequest {
+pub(super) fn rebuild(inst: &crate::objects::Instance) -> ComputeRequest {
     ComputeRequest::RebuildInstance(Box::new(RebuildRequest {
         instance: inst.clone(),
         image: ImageMeta {

@@ -140,21 +140,9 @@ async fn a_snapshot_names_its_image() {
 
 #[tokio::test]
 async fn a_rebuild_sends_exists_then_rebuild_start_and_end() {
-    use crate::compute::request::RebuildRequest;
-    use crate::objects::ImageMeta;
     let h = Harness::new();
     let inst = h.running(V::Active, Some(T::Rebuilding));
-    h.handle(ComputeRequest::RebuildInstance(Box::new(RebuildRequest {
-        instance: inst.clone(),
-        image: ImageMeta {
-            id: Some("img-2".into()),
-            container_format: Some("docker".into()),
-            ..Default::default()
-        },
-        recreate: false,
-    })))
-    .await
-    .unwrap();
+    h.handle(super::lifecycle::rebuild(&inst)).await.unwrap();
     assert_eq!(
         h.notifier.events(),
         [
