@@ -104,44 +104,30 @@ impl AuditPeriod {
                 .single()
                 .unwrap_or(now)
         };
-        match self {
+        // where this period would begin, and where the one before began
+        let (begin, earlier) = match self {
             AuditPeriod::Hour(m) => {
-                let end = at(now.year(), now.month(), now.day(), now.hour(), m);
-                if end >= now {
-                    end - Duration::hours(1)
-                } else {
-                    end
-                }
+                let b = at(now.year(), now.month(), now.day(), now.hour(), m);
+                (b, b - Duration::hours(1))
             }
             AuditPeriod::Day(h) => {
-                let end = at(now.year(), now.month(), now.day(), h, 0);
-                if end >= now {
-                    end - Duration::days(1)
-                } else {
-                    end
-                }
+                let b = at(now.year(), now.month(), now.day(), h, 0);
+                (b, b - Duration::days(1))
             }
             AuditPeriod::Month(d) => {
-                let end = at(now.year(), now.month(), d, 0, 0);
-                if end >= now {
-                    let (y, mo) = if now.month() == 1 {
-                        (now.year() - 1, 12)
-                    } else {
-                        (now.year(), now.month() - 1)
-                    };
-                    at(y, mo, d, 0, 0)
-                } else {
-                    end
-                }
+                let (y, mo) = match now.month() {
+                    1 => (now.year() - 1, 12),
+                    m => (now.year(), m - 1),
+                };
+                (at(now.year(), now.month(), d, 0, 0), at(y, mo, d, 0, 0))
             }
-            AuditPeriod::Year(mo) => {
-                let end = at(now.year(), mo, 1, 0, 0);
-                if end >= now {
-                    at(now.year() - 1, mo, 1, 0, 0)
-                } else {
-                    end
-                }
-            }
+            AuditPeriod::Year(mo) => (at(now.year(), mo, 1, 0, 0), at(now.year() - 1, mo, 1, 0, 0)),
+        };
+        // Nova's `end >= now`: a period that begins right now began a period ago
+        if begin >= now {
+            earlier
+        } else {
+            begin
         }
     }
 }

@@ -453,17 +453,7 @@ async fn keystone_down_during_a_burst() {
             tokio::time::sleep(Duration::from_secs(30)).await;
             stack.start_service(s);
             // until it answers again (it takes a few seconds to load)
-            let t = Instant::now();
-            while !stack
-                .http
-                .get(&stack.auth_url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                assert!(t.elapsed() < T, "Keystone did not come back");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            wait_answers(&stack, &stack.auth_url, "Keystone").await;
             stop.await.unwrap();
         },
     )
@@ -526,7 +516,7 @@ async fn glance_down_during_image_loads() {
         let tags = docker(&["images", "-q", &format!("glance/{fresh}")]);
         assert!(tags.trim().is_empty(), "glance/{fresh} left in Docker");
     }
-    wait_glance(&stack).await;
+    wait_answers(&stack, &format!("{}/versions", stack.glance), "Glance").await;
     // the steady server: stopped (or not) cleanly; later operations work,
     // with the image Glance failed to hand out too
     let s = stack.wait_settled(&steady).await;
@@ -556,16 +546,18 @@ fn url_port(u: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {u}"))
 }
 
-async fn wait_glance(stack: &Stack) {
+/// Wait until `url` of the service `what` answers again, other than with a
+/// 5xx (a service started again takes a few seconds to load).
+async fn wait_answers(stack: &Stack, url: &str, what: &str) {
     let t = Instant::now();
-    while stack
+    while !stack
         .http
-        .get(format!("{}/versions", stack.glance))
+        .get(url)
         .send()
         .await
-        .is_err()
+        .is_ok_and(|r| !r.status().is_server_error())
     {
-        assert!(t.elapsed() < T, "Glance did not come back");
+        assert!(t.elapsed() < T, "{what} did not come back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -621,11 +613,7 @@ async fn neutron_down_during_a_burst_with_ports() {
     let list = burst.settle(&stack, &steady).await;
     // wait for Neutron, then: a server in ERROR has no port left; an ACTIVE
     // one has its port bound to this host; no VIF on br-int without its port
-    let t = Instant::now();
-    while stack.http.get(&stack.neutron).send().await.is_err() {
-        assert!(t.elapsed() < T, "Neutron did not come back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_answers(&stack, &stack.neutron, "Neutron").await;
     for s in &list {
         let id = s["id"].as_str().unwrap();
         let ports = stack.ports_of(id).await;
@@ -645,18 +633,10 @@ async fn neutron_down_during_a_burst_with_ports() {
     assert!(stray.is_empty(), "VIFs left after the deletes: {stray:?}");
 }
 
-/// (VmRSS, VmHWM) of a process, in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the daemon runs");
-    let field = |name: &str| -> f64 {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// (VmRSS, VmHWM) of the daemon, in MiB.
+fn rss_mib(d: &Daemon) -> (f64, f64) {
+    let v = d.status(&["VmRSS:", "VmHWM:"]);
+    (v[0] / 1024.0, v[1] / 1024.0)
 }
 
 /// The flood's bodies: `small` malformed or unserveable messages of every
@@ -724,13 +704,12 @@ async fn a_flood_of_malformed_and_oversized_messages_during_a_burst() {
     let stack = Stack::from_env();
     let host = "nd-e2e-fault-flood";
     let d = Daemon::start(&stack, host, "").await;
-    let pid = d.pid().expect("the daemon's pid");
     let log_path = stack
         .state
         .join(format!("run/nova-docker-compute-{host}.log"));
     let log_before = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
-    let (rss_before, _) = rss_mib(pid);
+    let (rss_before, _) = rss_mib(&d);
     let bodies = flood_bodies(SMALL, BIG, BIG_SIZE);
     let sent_mib = bodies.iter().map(Vec::len).sum::<usize>() as f64 / (1 << 20) as f64;
     let url = std::env::var("NOVA_DOCKER_TEST_TRANSPORT_URL")
@@ -794,7 +773,7 @@ async fn a_flood_of_malformed_and_oversized_messages_during_a_burst() {
     let list = burst.settle(&stack, "").await;
     let active = list.iter().filter(|s| s["status"] == "ACTIVE").count();
     assert_eq!(active, list.len(), "builds failed under the flood");
-    let (rss_after, peak) = rss_mib(pid);
+    let (rss_after, peak) = rss_mib(&d);
     eprintln!(
         "daemon RSS: {rss_before:.1} MiB before, peak {peak:.1} MiB, {rss_after:.1} MiB after; {sent_mib:.0} MiB sent"
     );

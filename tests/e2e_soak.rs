@@ -42,26 +42,19 @@ struct Sample {
     volumes: usize,
 }
 
-fn sample(pid: u32, host: &str, cycles: usize, t0: Instant) -> Sample {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the daemon runs");
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name}"))
-    };
+fn sample(d: &Daemon, host: &str, cycles: usize, t0: Instant) -> Sample {
+    let pid = d.pid().expect("pid");
+    let v = d.status(&["VmRSS:", "Threads:"]);
     let label = format!("label=org.openstack.nova.host={host}");
     let count = |args: &[&str]| docker(args).lines().filter(|l| !l.is_empty()).count();
     Sample {
         cycles,
         secs: t0.elapsed().as_secs_f64(),
-        rss_mib: field("VmRSS:") / 1024.0,
+        rss_mib: v[0] / 1024.0,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|d| d.count())
             .unwrap_or(0),
-        threads: field("Threads:") as usize,
+        threads: v[1] as usize,
         containers: count(&["ps", "-aq", "--filter", &label]),
         images: count(&["images", "-q"]),
         networks: count(&["network", "ls", "-q"]),
@@ -100,7 +93,6 @@ async fn soak_boot_stop_start_delete_cycles() {
     let host = "nd-e2e-soak";
     stack.delete_servers_named("e2e-soak-").await;
     let d = Daemon::start(&stack, host, "").await;
-    let pid = d.pid().expect("pid");
     let image = stack
         .docker_image(
             "nd-e2e-busybox",
@@ -111,7 +103,7 @@ async fn soak_boot_stop_start_delete_cycles() {
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let t0 = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
-    let mut samples = vec![sample(pid, host, 0, t0)];
+    let mut samples = vec![sample(&d, host, 0, t0)];
     let every = (cycles / 40).max(1);
     let mut ws = tokio::task::JoinSet::new();
     for w in 0..workers {
@@ -136,13 +128,13 @@ async fn soak_boot_stop_start_delete_cycles() {
         }
         let n = done.load(Ordering::SeqCst).min(cycles);
         if n >= next {
-            samples.push(sample(pid, host, n, t0));
+            samples.push(sample(&d, host, n, t0));
             next += every;
         }
     }
     // the last sample after the daemon's periodic tasks had a round
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let end = sample(pid, host, cycles, t0);
+    let end = sample(&d, host, cycles, t0);
     samples.push(end);
     let mut csv =
         String::from("cycles,seconds,rss_mib,fds,threads,containers,images,networks,volumes\n");

@@ -72,6 +72,23 @@ impl ComputeManager {
             .await;
     }
 
+    /// `instance.exists`: the usage of the audit period so far.
+    pub(crate) async fn notify_exists(&self, ctx: &RequestContext, inst: &Instance) {
+        use crate::notifications::{exists_payload, Notification, Priority};
+        let now = chrono::Utc::now();
+        let begin = self.cfg.audit_period.current_start(now);
+        self.notifier
+            .notify(
+                ctx,
+                Notification {
+                    event_type: "instance.exists".into(),
+                    priority: Priority::Info,
+                    payload: exists_payload(ctx, inst, begin, now),
+                },
+            )
+            .await;
+    }
+
     /// The lock that serialises operations on one instance.
     pub(crate) fn instance_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -234,20 +251,7 @@ impl Action<'_> {
     pub async fn notify_start(&self, ctx: &RequestContext, inst: &Instance) {
         if self.notification == Some("instance.rebuild") {
             // the usage of the period so far, before the image changes
-            let now = chrono::Utc::now();
-            let begin = self.manager.cfg.audit_period.current_start(now);
-            let payload = crate::notifications::exists_payload(ctx, inst, begin, now);
-            self.manager
-                .notifier
-                .notify(
-                    ctx,
-                    crate::notifications::Notification {
-                        event_type: "instance.exists".into(),
-                        priority: crate::notifications::Priority::Info,
-                        payload,
-                    },
-                )
-                .await;
+            self.manager.notify_exists(ctx, inst).await;
         }
         if let Some(n) = self.notification {
             self.manager

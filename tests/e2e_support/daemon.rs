@@ -37,6 +37,23 @@ impl Daemon {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The fields `names` of its `/proc/<pid>/status` (`VmRSS:`, in kB;
+    /// `Threads:`), read at once.
+    pub fn status(&self, names: &[&str]) -> Vec<f64> {
+        let pid = self.pid().expect("the daemon runs");
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the daemon runs");
+        names
+            .iter()
+            .map(|name| {
+                s.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            })
+            .collect()
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         if let Some(pid) = self.pid() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);

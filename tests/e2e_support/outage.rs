@@ -17,6 +17,12 @@ use tokio::task::JoinHandle;
 
 use super::Stack;
 
+/// `$ND_STATE/run/<name>.<ext>`: what the lab keeps of a service (its pid,
+/// log, argv and environment).
+fn run_file(state: &std::path::Path, name: &str, ext: &str) -> PathBuf {
+    state.join(format!("run/{name}.{ext}"))
+}
+
 /// A stopped service of the lab (`$ND_STATE/run/<name>.pid`), as it ran.
 /// Started again when dropped unstarted (a test that failed during the
 /// outage leaves the lab whole for the next).
@@ -43,7 +49,7 @@ impl Stopped {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
-            .open(self.state.join(format!("run/{}.log", self.name)))
+            .open(run_file(&self.state, &self.name, "log"))
             .expect("log");
         let mut child = Command::new(&self.argv[0])
             .args(&self.argv[1..])
@@ -57,7 +63,7 @@ impl Stopped {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", self.name));
         std::fs::write(
-            self.state.join(format!("run/{}.pid", self.name)),
+            run_file(&self.state, &self.name, "pid"),
             format!("{}\n", child.id()),
         )
         .unwrap();
@@ -88,14 +94,10 @@ fn alive(pid: i32) -> bool {
 }
 
 impl Stack {
-    fn pid_file(&self, name: &str) -> PathBuf {
-        self.state.join(format!("run/{name}.pid"))
-    }
-
     /// Stop the lab's service `name` (SIGTERM to its process group, SIGKILL
     /// after 30 s) and return what starts it again.
     pub fn stop_service(&self, name: &str) -> Stopped {
-        let pid: i32 = std::fs::read_to_string(self.pid_file(name))
+        let pid: i32 = std::fs::read_to_string(run_file(&self.state, name, "pid"))
             .unwrap_or_else(|e| panic!("{name}: no pid file: {e}"))
             .trim()
             .parse()
@@ -103,7 +105,7 @@ impl Stack {
         // as the lab started it (devstack/lib/controlplane.sh nd_start writes
         // these: the process's own cmdline is rewritten by setproctitle)
         let read = |ext: &str| {
-            let path = self.state.join(format!("run/{name}.{ext}"));
+            let path = run_file(&self.state, name, ext);
             nul_split(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         };
         let argv = read("argv");
