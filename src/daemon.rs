@@ -302,6 +302,8 @@ async fn build(
         resume_after_engine_restart: s.resume_after_engine_restart,
         start_before_vif_plugged: s.start_before_vif_plugged,
         audit_period: s.notifications.audit_period,
+        running_deleted: s.default.running_deleted,
+        max_concurrent_builds: s.default.max_concurrent_builds,
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))
@@ -377,6 +379,10 @@ async fn serve(
         s.default.report_interval,
     ));
     manager.start_up().await;
+    // what was deleted while we were away (Nova does it only periodically)
+    if !s.default.running_deleted_instance_poll_interval.is_zero() {
+        manager.reap_deleted().await;
+    }
     let server_done = serve_rpc(s, tasks, manager)?;
     info!(%host, node = %node, "compute service up");
     crate::systemd::notify("READY=1");
@@ -390,6 +396,9 @@ async fn serve(
             .max(Duration::from_secs(10)),
         power_sync: Duration::from_secs(s.default.sync_power_state_interval.max(10) as u64),
         image_prune: Duration::from_secs(600),
+        reap_deleted: Some(s.default.running_deleted_instance_poll_interval)
+            .filter(|d| !d.is_zero())
+            .map(|d| d.max(Duration::from_secs(10))),
     };
     tasks.spawn(periodic(
         manager.clone(),
@@ -512,9 +521,12 @@ struct Periods {
     resources: Duration,
     power_sync: Duration,
     image_prune: Duration,
+    /// Containers of deleted instances; None: never.
+    reap_deleted: Option<Duration>,
 }
 
-/// Resources, the power-state backstop, the image cache.
+/// Resources, the power-state backstop, the image cache, the containers of
+/// deleted instances.
 async fn periodic(
     m: Arc<ComputeManager>,
     images: Arc<ImageService>,
@@ -522,8 +534,8 @@ async fn periodic(
     host_ip: String,
     every: Periods,
 ) {
-    let (mut last_sync, mut last_prune) =
-        (tokio::time::Instant::now(), tokio::time::Instant::now());
+    let now = tokio::time::Instant::now();
+    let (mut last_sync, mut last_prune, mut last_reap) = (now, now, now);
     while m.tasks().sleep(every.resources).await {
         m.update_resources(&policy, &host_ip).await;
         if last_sync.elapsed() >= every.power_sync {
@@ -536,6 +548,10 @@ async fn periodic(
                 warn!(error = %e, "image cache prune failed");
             }
             last_prune = tokio::time::Instant::now();
+        }
+        if every.reap_deleted.is_some_and(|d| last_reap.elapsed() >= d) {
+            m.reap_deleted().await;
+            last_reap = tokio::time::Instant::now();
         }
     }
 }

@@ -53,6 +53,7 @@ nova_classes! {
     InterfaceAttachFailed,
     InterfaceDetachFailed,
     InvalidInput,
+    MigrationPreCheckError,
     NotAuthorized,
     NotSupported,
     NetworkAmbiguous,

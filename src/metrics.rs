@@ -18,7 +18,9 @@
 //!   `miss` (fetched);
 //! - `vif_plug_duration_seconds{driver}`: a port's datapath plugged;
 //! - `reconnects_total{connection}`: the broker connections made again
-//!   (`rpc_server`, `rpc_client`).
+//!   (`rpc_server`, `rpc_client`);
+//! - `builds_rescheduled_total`: builds that failed here and went back to the
+//!   conductor for another host.
 //!
 //! Label values come from a closed set (RPC method names, exception classes,
 //! driver operations): no instance id, no user input, no secret.
@@ -118,6 +120,7 @@ struct Metrics {
     image_cache: Family<CacheResult, Counter>,
     vif_seconds: Hist<VifDriver>,
     reconnects: Family<Connection, Counter>,
+    rescheduled: Counter,
 }
 
 fn metrics() -> &'static Metrics {
@@ -134,6 +137,7 @@ fn metrics() -> &'static Metrics {
             image_cache: Family::default(),
             vif_seconds: Family::new_with_constructor(seconds),
             reconnects: Family::default(),
+            rescheduled: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -180,6 +184,11 @@ fn metrics() -> &'static Metrics {
             "reconnects",
             "Broker connections made again",
             m.reconnects.clone(),
+        );
+        r.register(
+            "builds_rescheduled",
+            "Builds that failed here and went back to the conductor for another host",
+            m.rescheduled.clone(),
         );
         m
     })
@@ -265,6 +274,11 @@ pub fn reconnected(connection: &'static str) {
         .reconnects
         .get_or_create(&Connection { connection })
         .inc();
+}
+
+/// A build handed back to the conductor for another host.
+pub fn build_rescheduled() {
+    metrics().rescheduled.inc();
 }
 
 /// Everything, in the OpenMetrics text format.

@@ -426,7 +426,9 @@ async fn crashed_means_oom_killed_or_a_nonzero_exit_nova_did_not_cause() {
         PowerState::Crashed
     );
     let info = d.get_info(&s.uuid).await.unwrap();
-    assert!(info.oom_killed, "{info:?}");
+    // the kernel's kill is in the exit code; the engine sets OOMKilled from
+    // containerd's OOM event, which can come after the exit (seen once in CI)
+    assert!(info.oom_killed || info.exit_code == Some(137), "{info:?}");
     assert_eq!(info.pid, None);
     d.destroy(&s.uuid, Duration::from_secs(1)).await.unwrap();
 

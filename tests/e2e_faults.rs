@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use e2e_support::daemon::Daemon;
 use e2e_support::outage::{rabbitmqctl, Refused, Relay};
-use e2e_support::{docker, docker_status, inspect, Stack};
+use e2e_support::{containers_of, docker, docker_status, inspect, Stack};
 use serde_json::{json, Value};
 
 const N: usize = 20;
@@ -44,14 +44,6 @@ struct Burst {
     /// The host's containers before the burst (other servers': the lab's own
     /// on the lab's host).
     before: Vec<String>,
-}
-
-fn containers_of(host: &str) -> Vec<String> {
-    let label = format!("label=org.openstack.nova.host={host}");
-    docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &label])
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 impl Burst {
@@ -103,6 +95,29 @@ impl Burst {
         let t = Instant::now();
         while running_on(&self.host) < k {
             assert!(t.elapsed() < T, "the burst did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until the conductor has handed every build of the burst to the
+    /// host (each is in the daemon's log), so that the outage falls on the
+    /// daemon's work and not on builds still inside nova-conductor, which
+    /// RabbitMQ's restart can leave stuck there for good: what Nova's own
+    /// services lose is not what this test is about.
+    async fn wait_handed_out(&self, stack: &Stack) {
+        let log = stack.daemon_log(&self.host);
+        let t = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let got = text.matches("build_and_run_instance received").count();
+            if got >= self.n {
+                return;
+            }
+            assert!(
+                t.elapsed() < T,
+                "{got} of {} builds reached the host",
+                self.n
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -248,6 +263,31 @@ async fn later_operations_succeed(stack: &Stack, steady: &str, host: &str, image
     stack.wait_gone(&id, T).await;
 }
 
+/// Wait until the host's service has reported to Nova after `since` (the end
+/// of the outage) and is up. An outage of the conductor as long as Nova's
+/// service_down_time leaves the service's last report older than that, and
+/// nova-api deletes a server of a host it thinks down by itself (its "local
+/// delete", the container left to the daemon's reaper); the deletes of this
+/// test are to go through the daemon.
+async fn reported_since(stack: &Stack, host: &str, since: chrono::DateTime<chrono::Utc>) {
+    let t = Instant::now();
+    loop {
+        let s = stack.service(host).await;
+        let at = s["updated_at"]
+            .as_str()
+            .and_then(|u| chrono::NaiveDateTime::parse_from_str(u, "%Y-%m-%dT%H:%M:%S%.f").ok());
+        if s["state"] == "up" && at.is_some_and(|at| at > since.naive_utc()) {
+            eprintln!("the service reported {:?} after the outage", t.elapsed());
+            return;
+        }
+        assert!(
+            t.elapsed() < T,
+            "the service did not report after the outage: {s}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 async fn delete_all(stack: &Stack, list: &[Value]) {
     let ids: Vec<&str> = list.iter().filter_map(|s| s["id"].as_str()).collect();
     for id in &ids {
@@ -288,9 +328,9 @@ async fn stop_during_outage(stack: &Stack, id: &str) -> tokio::task::JoinHandle<
     })
 }
 
-/// The common shape: a burst on `host`, `outage` run once 3 containers run
-/// (it returns once the service is back), the stop sent during it, then the
-/// checks.
+/// The common shape: a burst on `host`, `outage` run once 3 containers run and
+/// every build has reached the host (it returns once the service is back), the
+/// stop sent during it, then the checks.
 async fn through<F, Fut>(name: &str, host: &str, extra: &str, outage: F)
 where
     F: FnOnce(String) -> Fut,
@@ -302,9 +342,12 @@ where
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
     let burst = Burst::start(&stack, name, host, &image, json!("none")).await;
     burst.wait_running(3).await;
+    burst.wait_handed_out(&stack).await;
     let steady = burst.an_active_one(&stack).await;
     outage(steady.clone()).await;
+    let back = chrono::Utc::now();
     let list = burst.settle(&stack, &steady).await;
+    reported_since(&stack, host, back).await;
     later_operations_succeed(&stack, &steady, host, &image).await;
     delete_all(&stack, &list).await;
 }
@@ -378,9 +421,7 @@ async fn one_of_two_brokers_down_during_a_burst() {
         relay.accepted() > 0,
         "the daemon did not use the first broker"
     );
-    let log_path = stack
-        .state
-        .join(format!("run/nova-docker-compute-{host}.log"));
+    let log_path = stack.daemon_log(host);
     let at_down = std::fs::metadata(&log_path).unwrap().len() as usize;
     relay.down();
     eprintln!("broker 1 of 2 down");
@@ -479,9 +520,7 @@ async fn glance_down_during_image_loads() {
     // an image the host has not loaded yet: the burst loads it from Glance
     let fresh = format!("nd-e2e-fault-glance-{}", std::process::id());
     let fresh = stack.docker_image(&fresh, &busybox()).await;
-    let log = stack
-        .state
-        .join(format!("run/nova-docker-compute-{host}.log"));
+    let log = stack.daemon_log(host);
     let received = || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -704,9 +743,7 @@ async fn a_flood_of_malformed_and_oversized_messages_during_a_burst() {
     let stack = Stack::from_env();
     let host = "nd-e2e-fault-flood";
     let d = Daemon::start(&stack, host, "").await;
-    let log_path = stack
-        .state
-        .join(format!("run/nova-docker-compute-{host}.log"));
+    let log_path = stack.daemon_log(host);
     let log_before = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
     let (rss_before, _) = rss_mib(&d);

@@ -28,7 +28,7 @@ fn host() -> String {
 }
 
 /// Heat's REST API as one user, its token renewed before it expires (the
-/// test run's tokens last 90 s) and once more on a 401.
+/// test run's tokens last 240 s) and once more on a 401.
 struct Heat {
     http: reqwest::Client,
     auth_url: String,

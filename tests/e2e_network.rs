@@ -604,7 +604,7 @@ async fn operations_keep_working_after_the_daemons_tokens_expire() {
     let life: u64 = std::env::var("NOVA_DOCKER_E2E_TOKEN_EXPIRATION")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(90);
+        .unwrap_or(240);
     assert!(
         life <= 300,
         "token lifetime {life} s is too long for this test"

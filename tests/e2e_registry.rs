@@ -571,12 +571,7 @@ async fn bad_registry_references_end_in_error_with_the_cause_and_leave_nothing()
     )
     .await;
     assert!(!fault.contains(wrong));
-    let log = std::fs::read_to_string(
-        stack
-            .state
-            .join(format!("run/nova-docker-compute-{host}.log")),
-    )
-    .unwrap_or_default();
+    let log = std::fs::read_to_string(stack.daemon_log(host)).unwrap_or_default();
     assert!(
         !log.is_empty(),
         "the daemon's log is where the test expects it"
@@ -641,24 +636,7 @@ async fn an_aggregate_image_precache_fetches_so_that_a_boot_does_not() {
 
     // an aggregate holding the host (made again if an earlier run left it)
     let name = "e2e-reg-precache";
-    delete_aggregate(&stack, name).await;
-    let (st, v) = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/os-aggregates", stack.nova),
-            Some(json!({"aggregate": {"name": name}})),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    let agg = v["aggregate"]["id"].as_i64().unwrap();
-    let (st, v) = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/os-aggregates/{agg}/action", stack.nova),
-            Some(json!({"add_host": {"host": host}})),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    let agg = stack.aggregate(name, None, &[host]).await;
 
     let repo = format!("e2e/pre-{}", short());
     let marker = uuid::Uuid::new_v4().to_string();
@@ -702,35 +680,8 @@ async fn an_aggregate_image_precache_fetches_so_that_a_boot_does_not() {
 
     stack.delete_server(&id).await;
     stack.wait_gone(&id, T).await;
-    delete_aggregate(&stack, name).await;
+    stack.delete_aggregate(name).await;
     delete_image(&stack, &image).await;
-}
-
-/// Remove the aggregate `name` (its hosts first), if there is one.
-async fn delete_aggregate(stack: &Stack, name: &str) {
-    let list = stack.get(&format!("{}/os-aggregates", stack.nova)).await;
-    for a in list["aggregates"].as_array().into_iter().flatten() {
-        if a["name"] != name {
-            continue;
-        }
-        let id = a["id"].as_i64().unwrap();
-        for h in a["hosts"].as_array().into_iter().flatten() {
-            let _ = stack
-                .call(
-                    reqwest::Method::POST,
-                    &format!("{}/os-aggregates/{id}/action", stack.nova),
-                    Some(json!({"remove_host": {"host": h}})),
-                )
-                .await;
-        }
-        let _ = stack
-            .call(
-                reqwest::Method::DELETE,
-                &format!("{}/os-aggregates/{id}", stack.nova),
-                None,
-            )
-            .await;
-    }
 }
 
 /// `nova-docker-compute mirror-registry` with the lab's compute config.

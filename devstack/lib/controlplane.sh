@@ -259,15 +259,19 @@ nd_controlplane_up() {
     --transport-url "$ND_TRANSPORT_URL" >>"$ND_RUN/dbsync-nova.log" 2>&1 || rc=$?
   [ $rc = 0 ] || [ $rc = 2 ] || nd_die "create_cell failed (see $ND_RUN/dbsync-nova.log)"
   nd_nova_manage db sync >>"$ND_RUN/dbsync-nova.log" 2>&1 || nd_die "nova db sync failed (see $ND_RUN/dbsync-nova.log)"
+  # keep-alive 75 s on every API (gunicorn's default is 2 s), as for keystone: a
+  # pooled connection closed by the server as a client reused it failed the
+  # scheduler's placement query ("Remote end closed connection without
+  # response": NoValidHost) 470 cycles into a soak run
   nd_start_with placement "$ND_ETC/placement/placement.conf" env OS_PLACEMENT_CONFIG_DIR="$ND_ETC/placement" "$bin/gunicorn" \
-    -b "$ND_BIND:$ND_PLACEMENT_PORT" -w 1 -k gthread --threads 8 --timeout 300 --no-control-socket \
+    -b "$ND_BIND:$ND_PLACEMENT_PORT" -w 1 -k gthread --threads 8 --timeout 300 --keep-alive 75 --no-control-socket \
     --name placement-api placement.wsgi.api:application
   nd_start_with glance-api "$ND_ETC/glance/glance-api.conf" env OS_GLANCE_CONFIG_DIR="$ND_ETC/glance" "$bin/gunicorn" \
-    -b "$ND_BIND:$ND_GLANCE_PORT" -w 1 -k gthread --threads 8 --timeout 600 --no-control-socket \
+    -b "$ND_BIND:$ND_GLANCE_PORT" -w 1 -k gthread --threads 8 --timeout 600 --keep-alive 75 --no-control-socket \
     --name glance-api glance.wsgi.api:application
   local novaconf="$ND_ETC/nova/nova.conf $ND_ETC/nova/api-paste.ini"
   nd_start_with nova-api "$novaconf" env OS_NOVA_CONFIG_DIR="$ND_ETC/nova" "$bin/gunicorn" \
-    -b "$ND_BIND:$ND_NOVA_API_PORT" -w 1 -k gthread --threads 8 --timeout 300 --no-control-socket \
+    -b "$ND_BIND:$ND_NOVA_API_PORT" -w 1 -k gthread --threads 8 --timeout 300 --keep-alive 75 --no-control-socket \
     --name nova-api nova_api_wsgi:application
   nd_start_with nova-conductor "$novaconf" "$bin/nova-conductor" --config-file "$ND_ETC/nova/nova.conf"
   nd_start_with nova-scheduler "$novaconf" "$bin/nova-scheduler" --config-file "$ND_ETC/nova/nova.conf"

@@ -101,10 +101,10 @@ nd_heat_up() {
   local files="$conf $ND_ETC/heat/api-paste.ini"
   # heat's WSGI apps parse sys.argv: devstack/files/heat_wsgi.py hides gunicorn's
   nd_start_with heat-api "$files" env ND_HEAT_CONF="$conf" ND_HEAT_APP=api PYTHONPATH="$_ND_FILES" \
-    "$bin/gunicorn" -b "$ND_BIND:$ND_HEAT_PORT" -w 1 -k gthread --threads 4 --timeout 120 \
+    "$bin/gunicorn" -b "$ND_BIND:$ND_HEAT_PORT" -w 1 -k gthread --threads 4 --timeout 120 --keep-alive 75 \
     --no-control-socket --name heat-api heat_wsgi:application
   nd_start_with heat-api-cfn "$files" env ND_HEAT_CONF="$conf" ND_HEAT_APP=cfn PYTHONPATH="$_ND_FILES" \
-    "$bin/gunicorn" -b "$ND_BIND:$ND_HEAT_CFN_PORT" -w 1 -k gthread --threads 2 --timeout 120 \
+    "$bin/gunicorn" -b "$ND_BIND:$ND_HEAT_CFN_PORT" -w 1 -k gthread --threads 2 --timeout 120 --keep-alive 75 \
     --no-control-socket --name heat-api-cfn heat_wsgi:application
   nd_start_with heat-engine "$files" "$bin/heat-engine" --config-file "$conf"
   nd_wait_http heat-api "http://$ND_BIND:$ND_HEAT_PORT/"

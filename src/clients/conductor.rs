@@ -32,6 +32,12 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// No answer in time, or the connection lost under the call: the callee
+    /// may or may not have done what it was asked.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, CallError::Timeout { .. } | CallError::Transport(_))
+    }
+
     /// A remote failure of `nova.exception.<class>`.
     pub fn is_remote(&self, class: Class) -> bool {
         matches!(self, CallError::Remote { class: c, module, .. }
@@ -69,6 +75,10 @@ impl From<CallError> for NovaException {
         }
     }
 }
+
+/// How many times an instance save of unknown outcome is read back (and sent
+/// again) before its error stands.
+const SAVE_RESOLVE_ATTEMPTS: u32 = 3;
 
 /// The RPC calls the conductor client needs (implemented by the oslo.messaging
 /// client; a recording stand-in in unit tests).
@@ -201,7 +211,53 @@ impl Conductor {
     }
 
     /// `instance.save(expected_task_state=...)`; `expected` = None sends no check.
+    ///
+    /// A save whose outcome is unknown (no answer in time, or the broker
+    /// connection lost under it: the conductor may or may not have applied it)
+    /// is resolved by reading the record back: where its task state still
+    /// passes the check, the save is sent again (it applies the same values);
+    /// where the record already shows what the save wrote (its vm and task
+    /// state and host), it had been applied; otherwise the first error stands.
     pub async fn instance_save(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        expected: Option<&[Option<&str>]>,
+    ) -> Result<(), CallError> {
+        let mut first = match self.save_once(ctx, inst, expected).await {
+            Err(e) if e.outcome_unknown() => e,
+            other => return other,
+        };
+        for attempt in 1..=SAVE_RESOLVE_ATTEMPTS {
+            tracing::warn!(instance = inst.uuid(), attempt, error = %first,
+                "the outcome of an instance save is unknown: reading the record back");
+            let cur = match self.instance_get(ctx, inst.uuid()).await {
+                Ok(cur) => cur,
+                Err(e) if e.outcome_unknown() => continue,
+                Err(e) => return Err(e),
+            };
+            let passes =
+                expected.is_none_or(|ex| ex.contains(&cur.task_state().map(|t| t.as_str())));
+            if !passes {
+                let applied = cur.vm_state() == inst.vm_state()
+                    && cur.task_state() == inst.task_state()
+                    && cur.host() == inst.host();
+                if applied {
+                    tracing::info!(instance = inst.uuid(), "the instance save had been applied");
+                    inst.object_mut().changes.clear();
+                    return Ok(());
+                }
+                return Err(first);
+            }
+            match self.save_once(ctx, inst, expected).await {
+                Err(e) if e.outcome_unknown() => first = e,
+                other => return other,
+            }
+        }
+        Err(first)
+    }
+
+    async fn save_once(
         &self,
         ctx: &RequestContext,
         inst: &mut Instance,
@@ -369,6 +425,27 @@ impl Conductor {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `build_instances` (compute_task 1.19, a cast): a build handed back
+    /// for another host, with the arguments of
+    /// [`crate::compute::reschedule::Retry::build_instances_args`].
+    pub async fn build_instances(
+        &self,
+        ctx: &RequestContext,
+        args: Map<String, Value>,
+    ) -> Result<(), CallError> {
+        self.rpc
+            .cast(
+                ctx,
+                "conductor",
+                Some("compute_task"),
+                "1.19",
+                "build_instances",
+                args,
+                false,
+            )
+            .await
     }
 
     /// Record an InstanceFault, as `compute_utils.add_instance_fault_from_exc`.

@@ -542,6 +542,18 @@ impl Session {
         Ok(c)
     }
 
+    /// The session that gets this one's own tokens from Keystone: itself with
+    /// password or application credentials; with no credentials of its own
+    /// (the usual `[glance]`), the `[service_user]`, so that what the service
+    /// does on its own behalf (a clean-up at start-up) is authenticated too.
+    fn authenticating(&self) -> Option<&Session> {
+        match self.opts.auth_type {
+            AuthType::Password | AuthType::ApplicationCredential => Some(self),
+            AuthType::None => self.service_user.as_deref(),
+            AuthType::AdminToken => None,
+        }
+    }
+
     /// The token to send, if any.
     pub async fn token(
         &self,
@@ -553,17 +565,16 @@ impl Session {
                 return Ok(Some(Secret::new(t)));
             }
         }
-        match self.opts.auth_type {
-            AuthType::None => Ok(None),
-            AuthType::AdminToken => Ok(self.opts.token.clone()),
-            AuthType::Password | AuthType::ApplicationCredential => {
-                Ok(Some(self.authenticate().await?.token))
-            }
+        match (self.opts.auth_type, self.authenticating()) {
+            (AuthType::AdminToken, _) => Ok(self.opts.token.clone()),
+            (_, Some(s)) => Ok(Some(s.authenticate().await?.token)),
+            (_, None) => Ok(None),
         }
     }
 
     /// The service endpoint: `endpoint_override`, then the admin_token plugin's
-    /// `endpoint`, then the RequestContext's catalog, then our token's catalog.
+    /// `endpoint`, then the RequestContext's catalog, then our token's catalog
+    /// (the `[service_user]`'s when the group has no credentials).
     pub async fn endpoint(&self, ctx: Option<&RequestContext>) -> Result<String, KeystoneError> {
         if let Some(e) = &self.opts.endpoint_override {
             return Ok(e.clone());
@@ -582,11 +593,8 @@ impl Session {
                 return Ok(u);
             }
         }
-        if matches!(
-            self.opts.auth_type,
-            AuthType::Password | AuthType::ApplicationCredential
-        ) {
-            let tok = self.authenticate().await?;
+        if let Some(s) = self.authenticating() {
+            let tok = s.authenticate().await?;
             if let Some(u) = catalog_lookup(
                 &tok.catalog,
                 &self.opts.service_type,
@@ -649,15 +657,11 @@ impl Session {
                 return r.send().await.map_err(SendError::Http);
             }
         }
-        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
-            && ours
-            && matches!(
-                self.opts.auth_type,
-                AuthType::Password | AuthType::ApplicationCredential
-            )
+        if let (reqwest::StatusCode::UNAUTHORIZED, true, Some(c)) =
+            (resp.status(), ours, self.authenticating())
         {
             tracing::info!(group = %self.opts.group, "401 with a cached token: re-authenticating once");
-            self.invalidate().await;
+            c.invalidate().await;
             let token = self.token(ctx, source).await.map_err(SendError::Auth)?;
             return build(&self.http, token.as_ref())
                 .send()
@@ -879,7 +883,11 @@ mod tests {
         s.invalidate().await;
         let t3 = s.token(None, TokenSource::Service).await.unwrap().unwrap();
         assert_eq!(t3.expose(), "tok1");
-        // the caller's token wins where Nova uses it
+        assert_the_users_token_wins(&s).await;
+    }
+
+    /// The caller's token wins where Nova uses it.
+    async fn assert_the_users_token_wins(s: &Session) {
         let ctx = RequestContext {
             auth_token: Some("usertok".into()),
             ..Default::default()
@@ -887,9 +895,43 @@ mod tests {
         let t = s
             .token(Some(&ctx), TokenSource::UserIfPresent)
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(t.expose(), "usertok");
+        assert_eq!(t.unwrap().expose(), "usertok");
+    }
+
+    #[tokio::test]
+    async fn a_group_without_credentials_uses_the_service_user_on_its_own_behalf() {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ks = fake_keystone(hits.clone()).await;
+        let i = ini(&format!(
+            "[glance]\nregion_name = R1\n\
+             [service_user]\nsend_service_user_token = true\nauth_type = password\nauth_url = http://{ks}/v3\nusername = nova\npassword = pw\nproject_name = service\n"
+        ));
+        let opts = AuthOptions::from_group(&i, "glance").unwrap();
+        // alone, as before: no token, no endpoint
+        let alone = Session::new(opts.clone()).unwrap();
+        assert!(alone
+            .token(None, TokenSource::UserIfPresent)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(alone.endpoint(None).await.is_err());
+        let su = service_user(&i).unwrap().expect("a service user");
+        let s = Session::new(opts).unwrap().with_service_user(Some(su));
+        // no user token (a start-up clean-up): the service user's, and its catalog
+        let t = s.token(None, TokenSource::UserIfPresent).await.unwrap();
+        assert_eq!(t.unwrap().expose(), "tok0");
+        assert_eq!(
+            s.endpoint(None).await.unwrap(),
+            "http://glance.internal:9292"
+        );
+        // a user's request still goes with the user's token
+        assert_the_users_token_wins(&s).await;
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one token, cached"
+        );
     }
 
     /// A server that answers 200 to everything and keeps each request's head.

@@ -27,6 +27,9 @@ pub enum OnFailure {
     RevertTaskState,
     /// A fault; vm_state ERROR, no task state (a failed build, rebuild, reboot).
     Error,
+    /// A fault only: the instance's states are another service's to set (a
+    /// live migration pre-check, whose `migrating` the conductor clears).
+    FaultOnly,
 }
 
 /// An operation in progress on one instance: holds the instance's lock and
@@ -187,6 +190,9 @@ impl ComputeManager {
     /// The task state back to None (`reverts_task_state`), the instance in
     /// ERROR for [`OnFailure::Error`].
     async fn revert(&self, ctx: &RequestContext, inst: &mut Instance, on_failure: OnFailure) {
+        if on_failure == OnFailure::FaultOnly {
+            return;
+        }
         if on_failure == OnFailure::Error {
             inst.set_vm_state(VmState::Error);
         }
@@ -257,6 +263,25 @@ impl Action<'_> {
             self.manager
                 .notify(ctx, n, "start", inst, None, self.snapshot_image.as_deref())
                 .await;
+        }
+    }
+
+    /// End a build that failed here and went back to the conductor for
+    /// another host: the action event finishes as done (Nova's
+    /// `_do_build_and_run_instance` returns normally after the cast), no
+    /// fault, the state as the reschedule saved it; `instance.create.error`
+    /// says what failed here.
+    pub async fn end_rescheduled(self, ctx: &RequestContext, inst: &Instance, e: &NovaException) {
+        let m = self.manager;
+        if let Err(fe) = m
+            .conductor
+            .event_finish(ctx, &self.uuid, &self.event, None)
+            .await
+        {
+            info!(instance = %self.uuid, event = %self.event, error = %fe, "could not finish the instance action event");
+        }
+        if let Some(n) = self.notification {
+            m.notify(ctx, n, "error", inst, Some(e), None).await;
         }
     }
 

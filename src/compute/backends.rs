@@ -31,6 +31,14 @@ pub trait ImageBackend: Send + Sync {
     /// behind our back): the next `ensure_image` makes it present again.
     fn forget(&self, _image_id: &str) {}
 
+    /// Delete what a snapshot of `instance_uuid` cut off by a crash left
+    /// (its half-made Glance images); returns their ids.
+    async fn discard_interrupted_snapshots(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+    ) -> Result<Vec<String>, NovaException>;
+
     /// Upload the container of `instance` into the (already created) image `image_id`.
     async fn snapshot(
         &self,
@@ -241,6 +249,17 @@ impl ImageBackend for crate::image::ImageService {
 
     fn forget(&self, image_id: &str) {
         crate::image::ImageService::forget(self, image_id)
+    }
+
+    async fn discard_interrupted_snapshots(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+    ) -> Result<Vec<String>, NovaException> {
+        Ok(
+            crate::image::ImageService::discard_interrupted_snapshots(self, ctx, instance_uuid)
+                .await?,
+        )
     }
 
     async fn snapshot(

@@ -81,10 +81,23 @@ impl ComputeManager {
             let records = self.build_records(ctx, &mut inst, &req).await;
             (action, Ok(records))
         };
-        let ((action, claimed), launch) = tokio::join!(
-            claim_and_records,
-            self.prepare_container(ctx, &snapshot, &req.image, req.no_networks()),
-        );
+        // Nova's `_build_semaphore` (max_concurrent_builds): the work on the
+        // host waits for a slot, held to the build's end; the claim does not,
+        // so the message is acknowledged (a crash while it waits is resolved
+        // at start-up, as for any claimed build) and the broker's prefetch
+        // window never fills with waiting builds ahead of the
+        // network-vif-plugged events the running ones wait for
+        let launch = async {
+            let slot = match &self.build_slots {
+                Some(s) => s.acquire().await.ok(),
+                None => None,
+            };
+            let launch = self
+                .prepare_container(ctx, &snapshot, &req.image, req.no_networks())
+                .await;
+            (slot, launch)
+        };
+        let ((action, claimed), (_slot, launch)) = tokio::join!(claim_and_records, launch);
         let records = match claimed {
             Ok(records) => records,
             Err(e) => {
@@ -111,11 +124,66 @@ impl ComputeManager {
             self.cleanup_allocated_networks(ctx, &mut inst, requested)
                 .await;
         }
+        if let Err(e) = &r {
+            match req.retry.decide(e) {
+                Ok(()) => return self.reschedule(ctx, action, &mut inst, &req.retry, e).await,
+                Err(why) if !e.instance_gone() => {
+                    info!(instance = %uuid, reason = ?why, "the failed build is not rescheduled")
+                }
+                Err(_) => {}
+            }
+        }
         let r = action.end(ctx, &mut inst, r, OnFailure::Error).await;
         if r.is_err() {
             self.remove_allocations(&uuid).await;
         }
         r
+    }
+
+    /// A build that failed here for a reason of this host, with alternates
+    /// left (see [`super::reschedule`]); what it made here is undone already
+    /// (container, VIFs, host and node cleared, the ports it made deleted).
+    /// As Nova's `_do_build_and_run_instance`: the instance back to
+    /// `scheduling`, its allocations on this host removed (the conductor
+    /// claims the alternate's), then `build_instances` to the conductor. When
+    /// that cannot be done, the build ends in ERROR with this host's fault.
+    async fn reschedule(
+        &self,
+        ctx: &RequestContext,
+        action: super::action::Action<'_>,
+        inst: &mut Instance,
+        retry: &super::reschedule::Retry,
+        e: &NovaException,
+    ) -> Result<(), NovaException> {
+        let uuid = inst.uuid().to_string();
+        warn!(instance = %uuid, attempt = retry.attempt(), error = %e,
+            "the build failed on this host: rescheduling it to another");
+        inst.set_task_state(Some(TaskState::Scheduling));
+        let saved = self.save(ctx, inst, Expect::Any).await;
+        self.remove_allocations(&uuid).await;
+        let r = match saved {
+            Ok(()) => self
+                .conductor
+                .build_instances(ctx, retry.build_instances_args(inst, e))
+                .await
+                .map_err(|ce| {
+                    warn!(instance = %uuid, error = %ce, "could not hand the build back to the conductor");
+                    e.clone()
+                }),
+            Err(se) if se.instance_gone() => Err(se),
+            Err(se) => {
+                warn!(instance = %uuid, error = %se, "could not save the instance for the reschedule");
+                Err(e.clone())
+            }
+        };
+        match r {
+            Ok(()) => {
+                crate::metrics::build_rescheduled();
+                action.end_rescheduled(ctx, inst, e).await;
+                Ok(())
+            }
+            Err(e) => action.end(ctx, inst, Err(e), OnFailure::Error).await,
+        }
     }
 
     /// The build once Nova's records and the container side are done: the
@@ -144,8 +212,12 @@ impl ComputeManager {
         inst.set_vm_state(VmState::Active);
         inst.set_task_state(None);
         inst.set_launched_at_now();
-        self.save(ctx, inst, Expect::One(TaskState::Spawning))
-            .await?;
+        if let Err(e) = self.save(ctx, inst, Expect::One(TaskState::Spawning)).await {
+            // not recorded ACTIVE (the conductor did not answer, say): the build
+            // fails, and its container does not outlive it
+            self.undo_spawn(inst).await;
+            return Err(e);
+        }
         info!(instance = inst.uuid(), "instance is ACTIVE");
         Ok(())
     }

@@ -50,6 +50,7 @@ impl ComputeManager {
     ) -> Result<Value, NovaException> {
         use ComputeRequest as R;
         let done = |r: Result<(), NovaException>| r.map(|()| Value::Null);
+        let method = request.method();
         match request {
             R::BuildAndRunInstance(b) => {
                 // its arrival, timestamped: devstack/bench.sh measures from it how
@@ -92,6 +93,9 @@ impl ComputeManager {
                 console_type,
             } => Ok(self.validate_console_port(&instance, &port, &console_type)),
             R::CacheImages(ids) => Ok(self.cache_images(ctx, &ids).await),
+            R::LiveMigrationCheck { instance, .. } => {
+                self.live_migration_check(ctx, instance, method).await
+            }
             R::Unsupported { method, instance } => self.unsupported(ctx, method, instance).await,
         }
     }

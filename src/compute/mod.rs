@@ -33,12 +33,15 @@ pub mod delete;
 pub mod endpoint;
 pub mod events;
 pub mod interfaces;
+pub mod moves;
 pub mod network;
 pub mod power;
 pub mod precache;
 pub mod query;
+pub mod reap;
 pub mod rebuild;
 pub mod request;
+pub mod reschedule;
 pub mod service;
 pub mod snapshot;
 pub mod sync;
@@ -84,6 +87,12 @@ pub struct ManagerConfig {
     /// The usage period `instance.exists` reports
     /// (`instance_usage_audit_period`, default a month).
     pub audit_period: crate::notifications::AuditPeriod,
+    /// What becomes of the containers of deleted instances
+    /// (`running_deleted_instance_action` / `_timeout`).
+    pub running_deleted: reap::RunningDeleted,
+    /// Builds run at once on the host (`max_concurrent_builds`, default 10;
+    /// 0 = no limit); the others are claimed and wait.
+    pub max_concurrent_builds: usize,
 }
 
 impl ManagerConfig {
@@ -98,6 +107,8 @@ impl ManagerConfig {
             resume_after_engine_restart: true,
             start_before_vif_plugged: true,
             audit_period: crate::notifications::AuditPeriod::Month(1),
+            running_deleted: reap::RunningDeleted::default(),
+            max_concurrent_builds: 10,
         }
     }
 }
@@ -138,11 +149,15 @@ pub struct ComputeManager {
     node: Mutex<Option<(i64, String)>>,
     events: events::InstanceEvents,
     tasks: Tasks,
+    /// Nova's `_build_semaphore` (None: no limit).
+    build_slots: Option<tokio::sync::Semaphore>,
 }
 
 impl ComputeManager {
     /// The manager; what it starts in the background goes on `tasks`.
     pub fn new(cfg: ManagerConfig, b: Backends, tasks: Tasks) -> Self {
+        let build_slots = (cfg.max_concurrent_builds > 0)
+            .then(|| tokio::sync::Semaphore::new(cfg.max_concurrent_builds));
         ComputeManager {
             cfg,
             conductor: b.conductor,
@@ -158,6 +173,7 @@ impl ComputeManager {
             node: Mutex::new(None),
             events: events::InstanceEvents::default(),
             tasks,
+            build_slots,
         }
     }
 

@@ -77,7 +77,10 @@ impl ComputeManager {
     }
 
     /// `_allocate_network`: the ports of a new instance, bound to this host,
-    /// and its info cache saved. A failure names its cause in the build's fault.
+    /// and its info cache saved. A failure names its cause in the build's
+    /// fault and aborts the build, as Nova's does, but for a port Neutron
+    /// could not bind to this host (its agent or chassis): that one is this
+    /// host's, and the build is rescheduled ([`super::reschedule`]).
     pub(crate) async fn allocate_network(
         &self,
         ctx: &RequestContext,
@@ -91,6 +94,9 @@ impl ComputeManager {
             .allocate_for_instance(ctx, inst, &self.cfg.host, requested, security_groups)
             .await
             .map_err(|e| {
+                if e.is(crate::exception::Class::PortBindingFailed) {
+                    return e;
+                }
                 NovaException::build_abort(
                     &uuid,
                     format!(

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::power::PowerOp;
+use super::reschedule::Retry;
 use crate::exception::NovaException;
 use crate::objects::{ImageMeta, Instance, NovaObject};
 use crate::virt::RebootType;
@@ -64,6 +65,8 @@ methods! {
     GetSerialConsole = "get_serial_console",
     ValidateConsolePort = "validate_console_port",
     CacheImages = "cache_images",
+    CheckCanLiveMigrateDestination = "check_can_live_migrate_destination",
+    CheckCanLiveMigrateSource = "check_can_live_migrate_source",
 }
 
 /// The rest of the compute RPC API: answered with NotSupported (the instance
@@ -73,8 +76,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "allow_share",
     "attach_volume",
     "change_instance_metadata",
-    "check_can_live_migrate_destination",
-    "check_can_live_migrate_source",
     "check_instance_shared_storage",
     "confirm_resize",
     "confirm_snapshot_based_resize_at_source",
@@ -169,6 +170,12 @@ pub enum ComputeRequest {
     },
     /// Pre-cache Glance images (aggregate image pre-cache, API 2.81).
     CacheImages(Vec<String>),
+    /// The conductor's checks before a live migration, to this host
+    /// (`destination`) or from it: refused, see [`super::moves`].
+    LiveMigrationCheck {
+        instance: Instance,
+        destination: bool,
+    },
     /// A method of the API the driver does not support.
     Unsupported {
         method: &'static str,
@@ -185,6 +192,8 @@ pub struct BuildRequest {
     pub requested_networks: Option<Vec<NetworkRequest>>,
     /// Security group names (`["default"]` by default).
     pub security_groups: Vec<String>,
+    /// What the conductor needs to try the build on another host.
+    pub retry: Retry,
 }
 
 impl BuildRequest {
@@ -470,6 +479,12 @@ impl ComputeRequest {
                 };
                 Ok(ComputeRequest::CacheImages(ids))
             }
+            Method::CheckCanLiveMigrateDestination | Method::CheckCanLiveMigrateSource => {
+                Ok(ComputeRequest::LiveMigrationCheck {
+                    instance: a.instance()?,
+                    destination: m == Method::CheckCanLiveMigrateDestination,
+                })
+            }
         }
     }
 
@@ -496,6 +511,10 @@ impl ComputeRequest {
             R::GetSerialConsole { .. } => Method::GetSerialConsole.name(),
             R::ValidateConsolePort { .. } => Method::ValidateConsolePort.name(),
             R::CacheImages(_) => Method::CacheImages.name(),
+            R::LiveMigrationCheck { destination, .. } => match destination {
+                true => Method::CheckCanLiveMigrateDestination.name(),
+                false => Method::CheckCanLiveMigrateSource.name(),
+            },
             R::Unsupported { method, .. } => method,
         }
     }
@@ -540,11 +559,22 @@ fn decode_build(a: &Args<'_>) -> Result<BuildRequest, NovaException> {
             .collect::<Result<_, _>>()?,
         Some(v) => return Err(a.bad("security_groups", format!("{v} is not a list"))),
     };
+    let filter_properties = match a.get("filter_properties") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(v) => return Err(a.bad("filter_properties", format!("{v} is not a dict"))),
+    };
+    let host_list = match a.get("host_list") {
+        None => Vec::new(),
+        Some(Value::Array(l)) => l.clone(),
+        Some(v) => return Err(a.bad("host_list", format!("{v} is not a list"))),
+    };
     Ok(BuildRequest {
         instance: a.instance()?,
         image,
         requested_networks,
         security_groups,
+        retry: Retry::new(filter_properties, host_list, a.args),
     })
 }
 
@@ -783,6 +813,7 @@ mod tests {
             image: ImageMeta::default(),
             requested_networks: r,
             security_groups: vec![],
+            retry: Retry::default(),
         };
         assert!(b(None).no_networks());
         assert!(b(Some(vec![none.clone()])).no_networks());

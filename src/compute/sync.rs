@@ -15,9 +15,12 @@ use crate::virt::{DriverError, InstanceInfo, PowerState};
 
 /// The lines of output an exit fault quotes (the last ones).
 const EXIT_FAULT_LINES: usize = 10;
-/// At most this much of them, so that the fault's message (255 characters in
-/// Nova) keeps the exit code and the last lines, which say why.
-const EXIT_FAULT_OUTPUT: usize = 160;
+/// A process killed by signal 9 exits with 128 + 9.
+const SIGKILL_EXIT: i64 = 137;
+/// The length of a fault's message in Nova's database; the output quoted is
+/// what is left after the exit code and its reason, so its end (which says
+/// why) is never cut.
+const FAULT_MESSAGE: usize = 255;
 
 /// The fault of a container that stopped by itself: "exited with code N" (and
 /// the OOM killer when it struck), then the end of its output on one line.
@@ -28,26 +31,31 @@ pub(crate) fn exit_fault(info: &InstanceInfo, output: &str) -> NovaException {
     };
     let oom = if info.oom_killed {
         ", killed by the kernel's OOM killer (the flavor's memory was not enough)"
+    } else if info.exit_code == Some(SIGKILL_EXIT) {
+        // the engine records OOMKilled from an event that can come after the
+        // exit; a SIGKILL Nova did not send is the OOM killer or a `kill -9`
+        ", killed by SIGKILL (the OOM killer if the flavor's memory was short, or a kill -9)"
     } else {
         ""
     };
+    let head =
+        format!("The container's command {how}{oom}; the instance is stopped. Last output: ");
+    let room = FAULT_MESSAGE.saturating_sub(head.len() + '…'.len_utf8());
     let lines: Vec<&str> = output
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
     let joined = lines.join(" | ");
-    let tail = if joined.len() > EXIT_FAULT_OUTPUT {
-        let from = joined.ceil_char_boundary(joined.len() - EXIT_FAULT_OUTPUT);
+    let tail = if joined.len() > room {
+        let from = joined.ceil_char_boundary(joined.len() - room);
         format!("…{}", &joined[from..])
     } else if joined.is_empty() {
         "(no output)".to_string()
     } else {
         joined
     };
-    NovaException::internal(format!(
-        "The container's command {how}{oom}; the instance is stopped. Last output: {tail}"
-    ))
+    NovaException::internal(format!("{head}{tail}"))
 }
 
 /// How long the event watcher waits before subscribing again after the
@@ -250,17 +258,30 @@ impl ComputeManager {
         let Some(list) = self.our_instances(&ctx).await else {
             return;
         };
+        let resumable = |inst: &Instance| {
+            inst.host() == Some(self.cfg.host.as_str())
+                && inst.task_state().is_none()
+                && inst.vm_state() == Some(VmState::Active)
+                && inst.power_state() == PowerState::Running
+        };
         for inst in list {
-            if inst.host() != Some(self.cfg.host.as_str())
-                || inst.task_state().is_some()
-                || inst.vm_state() != Some(VmState::Active)
-                || inst.power_state() != PowerState::Running
-            {
+            if !resumable(&inst) {
                 continue;
             }
             let uuid = inst.uuid().to_string();
             let lock = self.instance_lock(&uuid);
             let _g = lock.lock().await;
+            // read again under the lock: a stop (or any operation) that came
+            // after the listing, or held the lock until now, has changed it,
+            // and its container must then stay as that operation left it
+            let inst = match self.conductor.instance_get(&ctx, &uuid).await {
+                Ok(i) if resumable(&i) => i,
+                Ok(_) => continue,
+                Err(e) => {
+                    warn!(instance = %uuid, error = %e, "engine restart: cannot read the instance again; not starting it");
+                    continue;
+                }
+            };
             if !matches!(
                 self.container_state(&uuid, "engine restart").await,
                 Some(PowerState::Shutdown | PowerState::Crashed)
@@ -328,18 +349,40 @@ impl ComputeManager {
             let lock = self.instance_lock(&uuid);
             let _g = lock.lock().await;
             if building {
-                // what the build had made of its container and VIFs
+                // what the build had made: its container and VIFs, its ports
+                // (those the user gave, kept in the info cache as such, are
+                // unbound and kept); the host stays, as Nova's init_host leaves
+                // it, so that a delete comes here
                 self.undo_spawn(&inst).await;
+                self.cleanup_allocated_networks(ctx, &mut inst, &[]).await;
             }
             let e = cut_off(if building { "built" } else { "rebuilt" });
             self.record_failure(ctx, &mut inst, &e, super::action::OnFailure::Error)
                 .await;
+            if building {
+                // and its placement allocation (a rebuilt instance keeps its own)
+                self.remove_allocations(&uuid).await;
+            }
             Ok(())
         } else {
             match ts {
                 Some(TaskState::Deleting) => self.terminate_instance(ctx, inst).await,
                 Some(TaskState::PoweringOff) => self.power_op(ctx, PowerOp::Stop, inst).await,
                 Some(TaskState::PoweringOn) => self.power_op(ctx, PowerOp::Start, inst).await,
+                Some(ts) if ts.is_uploading_an_image() => {
+                    // a snapshot we had begun: its half-made image goes
+                    match self.images.discard_interrupted_snapshots(ctx, &uuid).await {
+                        Ok(ids) if !ids.is_empty() => {
+                            info!(instance = %uuid, images = ?ids, "start-up: deleted the half-made images of a cut-off snapshot")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(instance = %uuid, error = %e, "start-up: cannot delete the images of a cut-off snapshot")
+                        }
+                    }
+                    self.drop_task_state(ctx, inst, ts).await;
+                    Ok(())
+                }
                 Some(ts) => {
                     self.drop_task_state(ctx, inst, ts).await;
                     Ok(())

@@ -286,6 +286,11 @@ pub struct DefaultConfig {
     pub vif_plugging_is_fatal: bool,
     pub max_concurrent_builds: usize,
     pub default_availability_zone: String,
+    /// `running_deleted_instance_action` and `_timeout`.
+    pub running_deleted: crate::compute::reap::RunningDeleted,
+    /// Between two looks for containers of deleted instances
+    /// (`running_deleted_instance_poll_interval`; 0: off).
+    pub running_deleted_instance_poll_interval: Duration,
 }
 
 impl DefaultConfig {
@@ -323,6 +328,17 @@ impl DefaultConfig {
             vif_plugging_is_fatal: g.bool("vif_plugging_is_fatal", true)?,
             max_concurrent_builds: g.int_range("max_concurrent_builds", 10, 0, 100000)? as usize,
             default_availability_zone: g.str("default_availability_zone", "nova")?,
+            running_deleted: crate::compute::reap::RunningDeleted {
+                action: crate::compute::reap::RunningDeletedAction::parse(&g.choice(
+                    "running_deleted_instance_action",
+                    "reap",
+                    &["noop", "log", "shutdown", "reap"],
+                )?)
+                .expect("one of the choices"),
+                timeout: g.secs("running_deleted_instance_timeout", 0)?,
+            },
+            running_deleted_instance_poll_interval: g
+                .secs("running_deleted_instance_poll_interval", 1800)?,
         })
     }
 }

@@ -126,6 +126,40 @@ impl ImageService {
         }
     }
 
+    /// After a crash cut off a snapshot or backup of `instance_uuid`: delete
+    /// the images of that instance Glance still has half-made (`queued` or
+    /// `saving`: created by Nova's API, their upload never finished), and the
+    /// transient commits of them in the engine. Returns the ids deleted.
+    pub async fn discard_interrupted_snapshots(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+    ) -> Result<Vec<String>, ImageError> {
+        let mut gone = Vec::new();
+        for status in ["queued", "saving"] {
+            let found = self
+                .inner
+                .glance
+                .list(
+                    ctx,
+                    &[("instance_uuid", instance_uuid), ("status", status)],
+                    None,
+                )
+                .await?;
+            for rec in found {
+                self.delete_failed(ctx, &rec.id).await;
+                let commit = format!("{SNAPSHOT_REPO_PREFIX}{}:latest", rec.id);
+                if let Err(e) = self.inner.engine.remove(&commit, true).await {
+                    if !e.is_not_found() {
+                        tracing::warn!(image_id = %rec.id, error = %e, "cannot remove the commit of an interrupted snapshot");
+                    }
+                }
+                gone.push(rec.id);
+            }
+        }
+        Ok(gone)
+    }
+
     async fn delete_failed(&self, ctx: &RequestContext, image_id: &str) {
         match self.inner.glance.delete(ctx, image_id).await {
             Ok(()) | Err(ImageError::NotFound { .. }) => {

@@ -131,6 +131,18 @@ impl TaskState {
         )
     }
 
+    /// A snapshot or backup this host had begun (the API's own
+    /// `image_snapshot_pending` is not: its message may still come).
+    pub fn is_uploading_an_image(self) -> bool {
+        matches!(
+            self,
+            TaskState::ImageSnapshot
+                | TaskState::ImageBackup
+                | TaskState::ImagePendingUpload
+                | TaskState::ImageUploading
+        )
+    }
+
     /// A rebuild in progress.
     pub fn is_rebuilding(self) -> bool {
         matches!(

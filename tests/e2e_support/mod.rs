@@ -1,7 +1,7 @@
 //! The end-to-end harness: a real Nova control plane behind Keystone (brought up
 //! by devstack/run-tests.sh through devstack/lib/controlplane.sh), our daemon
 //! started here as a compute host, and Nova's REST API to drive it as the lab's
-//! admin. Tokens are short-lived in the test run (ND_TOKEN_EXPIRATION=90): the
+//! admin. Tokens are short-lived in the test run (ND_TOKEN_EXPIRATION=240): the
 //! harness re-authenticates when its token is within 30 s of expiry or on a 401.
 #![allow(dead_code)]
 
@@ -226,13 +226,15 @@ impl Stack {
         out
     }
 
+    /// The log of our daemon for `host` (see [`Self::start_daemon`]).
+    pub fn daemon_log(&self, host: &str) -> PathBuf {
+        self.state
+            .join(format!("run/nova-docker-compute-{host}.log"))
+    }
+
     /// Start our daemon for `host`; its log goes to the state dir.
     pub fn start_daemon(&self, host: &str, conf: &PathBuf) -> Child {
-        let log = std::fs::File::create(
-            self.state
-                .join(format!("run/nova-docker-compute-{host}.log")),
-        )
-        .expect("log file");
+        let log = std::fs::File::create(self.daemon_log(host)).expect("log file");
         Command::new(env!("CARGO_BIN_EXE_nova-docker-compute"))
             .arg("--config-file")
             .arg(conf)
@@ -259,14 +261,36 @@ impl Stack {
         );
     }
 
-    pub async fn service_state(&self, host: &str) -> Option<String> {
+    /// The nova-compute service of `host`, as the API shows it (Null if none).
+    pub async fn service(&self, host: &str) -> Value {
         let v = self
             .get(&format!(
                 "{}/os-services?binary=nova-compute&host={host}",
                 self.nova
             ))
             .await;
-        v["services"][0]["state"].as_str().map(str::to_string)
+        v["services"][0].clone()
+    }
+
+    pub async fn service_state(&self, host: &str) -> Option<String> {
+        self.service(host).await["state"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Force the service of `host` down (or lift it), as an operator does
+    /// before an evacuation (microversion 2.53).
+    pub async fn force_down(&self, host: &str, down: bool) {
+        let svc = self.service(host).await;
+        let id = svc["id"].as_str().expect("the service's id");
+        let (st, v) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("{}/os-services/{id}", self.nova),
+                Some(json!({"forced_down": down})),
+            )
+            .await;
+        assert_eq!(st, 200, "forced_down {down}: {v}");
     }
 
     /// Wait until our service is up, its provider in placement, and the host mapped.
@@ -274,7 +298,10 @@ impl Stack {
         let t = Instant::now();
         loop {
             if let Ok(Some(st)) = daemon.try_wait() {
-                panic!("nova-docker-compute exited with {st}; see {}/run/nova-docker-compute-{host}.log", self.state.display());
+                panic!(
+                    "nova-docker-compute exited with {st}; see {}",
+                    self.daemon_log(host).display()
+                );
             }
             let up = self.service_state(host).await.as_deref() == Some("up");
             let rp = self
@@ -286,11 +313,8 @@ impl Stack {
             // and its RPC server consumes: the service reports up (its heartbeat
             // runs from before start-up) before the compute queue exists, and a
             // call sent to no queue is lost (nova-api would time out on it)
-            let consuming = std::fs::read_to_string(
-                self.state
-                    .join(format!("run/nova-docker-compute-{host}.log")),
-            )
-            .is_ok_and(|l| l.contains("RPC server consuming"));
+            let consuming = std::fs::read_to_string(self.daemon_log(host))
+                .is_ok_and(|l| l.contains("RPC server consuming"));
             if up
                 && consuming
                 && rp["resource_providers"]
@@ -314,6 +338,89 @@ impl Stack {
             .status()
             .expect("nova-manage");
         assert!(st.success(), "discover_hosts failed");
+    }
+
+    /// The events of server `id`'s latest instance action named `action`
+    /// (`create`, `live-migration`, ...), as an admin sees them.
+    pub async fn action_events(&self, id: &str, action: &str) -> Vec<Value> {
+        let actions = self
+            .get(&format!("{}/servers/{id}/os-instance-actions", self.nova))
+            .await;
+        let req = actions["instanceActions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["action"] == action)
+            .and_then(|a| a["request_id"].as_str())
+            .unwrap_or_else(|| panic!("no {action} action: {actions}"))
+            .to_string();
+        let a = self
+            .get(&format!(
+                "{}/servers/{id}/os-instance-actions/{req}",
+                self.nova
+            ))
+            .await;
+        a["instanceAction"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A host aggregate `name` holding `hosts`, with availability zone `az`
+    /// if given (made again if an earlier run left it). Returns its id.
+    pub async fn aggregate(&self, name: &str, az: Option<&str>, hosts: &[&str]) -> i64 {
+        self.delete_aggregate(name).await;
+        let mut body = json!({"aggregate": {"name": name}});
+        if let Some(az) = az {
+            body["aggregate"]["availability_zone"] = json!(az);
+        }
+        let (st, v) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("{}/os-aggregates", self.nova),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let agg = v["aggregate"]["id"].as_i64().unwrap();
+        for host in hosts {
+            let (st, v) = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{}/os-aggregates/{agg}/action", self.nova),
+                    Some(json!({"add_host": {"host": host}})),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+        agg
+    }
+
+    /// Remove the aggregate `name` (its hosts first), if there is one.
+    pub async fn delete_aggregate(&self, name: &str) {
+        let list = self.get(&format!("{}/os-aggregates", self.nova)).await;
+        for a in list["aggregates"].as_array().into_iter().flatten() {
+            if a["name"] != name {
+                continue;
+            }
+            let id = a["id"].as_i64().unwrap();
+            for h in a["hosts"].as_array().into_iter().flatten() {
+                let _ = self
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("{}/os-aggregates/{id}/action", self.nova),
+                        Some(json!({"remove_host": {"host": h}})),
+                    )
+                    .await;
+            }
+            let _ = self
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("{}/os-aggregates/{id}", self.nova),
+                    None,
+                )
+                .await;
+        }
     }
 
     /// A Glance image of `docker save <docker_ref>`, created once per name.
@@ -533,6 +640,15 @@ pub fn inspect(name: &str) -> Option<Value> {
     }
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
     v.get(0).cloned()
+}
+
+/// The names of the containers (all states) the daemon of `host` made.
+pub fn containers_of(host: &str) -> Vec<String> {
+    let label = format!("label=org.openstack.nova.host={host}");
+    docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &label])
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The container's state word ("running", "paused", "exited", ...).

@@ -168,11 +168,28 @@ pub struct Relay {
     task: JoinHandle<()>,
 }
 
+/// Where a [`Relay`] forwards to.
+#[derive(Clone)]
+enum Upstream {
+    Tcp(String),
+    Unix(std::path::PathBuf),
+}
+
 impl Relay {
+    /// A relay to the TCP address `target`.
     pub async fn start(target: &str) -> Self {
+        Self::to(Upstream::Tcp(target.to_string())).await
+    }
+
+    /// A relay to the Unix socket `path` (a local Docker engine reached over
+    /// TCP, as a remote one is).
+    pub async fn to_unix(path: &str) -> Self {
+        Self::to(Upstream::Unix(path.into())).await
+    }
+
+    async fn to(target: Upstream) -> Self {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = l.local_addr().unwrap().port();
-        let target = target.to_string();
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = accepted.clone();
         let task = tokio::spawn(async move {
@@ -184,8 +201,17 @@ impl Relay {
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let target = target.clone();
                 conns.spawn(async move {
-                    if let Ok(mut b) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                    match target {
+                        Upstream::Tcp(t) => {
+                            if let Ok(mut b) = TcpStream::connect(&t).await {
+                                let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                            }
+                        }
+                        Upstream::Unix(p) => {
+                            if let Ok(mut b) = tokio::net::UnixStream::connect(&p).await {
+                                let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                            }
+                        }
                     }
                 });
             }

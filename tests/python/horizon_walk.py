@@ -107,6 +107,19 @@ def click(d, el):
         d.execute_script('arguments[0].click();', el)
 
 
+def click_at(d, by, sel, what=None, timeout=None):
+    """Click the element at (by, sel) once it is clickable; found again when the
+    page redraws it between the finding and the click (Horizon's tables
+    refresh themselves), a few times at most."""
+    for attempt in range(5):
+        try:
+            return click(d, clickable(d, by, sel, what, timeout))
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
+            time.sleep(0.3)
+
+
 def shown(d, xpath):
     """The displayed elements matching xpath."""
     return [e for e in d.find_elements(By.XPATH, xpath) if e.is_displayed()]
@@ -114,7 +127,7 @@ def shown(d, xpath):
 
 # ------------------------------------------------------------------ session
 # Horizon's session lasts as long as the Keystone token it got at login: in
-# the test lab (ND_TOKEN_EXPIRATION=90) only 90 s. A step that starts with less
+# the test lab (ND_TOKEN_EXPIRATION=240) only 240 s. A step that starts with less
 # than FRESH seconds of it left logs in again first (see fresh()).
 TOKEN_LIFE = float(E.get('HZ_TOKEN_LIFE', '3600'))
 FRESH = 50
@@ -209,7 +222,7 @@ def wizard_step(d, label):
     """Go to a step of the wizard by its name in the side navigation."""
     xp = ('//div[contains(@class,"wizard-nav")]//li[.//span[@ng-bind="::step.title" and '
           'normalize-space()="%s"]]' % label)
-    click(d, clickable(d, By.XPATH, xp, 'the wizard step %s' % label))
+    click_at(d, By.XPATH, xp, 'the wizard step %s' % label)
     wait(d, lambda d: 'active' in d.find_element(By.XPATH, xp).get_attribute('class'),
          'the wizard step %s to be shown' % label)
 
@@ -238,10 +251,19 @@ def step_invalid(d, label):
 
 
 def open_launch_dialog(d):
-    if not on_instances(d):
-        get(d, 'project/instances/')
-    click(d, clickable(d, By.ID, 'instances__action_launch-ng', 'the Launch Instance button'))
-    visible(d, By.CSS_SELECTOR, '.modal-dialog #name', 'the Launch Instance dialog')
+    """Press Launch Instance until its dialog shows: the page reloads itself
+    after a launch, and a dialog opened meanwhile goes with the old page."""
+    for attempt in range(3):
+        if attempt or not on_instances(d):
+            get(d, 'project/instances/')
+        click_at(d, By.ID, 'instances__action_launch-ng', 'the Launch Instance button')
+        try:
+            visible(d, By.CSS_SELECTOR, '.modal-dialog #name', 'the Launch Instance dialog', 30)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+            log('no Launch Instance dialog after the click: loading the page again')
 
 
 def launch(d, name, source_type=None, source=None, user_data=None, shot=None):
@@ -299,9 +321,23 @@ def launch(d, name, source_type=None, source=None, user_data=None, shot=None):
     finish = wait(d, ready, 'the dialog\'s Launch Instance button to be enabled')
     if shot:
         shot()
+    d.execute_script('window.__ndBeforeLaunch = true;')
     click(d, finish)
     wait(d, lambda d: not shown(d, '//div[contains(@class,"modal-dialog")]//input[@id="name"]'),
          'the Launch Instance dialog to close')
+    # Horizon reloads the page after a launch: the next step waits for the new
+    # page (a dialog opened on the old one goes with it)
+
+    def reloaded(d):
+        try:
+            return (not d.execute_script('return window.__ndBeforeLaunch === true;')
+                    and d.execute_script('return document.readyState;') == 'complete')
+        except WebDriverException:
+            return False
+    try:
+        WebDriverWait(d, 20, poll_frequency=0.2).until(reloaded)
+    except TimeoutException:
+        log('the page did not reload after the launch')
 
 
 def server_id(d, name):
@@ -341,16 +377,29 @@ def step_active(d):
 
 
 def instance_page(d, key, tab=None):
+    """The instance's detail page, loaded again if the browser did not stay on
+    it (a navigation of the page before it, still under way, can take the
+    browser back to the list)."""
     sid = result['servers'][key]['id']
-    get(d, 'project/instances/%s/%s' % (sid, '?tab=instance_details__%s' % tab if tab else ''))
+    path = 'project/instances/%s/%s' % (sid, '?tab=instance_details__%s' % tab if tab else '')
+    for attempt in range(3):
+        get(d, path)
+        try:
+            wait(d, lambda d: sid in d.current_url and shown(d, '//ul[contains(@class,"nav-tabs")]'),
+                 'the detail page of %s' % sid, 20)
+            return sid
+        except AssertionError:
+            if attempt == 2:
+                raise
+            log('not on the detail page of %s (at %s): loading it again' % (sid, d.current_url))
     return sid
 
 
 def step_log_tab(d):
     fresh(d)
     instance_page(d, 'first')
-    click(d, clickable(d, By.XPATH, '//ul[contains(@class,"nav-tabs")]//a[normalize-space()="Log"]',
-                       'the Log tab'))
+    click_at(d, By.XPATH, '//ul[contains(@class,"nav-tabs")]//a[normalize-space()="Log"]',
+             'the Log tab')
     want = E['HZ_LOG_EXPECT']
 
     def logs(d):
@@ -380,7 +429,7 @@ def step_snapshot(d):
     btn = d.find_elements(By.ID, action)
     if not btn or not btn[0].is_displayed():
         click(d, row.find_element(By.CSS_SELECTOR, '.dropdown-toggle'))
-    click(d, clickable(d, By.ID, action, 'Create Snapshot in the row\'s action menu'))
+    click_at(d, By.ID, action, 'Create Snapshot in the row\'s action menu')
     field = visible(d, By.CSS_SELECTOR, '.modal-dialog #id_name', 'the Create Snapshot form')
     field.clear()
     field.send_keys(snap_name)
@@ -439,8 +488,8 @@ def step_refused(d):
 def step_console(d):
     fresh(d)
     instance_page(d, 'first')
-    click(d, clickable(d, By.XPATH, '//ul[contains(@class,"nav-tabs")]//a[normalize-space()="Console"]',
-                       'the Console tab'))
+    click_at(d, By.XPATH, '//ul[contains(@class,"nav-tabs")]//a[normalize-space()="Console"]',
+             'the Console tab')
     frame = visible(d, By.CSS_SELECTOR, 'iframe#console_embed', 'the serial console frame', 60)
     d.switch_to.frame(frame)
     try:

@@ -3,6 +3,7 @@
 //! allocations removed).
 
 use super::harness::*;
+use crate::compute::ComputeRequest;
 use crate::exception::NovaException;
 use crate::objects::{TaskState as T, VmState as V};
 use crate::virt::{DriverError, PowerState};
@@ -269,6 +270,15 @@ fn an_exit_fault_keeps_the_code_and_the_last_lines() {
         "{}",
         e.message
     );
+    // the engine missed the OOM event: the SIGKILL is still named
+    let e = exit_fault(&info(Some(137), false), &"y".repeat(400));
+    assert!(
+        e.message.contains("code 137, killed by SIGKILL"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.ends_with("yyy"), "{}", e.message);
+    assert!(e.message.len() <= 255, "{}", e.message.len());
     // a long output keeps its end (where the reason is), within Nova's 255
     let long = format!("{}\nfatal: the reason é", "x".repeat(400));
     let e = exit_fault(&info(Some(1), false), &long);
@@ -372,4 +382,274 @@ async fn a_build_cut_off_by_an_engine_restart_removes_its_container_once_the_eng
     assert_failed(&h, &inst, "does not answer", build_states());
     assert_eq!(h.driver_ops(&inst), ["spawn", "destroy", "destroy"]);
     assert!(h.driver.container(inst.uuid()).is_none());
+}
+
+/// A build request as the scheduler sends it with rescheduling on: `retry`
+/// in filter_properties and `alternates` hosts to try next.
+fn rescheduling(
+    h: &Harness,
+    inst: &crate::objects::Instance,
+    networks: &[&str],
+    alternates: usize,
+) -> ComputeRequest {
+    let ComputeRequest::BuildAndRunInstance(mut req) = h.build_request(inst.clone(), networks)
+    else {
+        unreachable!()
+    };
+    let args = serde_json::json!({
+        "image": {"id": "img-1", "container_format": "docker"},
+        "request_spec": {"nova_object.name": "RequestSpec", "nova_object.data": {}},
+        "requested_networks": {"nova_object.name": "NetworkRequestList"},
+        "security_groups": ["default"],
+    });
+    let fp = serde_json::json!({"retry": {"num_attempts": 1, "hosts": [[HOST, HOST]]}});
+    let hosts = (0..alternates)
+        .map(|i| serde_json::json!({"nova_object.name": "Selection", "nova_object.data": {"service_host": format!("other-{i}")}}))
+        .collect();
+    req.retry = crate::compute::reschedule::Retry::new(
+        fp.as_object().unwrap().clone(),
+        hosts,
+        args.as_object().unwrap(),
+    );
+    ComputeRequest::BuildAndRunInstance(req)
+}
+
+#[tokio::test]
+async fn a_build_the_engine_refuses_goes_back_to_the_conductor_for_an_alternate() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.driver.fail(
+        "spawn",
+        DriverError::Unreachable {
+            op: "create",
+            reason: "client error (Connect): Connection refused".into(),
+        },
+    );
+    h.handle(rescheduling(&h, &inst, &["none"], 1))
+        .await
+        .unwrap();
+    // no fault, no ERROR: back to scheduling, with no host
+    assert!(h.faults(&inst).is_empty(), "{:?}", h.faults(&inst));
+    let mut want = build_states();
+    want.push(s(V::Building, Some(T::Scheduling), None));
+    assert_eq!(h.saves(&inst), want);
+    let last = h.last_save(&inst);
+    assert_eq!(last.host, None, "host and node cleared");
+    // its allocations here gone before the conductor claims the alternate's
+    assert_eq!(
+        *h.placement.deleted.lock().unwrap(),
+        [inst.uuid().to_string()]
+    );
+    let t = h.trace(&inst);
+    let tail: Vec<&str> = t.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "save Some(\"scheduling\")",
+            "cast build_instances",
+            "event_finish failed=false"
+        ]
+    );
+    let casts = h.conductor.casts.lock().unwrap().clone();
+    assert_eq!(casts.len(), 1);
+    let (topic, ns, method, args) = &casts[0];
+    assert_eq!(
+        (topic.as_str(), ns.as_deref(), method.as_str()),
+        ("conductor", Some("compute_task"), "build_instances")
+    );
+    assert_eq!(
+        args["instances"][0]["nova_object.data"]["task_state"],
+        "scheduling"
+    );
+    assert_eq!(
+        args["host_lists"][0][0]["nova_object.data"]["service_host"],
+        "other-0"
+    );
+    assert!(args["filter_properties"]["retry"]["exc_reason"]
+        .as_str()
+        .unwrap()
+        .contains("Connection refused"));
+    assert!(
+        h.driver.container(inst.uuid()).is_none(),
+        "no container left here"
+    );
+    let sent: Vec<String> = h
+        .notifier
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.event_type.clone())
+        .collect();
+    assert_eq!(sent, ["instance.create.start", "instance.create.error"]);
+}
+
+#[tokio::test]
+async fn a_port_that_cannot_be_bound_here_is_rescheduled_and_the_ports_made_for_it_deleted() {
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    *h.network_api.fail_allocate.lock().unwrap() = Some(NovaException::nova(
+        crate::exception::Class::PortBindingFailed,
+        "Binding failed for port p, please check neutron logs for more information.",
+        serde_json::json!({"port_id": "p"}),
+    ));
+    h.handle(rescheduling(
+        &h,
+        &inst,
+        &["5f3a6c1e-0000-4000-8000-000000000001"],
+        1,
+    ))
+    .await
+    .unwrap();
+    assert!(h.faults(&inst).is_empty(), "{:?}", h.faults(&inst));
+    assert_eq!(h.conductor.casts.lock().unwrap().len(), 1);
+    let neutron = h.neutron_calls();
+    assert!(
+        neutron.iter().any(|c| c.starts_with("deallocate")),
+        "{neutron:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_of_the_request_or_with_no_alternate_left_ends_in_error_here() {
+    // user_data the policy refuses: every host refuses it
+    let h = Harness::new();
+    *h.options.refuse.lock().unwrap() = Some(NovaException::build_abort(
+        "x",
+        "user_data option host_config.Privileged: not allowed",
+    ));
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(rescheduling(&h, &inst, &["none"], 2))
+        .await
+        .unwrap();
+    assert_failed(&h, &inst, "Privileged", build_states());
+    assert!(h.conductor.casts.lock().unwrap().is_empty());
+    // the engine refuses, but the alternates are used up: this host's fault
+    let h = Harness::new();
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    exits_at_once(&h);
+    h.handle(rescheduling(&h, &inst, &["none"], 0))
+        .await
+        .unwrap();
+    assert_failed(&h, &inst, "exit code 3", build_states());
+    assert!(h.conductor.casts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn no_more_builds_run_at_once_than_max_concurrent_builds() {
+    use std::sync::{atomic::Ordering::SeqCst, Arc};
+    use std::time::Duration;
+    let h = Arc::new(Harness::with_config(|c| c.max_concurrent_builds = 2));
+    let gate = h.driver.hold_spawns();
+    let insts: Vec<_> = (0..3)
+        .map(|_| h.instance(V::Building, Some(T::Scheduling), None))
+        .collect();
+    let builds: Vec<_> = insts
+        .iter()
+        .map(|i| {
+            let (h, r) = (h.clone(), h.build_request(i.clone(), &["none"]));
+            tokio::spawn(async move { h.handle(r).await })
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    while h.driver.spawns_held.load(SeqCst) < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the first two did not reach the spawn"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.driver.spawns_held.load(SeqCst), 2, "a third build runs");
+    // the third is claimed (its message acknowledged) and waits
+    assert!(
+        insts.iter().all(|i| !h.saves(i).is_empty()),
+        "a build not claimed"
+    );
+    gate.add_permits(3);
+    for b in builds {
+        b.await.unwrap().unwrap();
+    }
+    for i in &insts {
+        let saves = h.saves(i);
+        assert_eq!(
+            saves.last(),
+            Some(&s(V::Active, None, Some(&[Some(T::Spawning)]))),
+            "{saves:?}"
+        );
+    }
+}
+
+fn trouble(h: &Harness, expecting: &str, applied: bool, times: usize) {
+    *h.conductor.save_trouble.lock().unwrap() = Some(super::fakes::SaveTrouble {
+        expecting: expecting.into(),
+        applied,
+        times,
+    });
+}
+
+#[tokio::test]
+async fn a_build_whose_active_save_keeps_timing_out_leaves_no_container() {
+    let h = Harness::new();
+    // the first try and every one after the read-back
+    trouble(&h, "spawning", false, 100);
+    let inst = h.instance(V::Building, Some(T::Scheduling), None);
+    h.handle(h.build_request(inst.clone(), &["none"]))
+        .await
+        .unwrap();
+    assert_eq!(h.saves(&inst).last(), Some(&s(V::Error, None, None)));
+    assert!(
+        h.faults(&inst)[0].contains("timed out"),
+        "{:?}",
+        h.faults(&inst)
+    );
+    assert!(
+        h.driver.container(inst.uuid()).is_none(),
+        "the container outlived the build"
+    );
+    assert!(
+        h.placement
+            .deleted
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d == inst.uuid()),
+        "its allocation is kept"
+    );
+}
+
+#[tokio::test]
+async fn saves_of_unknown_outcome_are_read_back_and_the_build_goes_on() {
+    // the claim's reply lost with the connection (applied), the ACTIVE save
+    // unanswered once (not applied), then the ACTIVE save applied and its
+    // reply lost: each is resolved from the record, the build ends ACTIVE
+    for (expecting, applied) in [
+        ("scheduling", true),
+        ("spawning", false),
+        ("spawning", true),
+    ] {
+        let h = Harness::new();
+        trouble(&h, expecting, applied, 1);
+        let inst = h.instance(V::Building, Some(T::Scheduling), None);
+        h.handle(h.build_request(inst.clone(), &["none"]))
+            .await
+            .unwrap();
+        let saves = h.saves(&inst);
+        assert_eq!(
+            saves.last(),
+            Some(&s(V::Active, None, Some(&[Some(T::Spawning)]))),
+            "{expecting} {applied}: {saves:?}"
+        );
+        assert!(h.faults(&inst).is_empty(), "{expecting} {applied}");
+        assert!(h.driver.container(inst.uuid()).is_some());
+        let spawns = h
+            .driver
+            .ops
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(o, _)| o == "spawn")
+            .count();
+        assert_eq!(spawns, 1, "{expecting} {applied}");
+    }
 }

@@ -87,6 +87,9 @@ fn sorted_keys(m: &Map<String, Value>) -> Vec<String> {
     k
 }
 
+/// A cast to the conductor: (topic, namespace, method, args).
+pub type Cast = (String, Option<String>, String, Map<String, Value>);
+
 /// nova-conductor as far as a compute host sees it: each instance's record
 /// (`nova_object.data`), kept up to date by the saves.
 #[derive(Default)]
@@ -99,6 +102,20 @@ pub struct FakeConductor {
     saves_seen: Mutex<usize>,
     /// `ConsoleAuthToken.authorize`: each token and the object's fields.
     pub console_tokens: Mutex<Vec<(String, Value)>>,
+    /// The casts, in order.
+    pub casts: Mutex<Vec<Cast>>,
+    /// Saves that expect a task state fail with an unknown outcome.
+    pub save_trouble: Mutex<Option<SaveTrouble>>,
+}
+
+/// The next `times` saves that expect the task state `expecting` get no
+/// answer: not applied and timed out (the conductor down), or applied and the
+/// connection lost before the reply (`applied`).
+#[derive(Debug, Clone)]
+pub struct SaveTrouble {
+    pub expecting: String,
+    pub applied: bool,
+    pub times: usize,
 }
 
 impl FakeConductor {
@@ -139,6 +156,27 @@ impl FakeConductor {
         });
         let data = obj["nova_object.data"].as_object().unwrap();
         let uuid = data["uuid"].as_str().unwrap().to_string();
+        let lost_reply = {
+            let mut t = lock(&self.save_trouble);
+            match t.as_mut() {
+                Some(tr)
+                    if tr.times > 0
+                        && expected
+                            .as_ref()
+                            .is_some_and(|e| e.contains(&Some(tr.expecting.clone()))) =>
+                {
+                    tr.times -= 1;
+                    if !tr.applied {
+                        return Err(CallError::Timeout {
+                            topic: "conductor".into(),
+                            method: "object_action".into(),
+                        });
+                    }
+                    true
+                }
+                _ => false,
+            }
+        };
         let changes: Vec<String> = obj["nova_object.changes"]
             .as_array()
             .map(|a| {
@@ -199,6 +237,11 @@ impl FakeConductor {
         }
         drop(db);
         self.push(&uuid, Call::Save(save));
+        if lost_reply {
+            return Err(CallError::Transport(
+                "AMQP connection lost: IO error: connection aborted".into(),
+            ));
+        }
         Ok(json!([{}, null]))
     }
 }
@@ -354,6 +397,8 @@ impl RpcCaller for FakeConductor {
                         let objects: Vec<Value> = lock(&self.db)
                             .values()
                             .filter(|d| d.get("host").and_then(Value::as_str) == Some(host))
+                            // read_deleted "no", as the daemon lists them
+                            .filter(|d| d.get("deleted").and_then(Value::as_bool) != Some(true))
                             .map(Self::instance_primitive)
                             .collect();
                         Ok(
@@ -374,14 +419,25 @@ impl RpcCaller for FakeConductor {
     async fn cast(
         &self,
         _: &RequestContext,
-        _: &str,
-        _: Option<&str>,
+        topic: &str,
+        namespace: Option<&str>,
         _: &str,
         method: &str,
-        _: Map<String, Value>,
+        args: Map<String, Value>,
         _: bool,
     ) -> Result<(), CallError> {
-        self.push("", Call::Other(format!("cast {method}")));
+        // a cast about instances is part of their trace
+        let uuid = args["instances"][0]["nova_object.data"]["uuid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.push(&uuid, Call::Other(format!("cast {method}")));
+        lock(&self.casts).push((
+            topic.to_string(),
+            namespace.map(str::to_string),
+            method.to_string(),
+            args,
+        ));
         Ok(())
     }
 }
@@ -407,11 +463,22 @@ pub struct FakeDriver {
     next_pid: Mutex<u32>,
     /// The command of the next spawned container exits with this code at once.
     exit_at_start: Mutex<Option<i64>>,
+    /// When set, each spawn waits for a permit of it (see [`Self::hold_spawns`]).
+    spawn_gate: Mutex<Option<std::sync::Arc<tokio::sync::Semaphore>>>,
+    /// Spawns waiting at the gate now.
+    pub spawns_held: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeDriver {
     pub fn fail(&self, op: &'static str, e: DriverError) {
         lock(&self.failures).insert(op, e);
+    }
+
+    /// From now on spawns wait at a gate; the semaphore returned lets them on.
+    pub fn hold_spawns(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        *lock(&self.spawn_gate) = Some(gate.clone());
+        gate
     }
 
     /// The next spawned container's command exits with `code` right after start.
@@ -491,6 +558,13 @@ impl FakeDriver {
 #[async_trait]
 impl ComputeDriver for FakeDriver {
     async fn spawn(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        let gate = lock(&self.spawn_gate).clone();
+        if let Some(g) = gate {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.spawns_held.fetch_add(1, SeqCst);
+            g.acquire().await.expect("open").forget();
+            self.spawns_held.fetch_sub(1, SeqCst);
+        }
         self.op("spawn", &spec.uuid)?;
         if self.container(&spec.uuid).is_some() {
             return Err(DriverError::Exists {
@@ -820,6 +894,8 @@ pub struct FakeImages {
     pub forgotten: Mutex<Vec<String>>,
     pub snapshots: Mutex<Vec<(String, SnapshotKind)>>,
     pub fail: Mutex<Option<NovaException>>,
+    /// The instances whose interrupted snapshots were discarded.
+    pub discarded: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -841,6 +917,14 @@ impl ImageBackend for FakeImages {
     }
     fn forget(&self, id: &str) {
         lock(&self.forgotten).push(id.into());
+    }
+    async fn discard_interrupted_snapshots(
+        &self,
+        _: &RequestContext,
+        instance_uuid: &str,
+    ) -> Result<Vec<String>, NovaException> {
+        lock(&self.discarded).push(instance_uuid.into());
+        Ok(vec![format!("half-{instance_uuid}")])
     }
     async fn snapshot(
         &self,

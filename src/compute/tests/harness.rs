@@ -152,6 +152,7 @@ impl Harness {
                     .collect(),
             ),
             security_groups: vec!["default".into()],
+            retry: Default::default(),
         }))
     }
 

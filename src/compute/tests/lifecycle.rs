@@ -373,6 +373,47 @@ async fn unsupported_methods_fault_and_leave_no_task_state() {
 }
 
 #[tokio::test]
+async fn a_live_migration_is_refused_in_its_pre_check_and_the_instance_left_to_the_conductor() {
+    let h = Harness::new();
+    let inst = h.running(V::Active, Some(T::Migrating));
+    for destination in [true, false] {
+        let e = h
+            .handle(ComputeRequest::LiveMigrationCheck {
+                instance: inst.clone(),
+                destination,
+            })
+            .await
+            .unwrap_err();
+        // one of the failures the conductor's live migration task expects
+        // (anything else puts the instance in ERROR there)
+        assert_eq!(e.class, "MigrationPreCheckError");
+        assert_eq!(e.module, "nova.exception");
+        assert!(e.kwargs["reason"]
+            .as_str()
+            .unwrap()
+            .contains("memory and processes"));
+    }
+    assert!(
+        h.saves(&inst).is_empty(),
+        "its task state is the conductor's"
+    );
+    // as Nova's compute manager: a fault and a failed action event for each
+    let faults = h.faults(&inst);
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(faults[0].contains("memory and processes"), "{faults:?}");
+    assert_eq!(
+        h.events(&inst),
+        [
+            "+compute_check_can_live_migrate_destination",
+            "!compute_check_can_live_migrate_destination",
+            "+compute_check_can_live_migrate_source",
+            "!compute_check_can_live_migrate_source"
+        ]
+    );
+    assert!(h.driver_ops(&inst).is_empty());
+}
+
+#[tokio::test]
 async fn diagnostics_need_a_running_instance() {
     let h = Harness::new();
     let inst = h.running(V::Active, None);

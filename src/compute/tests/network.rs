@@ -403,6 +403,35 @@ async fn after_an_engine_restart_running_instances_start_again_and_are_rewired()
 }
 
 #[tokio::test]
+async fn a_stop_that_ends_while_the_engine_comes_back_is_not_undone() {
+    let h = Harness::new();
+    let mut inst = wired(&h);
+    h.driver
+        .insert(inst.uuid(), crate::virt::PowerState::Shutdown);
+    // a stop holds the instance when the engine answers again: the listing
+    // still says ACTIVE and running
+    let lock = h.manager.instance_lock(inst.uuid());
+    let stop = lock.lock().await;
+    let m = h.manager.clone();
+    let resume = tokio::spawn(async move { m.resume_after_engine_restart().await });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !resume.is_finished(),
+        "the resume waits for the instance's lock"
+    );
+    inst.set_vm_state(V::Stopped);
+    inst.set_power_state(crate::virt::PowerState::Shutdown);
+    h.conductor.put(&inst);
+    drop(stop);
+    resume.await.unwrap();
+    assert!(
+        h.driver_ops(&inst).is_empty(),
+        "the stopped container was started again: {:?}",
+        h.driver_ops(&inst)
+    );
+}
+
+#[tokio::test]
 async fn the_heal_refreshes_one_instance_per_turn() {
     let h = Harness::new();
     let a = wired(&h);

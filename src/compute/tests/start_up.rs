@@ -18,6 +18,10 @@ async fn start_up_resolves_what_a_crash_cut_off() {
     let starting = h.running(V::Stopped, Some(T::PoweringOn));
     let deleting = h.running(V::Active, Some(T::Deleting));
     let pausing = h.running(V::Active, Some(T::Pausing));
+    // a snapshot we were uploading, and one the API asked for (its message
+    // may still come)
+    let uploading = h.running(V::Active, Some(T::ImageUploading));
+    let pending = h.running(V::Active, Some(T::ImageSnapshotPending));
     let quiet = h.running(V::Active, None);
     h.driver.insert(quiet.uuid(), PowerState::Shutdown); // stopped behind Nova's back
     let elsewhere = h.instance(V::Active, Some(T::PoweringOff), Some("other-host"));
@@ -35,6 +39,32 @@ async fn start_up_resolves_what_a_crash_cut_off() {
     assert!(h.saves(&unclaimed).is_empty(), "not ours yet");
     assert_eq!(h.saves(&rebuilding), [s(V::Error, None, None)]);
     assert!(h.faults(&rebuilding)[0].contains("being rebuilt"));
+    // the cut-off builds give back their ports and their allocations, as a
+    // failed build does; the rebuilt instance keeps its own
+    let deleted = h.placement.deleted.lock().unwrap().clone();
+    for b in [&building, &claimed] {
+        assert!(deleted.iter().any(|d| d == b.uuid()), "{deleted:?}");
+    }
+    assert!(
+        !deleted.iter().any(|d| d == rebuilding.uuid()),
+        "{deleted:?}"
+    );
+    let calls = h.network_api.calls.lock().unwrap().clone();
+    for b in [&building, &claimed] {
+        assert!(
+            calls.contains(&format!("deallocate {} keep ", b.uuid())),
+            "{calls:?}"
+        );
+    }
+    assert!(
+        !calls.iter().any(|c| c.contains(rebuilding.uuid())),
+        "{calls:?}"
+    );
+    // the host stays (as in Nova's init_host): a delete of it comes here
+    assert_eq!(
+        h.full_saves(&building).last().unwrap().host.as_deref(),
+        Some(HOST)
+    );
     assert_eq!(
         h.saves(&stopping),
         [s(V::Stopped, None, Some(&[Some(T::PoweringOff)]))]
@@ -51,6 +81,20 @@ async fn start_up_resolves_what_a_crash_cut_off() {
     );
     assert_eq!(h.saves(&quiet), [s(V::Stopped, None, Some(&[None]))]);
     assert!(h.saves(&elsewhere).is_empty(), "not our instance");
+    // the cut-off upload: its half-made images deleted, the task state gone
+    assert_eq!(
+        *h.images.discarded.lock().unwrap(),
+        [uploading.uuid().to_string()],
+        "only the snapshot this host had begun"
+    );
+    assert_eq!(
+        h.saves(&uploading),
+        [s(V::Active, None, Some(&[Some(T::ImageUploading)]))]
+    );
+    assert_eq!(
+        h.saves(&pending),
+        [s(V::Active, None, Some(&[Some(T::ImageSnapshotPending)]))]
+    );
 }
 
 #[tokio::test]
@@ -136,4 +180,111 @@ async fn after_a_reconnection_the_requests_sent_meanwhile_are_resolved() {
     for i in [&before, &after, &busy] {
         assert!(h.saves(i).is_empty(), "{:?}", h.saves(i));
     }
+}
+
+#[tokio::test]
+async fn containers_of_deleted_instances_are_reaped_and_others_left() {
+    let h = Harness::new();
+    // deleted by nova-api alone while we were down: its record says deleted
+    let deleted = h.running(V::Active, None);
+    let mut d = deleted.clone();
+    d.set_vm_state(V::Deleted);
+    d.object_mut()
+        .data
+        .insert("deleted".into(), serde_json::json!(true));
+    h.conductor.put(&d);
+    // deleted and purged from the database since: no record at all
+    let purged = h.running(V::Active, None);
+    h.conductor.db.lock().unwrap().remove(purged.uuid());
+    // live on another host with no operation (evacuated while we were down,
+    // or a build rescheduled when our engine did not answer): a leftover
+    let moved = h.running(V::Active, None);
+    let mut m = moved.clone();
+    m.set_host_and_node(Some("other-host"), None);
+    h.conductor.put(&m);
+    // on another host but in an operation, or resized there and not yet
+    // confirmed (this one is the source to go back to): left alone
+    let moving = h.running(V::Active, None);
+    let mut m = moving.clone();
+    m.set_host_and_node(Some("other-host"), None);
+    m.set_task_state(Some(T::RebuildSpawning));
+    h.conductor.put(&m);
+    let resized = h.running(V::Active, None);
+    let mut m = resized.clone();
+    m.set_host_and_node(Some("other-host"), None);
+    m.set_vm_state(V::Resized);
+    h.conductor.put(&m);
+    // one of ours; and a build of ours whose lock is held
+    let live = h.running(V::Active, None);
+    let building = h.running(V::Building, Some(T::Spawning));
+    let mut b = building.clone();
+    b.set_host_and_node(None, None);
+    h.conductor.put(&b);
+    h.conductor.db.lock().unwrap().remove(building.uuid());
+    let lock = h.manager.instance_lock(building.uuid());
+    let _held = lock.lock().await;
+
+    h.manager.reap_deleted().await;
+
+    assert!(
+        h.driver.container(deleted.uuid()).is_none(),
+        "deleted: reaped"
+    );
+    assert!(
+        h.driver.container(purged.uuid()).is_none(),
+        "purged: reaped"
+    );
+    assert!(
+        h.driver.container(moved.uuid()).is_none(),
+        "moved: the leftover removed"
+    );
+    for (what, i) in [
+        ("moving", &moving),
+        ("resized", &resized),
+        ("live", &live),
+        ("building", &building),
+    ] {
+        assert!(h.driver.container(i.uuid()).is_some(), "{what}: kept");
+    }
+    assert_eq!(h.driver_ops(&moved), ["destroy"], "removed, never started");
+    assert!(h.saves(&deleted).is_empty() && h.saves(&live).is_empty());
+}
+
+#[tokio::test]
+async fn running_deleted_instance_action_shutdown_and_timeout() {
+    use crate::compute::reap::{RunningDeleted, RunningDeletedAction};
+    let h = Harness::with_config(|c| {
+        c.running_deleted = RunningDeleted {
+            action: RunningDeletedAction::Shutdown,
+            timeout: std::time::Duration::from_secs(600),
+        }
+    });
+    let old = h.running(V::Active, None);
+    let recent = h.running(V::Active, None);
+    for (i, ago) in [(&old, 3600), (&recent, 60)] {
+        let mut d = i.clone();
+        d.set_vm_state(V::Deleted);
+        let at = chrono::Utc::now() - chrono::Duration::seconds(ago);
+        d.object_mut()
+            .data
+            .insert("deleted".into(), serde_json::json!(true));
+        d.object_mut().data.insert(
+            "deleted_at".into(),
+            serde_json::json!(crate::objects::format_datetime(at)),
+        );
+        h.conductor.put(&d);
+    }
+
+    h.manager.reap_deleted().await;
+
+    assert_eq!(
+        h.driver.container(old.uuid()).map(|c| c.state),
+        Some(PowerState::Shutdown),
+        "deleted an hour ago: stopped, kept"
+    );
+    assert_eq!(
+        h.driver.container(recent.uuid()).map(|c| c.state),
+        Some(PowerState::Running),
+        "deleted within the timeout: left alone"
+    );
 }

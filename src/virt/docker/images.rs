@@ -39,7 +39,9 @@ fn engine_err(e: bollard::errors::Error) -> EngineError {
     ) {
         EngineError::NotFound(e.to_string())
     } else {
-        EngineError::Failed(e.to_string())
+        // with its causes: "client error (Connect): tcp connect error:
+        // Connection refused", not just "client error (Connect)"
+        EngineError::Failed(super::driver::error_chain(&e))
     }
 }
 
