@@ -304,6 +304,9 @@ async fn build(
         audit_period: s.notifications.audit_period,
         running_deleted: s.default.running_deleted,
         max_concurrent_builds: s.default.max_concurrent_builds,
+        shelved_offload: crate::compute::shelve::ShelvedOffload::from_secs(
+            s.default.shelved_offload_time,
+        ),
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))
@@ -398,6 +401,9 @@ async fn serve(
         image_prune: Duration::from_secs(600),
         reap_deleted: Some(s.default.running_deleted_instance_poll_interval)
             .filter(|d| !d.is_zero())
+            .map(|d| d.max(Duration::from_secs(10))),
+        offload_shelved: Some(s.default.shelved_poll_interval)
+            .filter(|d| !d.is_zero() && s.default.shelved_offload_time > 0)
             .map(|d| d.max(Duration::from_secs(10))),
     };
     tasks.spawn(periodic(
@@ -523,10 +529,12 @@ struct Periods {
     image_prune: Duration,
     /// Containers of deleted instances; None: never.
     reap_deleted: Option<Duration>,
+    /// `shelved_poll_interval`, when `shelved_offload_time` > 0.
+    offload_shelved: Option<Duration>,
 }
 
 /// Resources, the power-state backstop, the image cache, the containers of
-/// deleted instances.
+/// deleted instances, the shelved instances to offload.
 async fn periodic(
     m: Arc<ComputeManager>,
     images: Arc<ImageService>,
@@ -535,7 +543,7 @@ async fn periodic(
     every: Periods,
 ) {
     let now = tokio::time::Instant::now();
-    let (mut last_sync, mut last_prune, mut last_reap) = (now, now, now);
+    let (mut last_sync, mut last_prune, mut last_reap, mut last_offload) = (now, now, now, now);
     while m.tasks().sleep(every.resources).await {
         m.update_resources(&policy, &host_ip).await;
         if last_sync.elapsed() >= every.power_sync {
@@ -552,6 +560,13 @@ async fn periodic(
         if every.reap_deleted.is_some_and(|d| last_reap.elapsed() >= d) {
             m.reap_deleted().await;
             last_reap = tokio::time::Instant::now();
+        }
+        if every
+            .offload_shelved
+            .is_some_and(|d| last_offload.elapsed() >= d)
+        {
+            m.offload_shelved().await;
+            last_offload = tokio::time::Instant::now();
         }
     }
 }

@@ -252,6 +252,9 @@ pub fn event_of(method: &str) -> Option<&'static str> {
         "snapshot_instance" | "backup_instance" => "instance.snapshot",
         "detach_interface" => "instance.interface_detach",
         "rebuild_instance" => "instance.rebuild",
+        "shelve_instance" => "instance.shelve",
+        "shelve_offload_instance" => "instance.shelve_offload",
+        "unshelve_instance" => "instance.unshelve",
         _ => return None,
     })
 }

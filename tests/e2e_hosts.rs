@@ -175,3 +175,60 @@ async fn live_migration_is_refused(stack: &Stack, id: &str, to: &str, on: &str) 
         "no refused pre-check event with the reason: {events:?}"
     );
 }
+
+/// Shelve on one host, unshelve onto another (issue 15.4, `unshelve --host`):
+/// the file written before is in the container on the second host; nothing
+/// is left on the first, and the allocation is the second host's.
+#[tokio::test]
+#[ignore = "needs the lab; run by devstack/run-tests.sh"]
+async fn a_server_shelved_on_one_host_is_unshelved_on_another() {
+    let stack = Stack::from_env();
+    let (a, b) = ("nd-e2e-shelve-a", "nd-e2e-shelve-b");
+    stack.delete_servers_named("e2e-shelve").await;
+    let _da = Daemon::start(&stack, a, "").await;
+    let _db = Daemon::start(&stack, b, "").await;
+    let pb = provider_of(&stack, b).await;
+    let flavor = stack.flavor("nd.e2e", 128, 1).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    let id = stack
+        .create_server("e2e-shelve", &image, &flavor, a, None)
+        .await;
+    stack.wait_status(&id, "ACTIVE", T).await;
+    let name = format!("nova-{id}");
+    docker(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo moved-by-unshelve > /root/marker",
+    ]);
+    let (st, v) = stack.action(&id, json!({"shelve": null})).await;
+    assert_eq!(st, 202, "{v}");
+    stack.wait_status(&id, "SHELVED_OFFLOADED", T).await;
+    assert!(containers_of(a).is_empty(), "a container left on {a}");
+    let (st, v) = stack.action(&id, json!({"unshelve": {"host": b}})).await;
+    assert_eq!(st, 202, "{v}");
+    let s = stack.wait_status(&id, "ACTIVE", T).await;
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], b, "{s}");
+    assert_eq!(
+        containers_of(b),
+        std::slice::from_ref(&name),
+        "its container on {b}"
+    );
+    assert!(containers_of(a).is_empty(), "a container on {a}");
+    assert_eq!(
+        docker(&["exec", &name, "cat", "/root/marker"]).trim(),
+        "moved-by-unshelve"
+    );
+    let alloc = stack
+        .get(&format!("{}/allocations/{id}", stack.placement))
+        .await;
+    let held: Vec<&String> = alloc["allocations"].as_object().unwrap().keys().collect();
+    assert_eq!(held, [&pb], "allocations {alloc}");
+    stack.delete_server(&id).await;
+    stack.wait_gone(&id, T).await;
+    assert!(
+        containers_of(b).is_empty(),
+        "the container stayed after the delete"
+    );
+}

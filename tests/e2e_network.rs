@@ -657,3 +657,93 @@ fn sql(stack: &Stack, query: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Shelve (offloaded at once, Nova's default) and unshelve (issue 15.4): the
+/// container committed to the `<name>-shelved` Glance image and gone from the
+/// host, its port kept but bound nowhere, its allocation given back; after
+/// the unshelve, a file written before is there, the address is the same,
+/// the port bound and up again and the server reachable; the shelved image
+/// is deleted.
+#[tokio::test]
+#[ignore = "needs the Keystone and Neutron lab; run by devstack/run-tests.sh"]
+async fn a_shelved_server_comes_back_with_its_files_port_and_address() {
+    let (_g, stack, _d, image, flavor) = setup().await;
+    let net = private(&stack).await;
+    let a = boot(&stack, &image, &flavor, "nd-shelve-a", net.clone()).await;
+    let b = boot(&stack, &image, &flavor, "nd-shelve-b", net).await;
+    let (a4, _) = addrs(&stack, &a).await;
+    let port = stack.ports_of(&a).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out) = exec(&a, &["sh", "-c", "echo kept-by-the-shelve > /root/marker"]);
+    assert!(ok, "{out}");
+
+    let (st, v) = stack.action(&a, json!({"shelve": null})).await;
+    assert_eq!(st, 202, "{v}");
+    stack.wait_status(&a, "SHELVED_OFFLOADED", T).await;
+    let s = stack.server(&a).await;
+    assert!(s["OS-EXT-SRV-ATTR:host"].is_null(), "{s}");
+    assert_eq!(docker_status(&a), None, "the container stayed on the host");
+    let p = stack.neutron_get(&format!("ports/{port}")).await["port"].clone();
+    assert_eq!(
+        p["device_id"],
+        a.as_str(),
+        "the port stays the server's: {p}"
+    );
+    assert!(
+        p["binding:host_id"].as_str().unwrap_or("").is_empty(),
+        "the port is still bound: {p}"
+    );
+    let alloc = stack
+        .get(&format!("{}/allocations/{a}", stack.placement))
+        .await;
+    assert!(
+        alloc["allocations"]
+            .as_object()
+            .is_some_and(|m| m.is_empty()),
+        "allocations kept: {alloc}"
+    );
+    let images = stack
+        .get(&format!(
+            "{}/v2/images?name=nd-shelve-a-shelved",
+            stack.glance
+        ))
+        .await;
+    let shelved = images["images"][0].clone();
+    assert_eq!(shelved["status"], "active", "{images}");
+    assert_eq!(shelved["container_format"], "docker", "{shelved}");
+    let shelved_id = shelved["id"].as_str().unwrap().to_string();
+
+    let (st, v) = stack.action(&a, json!({"unshelve": null})).await;
+    assert_eq!(st, 202, "{v}");
+    let s = stack.wait_status(&a, "ACTIVE", T).await;
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], host().as_str(), "{s}");
+    let (ok, marker) = exec(&a, &["cat", "/root/marker"]);
+    assert!(ok && marker.trim() == "kept-by-the-shelve", "{marker}");
+    assert_eq!(addrs(&stack, &a).await.0, a4, "the address changed");
+    let p = stack.neutron_get(&format!("ports/{port}")).await["port"].clone();
+    assert_eq!(p["binding:host_id"], host().as_str(), "{p}");
+    assert_eq!(p["status"], "ACTIVE", "{p}");
+    assert!(
+        pings_within(&b, &a4, NET_UP).await,
+        "b -> a after the unshelve"
+    );
+    let (st, _) = stack
+        .call(
+            Method::GET,
+            &format!("{}/v2/images/{shelved_id}", stack.glance),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404, "the shelved image was kept");
+    let alloc = stack
+        .get(&format!("{}/allocations/{a}", stack.placement))
+        .await;
+    assert_eq!(
+        alloc["allocations"].as_object().map(|m| m.len()),
+        Some(1),
+        "{alloc}"
+    );
+    delete_all(&stack, &[&a, &b]).await;
+}

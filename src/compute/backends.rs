@@ -47,6 +47,11 @@ pub trait ImageBackend: Send + Sync {
         image_id: &str,
         kind: &SnapshotKind,
     ) -> Result<(), NovaException>;
+
+    /// Delete the Glance image `image_id` (a shelved instance's, once it is
+    /// unshelved); one already gone is no error.
+    async fn delete_image(&self, ctx: &RequestContext, image_id: &str)
+        -> Result<(), NovaException>;
 }
 
 /// Networking of an instance from its network_info.
@@ -131,6 +136,24 @@ pub trait NetworkApi: Send + Sync {
 
     /// Give one detached VIF's port back (deleted, or unbound if the user gave it).
     async fn deallocate_port(&self, ctx: &RequestContext, vif: &Vif) -> Result<(), NovaException>;
+
+    /// `unbind_ports(detach=False)` of a shelve offload: the instance's ports
+    /// bound to no host; they stay the instance's (device and owner kept).
+    async fn unbind_ports(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+    ) -> Result<(), NovaException>;
+
+    /// `setup_instance_network_on_host`: the instance's ports bound to
+    /// `host` (an unshelve there); its network_info afterwards. A port
+    /// Neutron cannot bind there is `PortBindingFailed`.
+    async fn bind_ports_to_host(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        host: &str,
+    ) -> Result<NetworkInfo, NovaException>;
 }
 
 /// A host without `[neutron]` in nova.conf: builds that ask for a network fail
@@ -173,6 +196,19 @@ impl NetworkApi for NoNeutron {
 
     async fn deallocate_port(&self, _: &RequestContext, _: &Vif) -> Result<(), NovaException> {
         Ok(())
+    }
+
+    async fn unbind_ports(&self, _: &RequestContext, _: &Instance) -> Result<(), NovaException> {
+        Ok(())
+    }
+
+    async fn bind_ports_to_host(
+        &self,
+        _: &RequestContext,
+        instance: &Instance,
+        _: &str,
+    ) -> Result<NetworkInfo, NovaException> {
+        Ok(instance.network_info().clone())
     }
 }
 
@@ -219,6 +255,23 @@ impl NetworkApi for crate::network::neutron::NeutronApi {
 
     async fn deallocate_port(&self, ctx: &RequestContext, vif: &Vif) -> Result<(), NovaException> {
         crate::network::neutron::NeutronApi::deallocate_port(self, ctx, vif).await
+    }
+
+    async fn unbind_ports(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+    ) -> Result<(), NovaException> {
+        crate::network::neutron::NeutronApi::unbind_ports(self, ctx, instance).await
+    }
+
+    async fn bind_ports_to_host(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        host: &str,
+    ) -> Result<NetworkInfo, NovaException> {
+        crate::network::neutron::NeutronApi::bind_ports_to_host(self, ctx, instance, host).await
     }
 }
 
@@ -301,6 +354,17 @@ impl ImageBackend for crate::image::ImageService {
             }
         }
         Ok(())
+    }
+
+    async fn delete_image(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+    ) -> Result<(), NovaException> {
+        match self.glance().delete(ctx, image_id).await {
+            Err(crate::image::ImageError::NotFound { .. }) => Ok(()),
+            r => Ok(r?),
+        }
     }
 }
 

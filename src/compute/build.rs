@@ -283,7 +283,7 @@ impl ComputeManager {
     /// Neutron wires the ports (`start_before_vif_plugged`), waiting for their
     /// `network-vif-plugged` only before ACTIVE, or after the events came. The
     /// waiters are registered before the plug, which causes the events.
-    async fn spawn_wired(
+    pub(crate) async fn spawn_wired(
         &self,
         ctx: &RequestContext,
         inst: &Instance,

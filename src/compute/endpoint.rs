@@ -96,6 +96,15 @@ impl ComputeManager {
             R::LiveMigrationCheck { instance, .. } => {
                 self.live_migration_check(ctx, instance, method).await
             }
+            R::Shelve(s) => done(self.shelve_instance(ctx, s).await),
+            R::ShelveOffload {
+                instance,
+                clean_shutdown,
+            } => done(
+                self.shelve_offload_instance(ctx, instance, clean_shutdown)
+                    .await,
+            ),
+            R::Unshelve(u) => done(self.unshelve_instance(ctx, *u).await),
             R::Unsupported { method, instance } => self.unsupported(ctx, method, instance).await,
         }
     }

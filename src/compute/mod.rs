@@ -8,6 +8,7 @@
 //! - [`power`]: stop, start, pause, unpause, suspend, resume, soft delete,
 //!   restore (one table), reboot;
 //! - [`delete`]: `terminate_instance`; [`snapshot`]: snapshot and backup;
+//! - [`shelve`]: shelve, shelve offload, unshelve;
 //! - [`query`]: console output, diagnostics, host uptime, unsupported methods;
 //! - [`console`]: `get_serial_console`, `validate_console_port`;
 //! - [`events`]: external instance events (`network-vif-plugged`,
@@ -43,6 +44,7 @@ pub mod rebuild;
 pub mod request;
 pub mod reschedule;
 pub mod service;
+pub mod shelve;
 pub mod snapshot;
 pub mod sync;
 
@@ -93,6 +95,8 @@ pub struct ManagerConfig {
     /// Builds run at once on the host (`max_concurrent_builds`, default 10;
     /// 0 = no limit); the others are claimed and wait.
     pub max_concurrent_builds: usize,
+    /// When a shelved instance leaves this host (`shelved_offload_time`).
+    pub shelved_offload: shelve::ShelvedOffload,
 }
 
 impl ManagerConfig {
@@ -109,6 +113,7 @@ impl ManagerConfig {
             audit_period: crate::notifications::AuditPeriod::Month(1),
             running_deleted: reap::RunningDeleted::default(),
             max_concurrent_builds: 10,
+            shelved_offload: shelve::ShelvedOffload::AtOnce,
         }
     }
 }

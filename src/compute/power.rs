@@ -130,10 +130,17 @@ impl ComputeManager {
         if op.starts() {
             self.rewire(inst, &info).await?;
         }
+        // the unshelve of an instance shelved but not offloaded: its image
+        // and the `shelved_*` keys go
+        let shelved = (op == PowerOp::Start && inst.vm_state() == Some(VmState::Shelved))
+            .then(|| super::shelve::take_shelved_image(inst))
+            .flatten();
         inst.set_power_state(info.state);
         inst.set_vm_state(op.final_vm_state());
         inst.set_task_state(None);
         self.save(ctx, inst, Expect::One(op.expected())).await?;
+        self.delete_shelved_image(ctx, &uuid, shelved.as_deref())
+            .await;
         info!(instance = %uuid, op = op.method(), power_state = info.state.name(), "done");
         Ok(())
     }

@@ -67,6 +67,9 @@ methods! {
     CacheImages = "cache_images",
     CheckCanLiveMigrateDestination = "check_can_live_migrate_destination",
     CheckCanLiveMigrateSource = "check_can_live_migrate_source",
+    ShelveInstance = "shelve_instance",
+    ShelveOffloadInstance = "shelve_offload_instance",
+    UnshelveInstance = "unshelve_instance",
 }
 
 /// The rest of the compute RPC API: answered with NotSupported (the instance
@@ -112,13 +115,10 @@ pub const UNSUPPORTED: &[&str] = &[
     "rollback_live_migration_at_destination",
     "set_admin_password",
     "set_host_enabled",
-    "shelve_instance",
-    "shelve_offload_instance",
     "swap_volume",
     "trigger_crash_dump",
     "unquiesce_instance",
     "unrescue_instance",
-    "unshelve_instance",
     "volume_snapshot_create",
     "volume_snapshot_delete",
 ];
@@ -176,6 +176,18 @@ pub enum ComputeRequest {
         instance: Instance,
         destination: bool,
     },
+    /// `shelve_instance`: the container committed to a Glance image, then
+    /// (with `shelved_offload_time = 0`) offloaded; see [`super::shelve`].
+    Shelve(ShelveRequest),
+    /// `shelve_offload_instance`: a shelved instance's container and
+    /// resources on this host given back.
+    ShelveOffload {
+        instance: Instance,
+        clean_shutdown: bool,
+    },
+    /// `unshelve_instance`: a shelved-offloaded instance made again here from
+    /// its shelved image.
+    Unshelve(Box<UnshelveRequest>),
     /// A method of the API the driver does not support.
     Unsupported {
         method: &'static str,
@@ -265,6 +277,25 @@ pub struct SnapshotRequest {
     /// The Glance image Nova's API created to receive the data.
     pub image_id: String,
     pub kind: SnapshotKind,
+}
+
+/// `shelve_instance`.
+#[derive(Debug, Clone)]
+pub struct ShelveRequest {
+    pub instance: Instance,
+    /// The Glance image Nova's API created (`<name>-shelved`).
+    pub image_id: String,
+    /// Stop within `shutdown_timeout` (false: at once).
+    pub clean_shutdown: bool,
+}
+
+/// `unshelve_instance`.
+#[derive(Debug, Clone)]
+pub struct UnshelveRequest {
+    pub instance: Instance,
+    /// The shelved image's record (the conductor read it from Glance); None
+    /// when the instance's sysmeta names none (a volume-backed one).
+    pub image: Option<ImageMeta>,
 }
 
 /// One `InstanceExternalEvent` (1.5).
@@ -479,6 +510,26 @@ impl ComputeRequest {
                 };
                 Ok(ComputeRequest::CacheImages(ids))
             }
+            Method::ShelveInstance => Ok(ComputeRequest::Shelve(ShelveRequest {
+                instance: a.instance()?,
+                image_id: a.required_str("image_id")?,
+                clean_shutdown: a.bool("clean_shutdown", true)?,
+            })),
+            Method::ShelveOffloadInstance => Ok(ComputeRequest::ShelveOffload {
+                instance: a.instance()?,
+                clean_shutdown: a.bool("clean_shutdown", true)?,
+            }),
+            Method::UnshelveInstance => {
+                let image = match a.get("image") {
+                    None => None,
+                    Some(v @ Value::Object(_)) => Some(ImageMeta::from_value(v)),
+                    Some(v) => return Err(a.bad("image", format!("{v} is not an image record"))),
+                };
+                Ok(ComputeRequest::Unshelve(Box::new(UnshelveRequest {
+                    instance: a.instance()?,
+                    image,
+                })))
+            }
             Method::CheckCanLiveMigrateDestination | Method::CheckCanLiveMigrateSource => {
                 Ok(ComputeRequest::LiveMigrationCheck {
                     instance: a.instance()?,
@@ -515,6 +566,9 @@ impl ComputeRequest {
                 true => Method::CheckCanLiveMigrateDestination.name(),
                 false => Method::CheckCanLiveMigrateSource.name(),
             },
+            R::Shelve(_) => Method::ShelveInstance.name(),
+            R::ShelveOffload { .. } => Method::ShelveOffloadInstance.name(),
+            R::Unshelve(_) => Method::UnshelveInstance.name(),
             R::Unsupported { method, .. } => method,
         }
     }
@@ -828,5 +882,38 @@ mod tests {
             ..Default::default()
         }
         .is_auto());
+    }
+
+    /// The captured shelve and unshelve messages of Nova 34.
+    #[test]
+    fn shelve_and_unshelve_decode_from_nova_s_messages() {
+        let r =
+            ComputeRequest::decode("shelve_instance", &capture("shelve_instance.json")).unwrap();
+        let ComputeRequest::Shelve(s) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(s.image_id, "03bd8a6c-3a4d-40f0-83a1-a0a942c4f101");
+        assert!(s.clean_shutdown);
+        let r = ComputeRequest::decode("unshelve_instance", &capture("unshelve_instance.json"))
+            .unwrap();
+        let ComputeRequest::Unshelve(u) = r else {
+            panic!("{r:?}")
+        };
+        let image = u.image.expect("the shelved image's record");
+        assert_eq!(
+            image.id.as_deref(),
+            Some("03bd8a6c-3a4d-40f0-83a1-a0a942c4f101")
+        );
+        assert_eq!(image.name.as_deref(), Some("smoke-1795373323-shelved"));
+        assert!(u.instance.host().is_none());
+        let mut args = capture("unshelve_instance.json");
+        args.insert("image".into(), json!("not a record"));
+        let e = ComputeRequest::decode("unshelve_instance", &args).unwrap_err();
+        assert_eq!(e.class, "InvalidInput");
+        assert!(
+            e.message.contains("unshelve_instance argument image"),
+            "{}",
+            e.message
+        );
     }
 }

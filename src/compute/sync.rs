@@ -409,8 +409,13 @@ impl ComputeManager {
             PowerState::Suspended => VmState::Suspended,
             _ => VmState::Stopped,
         };
-        // a soft-deleted instance stays soft-deleted
-        if inst.vm_state() != Some(VmState::SoftDeleted) || ts == TaskState::Restoring {
+        // a soft-deleted instance stays soft-deleted, a shelved one shelved
+        let keep = match inst.vm_state() {
+            Some(VmState::SoftDeleted) => ts != TaskState::Restoring,
+            Some(VmState::Shelved) => true,
+            _ => false,
+        };
+        if !keep {
             inst.set_vm_state(vm);
         }
         inst.set_power_state(state);

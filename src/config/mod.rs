@@ -291,6 +291,10 @@ pub struct DefaultConfig {
     /// Between two looks for containers of deleted instances
     /// (`running_deleted_instance_poll_interval`; 0: off).
     pub running_deleted_instance_poll_interval: Duration,
+    /// `shelved_offload_time`: 0 offload at once, -1 never, N seconds after.
+    pub shelved_offload_time: i64,
+    /// Between two looks for shelved instances to offload (`shelved_poll_interval`).
+    pub shelved_poll_interval: Duration,
 }
 
 impl DefaultConfig {
@@ -339,6 +343,8 @@ impl DefaultConfig {
             },
             running_deleted_instance_poll_interval: g
                 .secs("running_deleted_instance_poll_interval", 1800)?,
+            shelved_offload_time: g.int("shelved_offload_time", 0)?,
+            shelved_poll_interval: g.secs("shelved_poll_interval", 3600)?,
         })
     }
 }

@@ -214,6 +214,35 @@ impl Instance {
     pub fn set_progress(&mut self, p: i64) {
         self.obj.set("progress", json!(p))
     }
+    pub fn set_image_ref(&mut self, image_ref: &str) {
+        self.obj.set("image_ref", json!(image_ref))
+    }
+
+    /// One `system_metadata` key.
+    pub fn system_metadata_value(&self, key: &str) -> Option<String> {
+        self.system_metadata()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// `system_metadata` with `set` given or replaced and `remove` gone,
+    /// saved whole (as Nova's `Instance.save` writes the dict).
+    pub fn update_system_metadata(&mut self, set: &[(&str, String)], remove: &[&str]) {
+        let mut m: Map<String, Value> = self
+            .obj
+            .get("system_metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for k in remove {
+            m.remove(*k);
+        }
+        for (k, v) in set {
+            m.insert((*k).to_string(), json!(v));
+        }
+        self.obj.set("system_metadata", Value::Object(m))
+    }
 
     /// Re-read what the typed view derives from the object (its network_info)
     /// after the object was updated in place (an `object_action` reply). A

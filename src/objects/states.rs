@@ -131,8 +131,9 @@ impl TaskState {
         )
     }
 
-    /// A snapshot or backup this host had begun (the API's own
-    /// `image_snapshot_pending` is not: its message may still come).
+    /// A snapshot, backup or shelve this host had begun writing into Glance
+    /// (the API's own `image_snapshot_pending` and `shelving` are not: their
+    /// message may still come).
     pub fn is_uploading_an_image(self) -> bool {
         matches!(
             self,
@@ -140,6 +141,8 @@ impl TaskState {
                 | TaskState::ImageBackup
                 | TaskState::ImagePendingUpload
                 | TaskState::ImageUploading
+                | TaskState::ShelvingImagePendingUpload
+                | TaskState::ShelvingImageUploading
         )
     }
 

@@ -885,6 +885,25 @@ impl NetworkApi for FakeNetworkApi {
         }
         Ok(())
     }
+
+    async fn unbind_ports(&self, _: &RequestContext, i: &Instance) -> Result<(), NovaException> {
+        lock(&self.calls).push(format!("unbind {}", i.uuid()));
+        Ok(())
+    }
+
+    async fn bind_ports_to_host(
+        &self,
+        _: &RequestContext,
+        i: &Instance,
+        host: &str,
+    ) -> Result<NetworkInfo, NovaException> {
+        lock(&self.calls).push(format!("bind {} {host}", i.uuid()));
+        if let Some(e) = lock(&self.fail_allocate).take() {
+            return Err(e);
+        }
+        let all = lock(&self.ports).get(i.uuid()).cloned().unwrap_or_default();
+        Ok(NetworkInfo::new(all).unwrap())
+    }
 }
 
 /// Images: every image is present as `glance/<id>` unless told to fail.
@@ -896,6 +915,8 @@ pub struct FakeImages {
     pub fail: Mutex<Option<NovaException>>,
     /// The instances whose interrupted snapshots were discarded.
     pub discarded: Mutex<Vec<String>>,
+    /// The images deleted.
+    pub deleted: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -938,6 +959,10 @@ impl ImageBackend for FakeImages {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+    async fn delete_image(&self, _: &RequestContext, image_id: &str) -> Result<(), NovaException> {
+        lock(&self.deleted).push(image_id.into());
+        Ok(())
     }
 }
 

@@ -14,4 +14,5 @@ mod lifecycle;
 mod metrics;
 mod network;
 mod notifications;
+mod shelve;
 mod start_up;

@@ -263,7 +263,7 @@ impl NeutronApi {
                 }
             }
             for id in &bound_given {
-                self.unbind(ctx, id).await;
+                self.unbind(ctx, id, true).await;
             }
         }
         result
@@ -444,7 +444,7 @@ impl NeutronApi {
         let mut first_err = None;
         for p in &ports {
             if preserve.contains(p.id.as_str()) {
-                self.unbind(ctx, &p.id).await;
+                self.unbind(ctx, &p.id, true).await;
                 continue;
             }
             match self.client.delete_port(ctx, As::User, &p.id).await {
@@ -469,7 +469,7 @@ impl NeutronApi {
         vif: &Vif,
     ) -> Result<(), NovaException> {
         if vif.preserve_on_delete {
-            self.unbind(ctx, &vif.id).await;
+            self.unbind(ctx, &vif.id, true).await;
             return Ok(());
         }
         match self.client.delete_port(ctx, As::User, &vif.id).await {
@@ -479,10 +479,84 @@ impl NeutronApi {
         }
     }
 
-    /// `_unbind_ports` for one port: host, device and owner cleared, the
-    /// binding profile's host-specific keys removed. Failures are logged only
-    /// (as Nova does).
-    async fn unbind(&self, ctx: &RequestContext, port_id: &str) {
+    /// `unbind_ports(detach=False)` (a shelve offload): every port of the
+    /// instance bound to no host, still the instance's.
+    pub async fn unbind_ports(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+    ) -> Result<(), NovaException> {
+        let ports = self
+            .client
+            .list_ports(
+                ctx,
+                As::Admin,
+                &vec![("device_id", inst.uuid().to_string())],
+            )
+            .await
+            .map_err(|e| neutron_failure(&e))?;
+        for p in &ports {
+            self.unbind(ctx, &p.id, false).await;
+        }
+        Ok(())
+    }
+
+    /// `setup_instance_network_on_host` (`_update_port_binding_for_instance`):
+    /// each port of the instance not bound to `host` (or whose binding
+    /// failed) bound there, its owner naming the instance's zone; then the
+    /// instance's network_info. Unlike Nova, a port Neutron cannot bind to
+    /// `host` fails the operation (the caller gives the ports back).
+    pub async fn bind_ports_to_host(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+    ) -> Result<NetworkInfo, NovaException> {
+        let uuid = inst.uuid();
+        let ports = self
+            .client
+            .list_ports(
+                ctx,
+                As::Admin,
+                &vec![
+                    ("device_id", uuid.to_string()),
+                    ("tenant_id", inst.project_id().to_string()),
+                ],
+            )
+            .await
+            .map_err(|e| neutron_failure(&e))?;
+        for p in ports
+            .iter()
+            .filter(|p| p.binding_host_id.as_deref() != Some(host) || !p.bound())
+        {
+            let az = inst.availability_zone().unwrap_or("nova");
+            let mut body = json!({
+                "binding:host_id": host,
+                "device_owner": format!("compute:{az}"),
+            });
+            if let Some(mut profile) = p.binding_profile.clone() {
+                if profile.remove("migrating_to").is_some() {
+                    body["binding:profile"] = Value::Object(profile);
+                }
+            }
+            let bound = self
+                .client
+                .update_port(ctx, As::Admin, &p.id, body)
+                .await
+                .map_err(|e| port_failure(&e, &p.network_id))?;
+            if bound.binding_failed() {
+                return Err(binding_failed(&p.id, host));
+            }
+            info!(instance = uuid, port = %p.id, host, "port bound");
+        }
+        self.network_info(ctx, inst, &Default::default(), false)
+            .await
+    }
+
+    /// `_unbind_ports` for one port: host cleared (with `detach`, device and
+    /// owner too), the binding profile's host-specific keys removed. Failures
+    /// are logged only (as Nova does).
+    async fn unbind(&self, ctx: &RequestContext, port_id: &str, detach: bool) {
         let profile = match self.client.show_port(ctx, As::Admin, port_id).await {
             Ok(p) => p.binding_profile.unwrap_or_default(),
             Err(e) if e.is_not_found() => return,
@@ -495,12 +569,14 @@ impl NeutronApi {
             .into_iter()
             .filter(|(k, _)| !PROFILE_KEYS_DROPPED_ON_UNBIND.contains(&k.as_str()))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "binding:host_id": null,
-            "device_id": "",
-            "device_owner": "",
             "binding:profile": profile,
         });
+        if detach {
+            body["device_id"] = json!("");
+            body["device_owner"] = json!("");
+        }
         match self.client.update_port(ctx, As::Admin, port_id, body).await {
             Ok(_) => info!(port = port_id, "port unbound"),
             Err(e) if e.is_not_found() => {}
