@@ -307,6 +307,7 @@ async fn build(
         shelved_offload: crate::compute::shelve::ShelvedOffload::from_secs(
             s.default.shelved_offload_time,
         ),
+        my_ip: s.default.my_ip.clone(),
     };
     let manager = Arc::new(ComputeManager::new(cfg, backends, tasks.clone()));
     Ok((manager, images, client))

@@ -53,6 +53,7 @@ nova_classes! {
     InterfaceAttachFailed,
     InterfaceDetachFailed,
     InvalidInput,
+    MigrationError,
     MigrationPreCheckError,
     NotAuthorized,
     NotSupported,
@@ -67,6 +68,7 @@ nova_classes! {
     PortNotUsable,
     SecurityGroupNotFound,
     SocketPortRangeExhaustedException,
+    UnableToMigrateToSelf,
     /// Neutron failed or could not be reached.
     NeutronError,
     /// The base class, for failures without a more specific one.

@@ -225,10 +225,207 @@ async fn a_server_shelved_on_one_host_is_unshelved_on_another() {
         .await;
     let held: Vec<&String> = alloc["allocations"].as_object().unwrap().keys().collect();
     assert_eq!(held, [&pb], "allocations {alloc}");
+    cold_migration_is_refused(&stack, &id, a, b, &pb).await;
     stack.delete_server(&id).await;
     stack.wait_gone(&id, T).await;
     assert!(
         containers_of(b).is_empty(),
         "the container stayed after the delete"
     );
+}
+
+/// `openstack server migrate --host to` of `id` (ACTIVE on `on`): refused by
+/// the destination's prep_resize; the migration in error, the server ACTIVE
+/// and running where it was, its allocation there only, the reason in its
+/// fault.
+async fn cold_migration_is_refused(stack: &Stack, id: &str, to: &str, on: &str, p_on: &str) {
+    let (st, v) = stack.action(id, json!({"migrate": {"host": to}})).await;
+    assert_eq!(st, 202, "{v}");
+    let migrations = format!(
+        "{}/os-migrations?instance_uuid={id}&migration_type=migration",
+        stack.nova
+    );
+    let t = std::time::Instant::now();
+    loop {
+        let l = stack.get(&migrations).await;
+        if l["migrations"][0]["status"] == "error" {
+            break;
+        }
+        assert!(t.elapsed() < T, "the cold migration did not end: {l}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let s = stack.wait_settled(id).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], on, "{s}");
+    // the reason, in the destination's event of the action
+    let events = stack.action_events(id, "migrate").await;
+    assert!(
+        events.iter().any(|e| e["event"] == "compute_prep_resize"
+            && e["host"] == to
+            && e["result"] == "Error"
+            && e["details"]
+                .as_str()
+                .is_some_and(|d| d.contains("is not supported"))),
+        "no refused prep_resize event with the reason: {events:?}"
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &format!("nova-{id}")]).trim(),
+        "running"
+    );
+    assert!(containers_of(to).is_empty(), "a container on {to}");
+    let alloc = stack
+        .get(&format!("{}/allocations/{id}", stack.placement))
+        .await;
+    let held: Vec<&String> = alloc["allocations"].as_object().unwrap().keys().collect();
+    assert_eq!(held, [p_on], "allocations {alloc}");
+}
+
+/// The container's memory limit in bytes and CPU cap in CPUs, read inside it
+/// (cgroup v2 or v1).
+fn limits_inside(container: &str) -> (u64, f64) {
+    let sh = |cmd: &str| {
+        docker(&["exec", container, "sh", "-c", cmd])
+            .trim()
+            .to_string()
+    };
+    let mem = sh("cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+    let cpu = sh("cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)");
+    let mem: u64 = mem
+        .parse()
+        .unwrap_or_else(|_| panic!("memory limit {mem:?}"));
+    let q: Vec<f64> = cpu
+        .split_whitespace()
+        .map(|n| n.parse().unwrap_or(-1.0))
+        .collect();
+    (mem, q[0] / q[1])
+}
+
+/// What placement holds for `consumer`: (provider, MEMORY_MB) pairs.
+async fn memory_held(stack: &Stack, consumer: &str) -> Vec<(String, i64)> {
+    let a = stack
+        .get(&format!("{}/allocations/{consumer}", stack.placement))
+        .await;
+    a["allocations"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(rp, v)| {
+                    (
+                        rp.clone(),
+                        v["resources"]["MEMORY_MB"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Resize on the only host of a zone (issue 15.2): the container is resized
+/// in place (the same container, its command still running, a file kept),
+/// the limits inside it are the new flavor's; revert gives the old ones and
+/// the old allocation back; confirm keeps the new ones and frees the old.
+#[tokio::test]
+#[ignore = "needs the lab; run by devstack/run-tests.sh"]
+async fn a_resize_on_the_same_host_changes_the_limits_in_place() {
+    let stack = Stack::from_env();
+    let a = "nd-e2e-resize-a";
+    let zone = "nd-e2e-resize";
+    stack.delete_servers_named("e2e-resize").await;
+    let _da = Daemon::start(&stack, a, "").await;
+    stack.aggregate(zone, Some(zone), &[a]).await;
+    let pa = provider_of(&stack, a).await;
+    let small = stack.flavor("nd.e2e", 128, 1).await;
+    let big = stack.flavor("nd.e2e.big", 256, 2).await;
+    let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/servers", stack.nova),
+            Some(json!({"server": {"name": "e2e-resize", "imageRef": image,
+                "flavorRef": small, "networks": "none", "availability_zone": zone}})),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["server"]["id"].as_str().unwrap().to_string();
+    stack.wait_status(&id, "ACTIVE", T).await;
+    let name = format!("nova-{id}");
+    let inspect = |f: &str| docker(&["inspect", "-f", f, &name]).trim().to_string();
+    let (container, started) = (inspect("{{.Id}}"), inspect("{{.State.StartedAt}}"));
+    docker(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo kept-by-the-resize > /root/marker",
+    ]);
+    assert_eq!(limits_inside(&name), (128 << 20, 1.0));
+    let resize = |to: String| {
+        let (stack, id) = (&stack, &id);
+        async move {
+            let (st, v) = stack.action(id, json!({"resize": {"flavorRef": to}})).await;
+            assert_eq!(st, 202, "{v}");
+            let s = stack.wait_status(id, "VERIFY_RESIZE", T).await;
+            assert_eq!(s["OS-EXT-SRV-ATTR:host"], a, "{s}");
+            let m = stack
+                .get(&format!(
+                    "{}/os-migrations?instance_uuid={id}&migration_type=resize",
+                    stack.nova
+                ))
+                .await;
+            m["migrations"][0]["uuid"].as_str().unwrap().to_string()
+        }
+    };
+
+    // resize up, then revert
+    let mig = resize(big.clone()).await;
+    assert_eq!(
+        limits_inside(&name),
+        (256 << 20, 2.0),
+        "the new flavor's limits"
+    );
+    assert_eq!(memory_held(&stack, &id).await, [(pa.clone(), 256)]);
+    assert_eq!(
+        memory_held(&stack, &mig).await,
+        [(pa.clone(), 128)],
+        "the migration holds the old flavor"
+    );
+    let (st, v) = stack.action(&id, json!({"revertResize": null})).await;
+    assert_eq!(st, 202, "{v}");
+    let s = stack.wait_status(&id, "ACTIVE", T).await;
+    assert_eq!(s["flavor"]["original_name"], small.as_str(), "{s}");
+    assert_eq!(
+        limits_inside(&name),
+        (128 << 20, 1.0),
+        "the old limits back"
+    );
+    assert_eq!(memory_held(&stack, &id).await, [(pa.clone(), 128)]);
+    assert!(memory_held(&stack, &mig).await.is_empty());
+
+    // resize up again, then confirm
+    let mig = resize(big.clone()).await;
+    let (st, v) = stack.action(&id, json!({"confirmResize": null})).await;
+    assert_eq!(st, 204, "{v}");
+    let s = stack.wait_status(&id, "ACTIVE", T).await;
+    assert_eq!(s["flavor"]["original_name"], big.as_str(), "{s}");
+    let t = std::time::Instant::now();
+    while !memory_held(&stack, &mig).await.is_empty() {
+        assert!(
+            t.elapsed() < T,
+            "the migration's allocation stayed after the confirm"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(limits_inside(&name), (256 << 20, 2.0));
+    assert_eq!(memory_held(&stack, &id).await, [(pa.clone(), 256)]);
+    // in place all along: the same container, never restarted, its files kept
+    assert_eq!(inspect("{{.Id}}"), container);
+    assert_eq!(inspect("{{.State.StartedAt}}"), started);
+    assert_eq!(
+        docker(&["exec", &name, "cat", "/root/marker"]).trim(),
+        "kept-by-the-resize"
+    );
+    stack.delete_server(&id).await;
+    stack.wait_gone(&id, T).await;
+    assert!(containers_of(a).is_empty());
+    stack.delete_aggregate(zone).await;
 }

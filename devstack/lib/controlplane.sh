@@ -163,6 +163,7 @@ nd_cp_write_configs() {
   {
     printf '%s\n' "[DEFAULT]" "host = controller" "my_ip = $ND_BIND" "state_path = $ND_DATA/nova" \
       "transport_url = $ND_TRANSPORT_URL" "service_down_time = ${ND_SERVICE_DOWN_TIME:-20}" \
+      "allow_resize_to_same_host = True" \
       "[api]" "auth_strategy = keystone" \
       "[wsgi]" "api_paste_config = $ND_ETC/nova/api-paste.ini" \
       "[api_database]" "connection = $(nd_db_url nova_api)" \

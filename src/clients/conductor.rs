@@ -448,6 +448,28 @@ impl Conductor {
             .await
     }
 
+    /// A cast to the compute service of `host` (compute 6.0): the next step
+    /// of a resize, on the host it belongs to.
+    pub async fn cast_compute(
+        &self,
+        ctx: &RequestContext,
+        host: &str,
+        method: &str,
+        args: Map<String, Value>,
+    ) -> Result<(), CallError> {
+        self.rpc
+            .cast(
+                ctx,
+                &format!("compute.{host}"),
+                None,
+                "6.0",
+                method,
+                args,
+                false,
+            )
+            .await
+    }
+
     /// Record an InstanceFault, as `compute_utils.add_instance_fault_from_exc`.
     pub async fn add_fault(
         &self,

@@ -98,6 +98,12 @@ pub trait Placement: Send + Sync {
 
     /// Remove every allocation of a consumer (an instance).
     async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError>;
+
+    /// `move_allocations`: what `from` holds becomes `to`'s (replacing
+    /// `to`'s), `from` holds nothing; nothing to move is no error (moved
+    /// already). A resize's revert gives the source's resources, held by the
+    /// migration, back to the instance.
+    async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError>;
 }
 
 #[async_trait]
@@ -114,6 +120,10 @@ impl Placement for PlacementClient {
 
     async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError> {
         PlacementClient::delete_allocations(self, consumer).await
+    }
+
+    async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError> {
+        PlacementClient::move_allocations(self, from, to).await
     }
 }
 
@@ -263,6 +273,52 @@ impl PlacementClient {
 
     /// Remove every allocation of an instance (on delete); a consumer with no
     /// allocations is fine.
+    /// See [`Placement::move_allocations`] (`POST /allocations`, 1.28, with
+    /// both consumers' generations: a concurrent change makes it fail).
+    pub async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError> {
+        const MV: &str = "1.28";
+        let get = |c: String| async move {
+            let path = format!("/allocations/{c}");
+            match self.request("GET", &path, MV, None).await? {
+                (200, v) => Ok(v),
+                (st, v) => Err(Self::fail("GET", &path, st, &v)),
+            }
+        };
+        let (source, target) = (get(from.to_string()).await?, get(to.to_string()).await?);
+        let held = source["allocations"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let resources: serde_json::Map<String, Value> = held
+            .into_iter()
+            .map(|(rp, a)| (rp, json!({ "resources": a["resources"] })))
+            .collect();
+        let body = json!({
+            from: {
+                "allocations": {},
+                "project_id": source["project_id"],
+                "user_id": source["user_id"],
+                "consumer_generation": source["consumer_generation"],
+            },
+            to: {
+                "allocations": resources,
+                "project_id": source["project_id"],
+                "user_id": source["user_id"],
+                "consumer_generation": target["consumer_generation"],
+            },
+        });
+        let (st, v) = self
+            .request("POST", "/allocations", MV, Some(&body))
+            .await?;
+        match st {
+            204 => Ok(()),
+            _ => Err(Self::fail("POST", "/allocations", st, &v)),
+        }
+    }
+
     pub async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError> {
         let path = format!("/allocations/{consumer}");
         let (st, v) = self.request("DELETE", &path, "1.0", None).await?;

@@ -223,6 +223,11 @@ impl ComputeManager {
             Expect::One(s) => Some(vec![Some(s.as_str())]),
             Expect::OneOf(l) => Some(l.iter().map(|s| Some(s.as_str())).collect()),
             Expect::NoneOr(s) => Some(vec![Some(s.as_str()), None]),
+            Expect::NoneOrOneOf(l) => Some(
+                std::iter::once(None)
+                    .chain(l.iter().map(|s| Some(s.as_str())))
+                    .collect(),
+            ),
             Expect::Unset => Some(vec![None]),
         };
         self.conductor
@@ -241,6 +246,8 @@ pub enum Expect<'a> {
     OneOf(&'a [TaskState]),
     /// The state, or none (`(SCHEDULING, None)` of a build).
     NoneOr(TaskState),
+    /// None or one of these.
+    NoneOrOneOf(&'a [TaskState]),
     /// No task state.
     Unset,
 }

@@ -105,6 +105,7 @@ impl ComputeManager {
                     .await,
             ),
             R::Unshelve(u) => done(self.unshelve_instance(ctx, *u).await),
+            R::Resize(step) => done(self.resize_step(ctx, *step).await),
             R::Unsupported { method, instance } => self.unsupported(ctx, method, instance).await,
         }
     }

@@ -8,7 +8,8 @@
 //! - [`power`]: stop, start, pause, unpause, suspend, resume, soft delete,
 //!   restore (one table), reboot;
 //! - [`delete`]: `terminate_instance`; [`snapshot`]: snapshot and backup;
-//! - [`shelve`]: shelve, shelve offload, unshelve;
+//! - [`shelve`]: shelve, shelve offload, unshelve; [`resize`]: resize (on
+//!   the same host, in place) with its confirm and revert;
 //! - [`query`]: console output, diagnostics, host uptime, unsupported methods;
 //! - [`console`]: `get_serial_console`, `validate_console_port`;
 //! - [`events`]: external instance events (`network-vif-plugged`,
@@ -43,6 +44,7 @@ pub mod reap;
 pub mod rebuild;
 pub mod request;
 pub mod reschedule;
+pub mod resize;
 pub mod service;
 pub mod shelve;
 pub mod snapshot;
@@ -97,6 +99,8 @@ pub struct ManagerConfig {
     pub max_concurrent_builds: usize,
     /// When a shelved instance leaves this host (`shelved_offload_time`).
     pub shelved_offload: shelve::ShelvedOffload,
+    /// `my_ip`: the address a migration names this host by (`dest_host`).
+    pub my_ip: String,
 }
 
 impl ManagerConfig {
@@ -114,6 +118,7 @@ impl ManagerConfig {
             running_deleted: reap::RunningDeleted::default(),
             max_concurrent_builds: 10,
             shelved_offload: shelve::ShelvedOffload::AtOnce,
+            my_ip: "127.0.0.1".into(),
         }
     }
 }

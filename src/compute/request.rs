@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::power::PowerOp;
 use super::reschedule::Retry;
 use crate::exception::NovaException;
-use crate::objects::{ImageMeta, Instance, NovaObject};
+use crate::objects::{ImageMeta, Instance, Migration, NovaObject};
 use crate::virt::RebootType;
 
 macro_rules! methods {
@@ -70,6 +70,12 @@ methods! {
     ShelveInstance = "shelve_instance",
     ShelveOffloadInstance = "shelve_offload_instance",
     UnshelveInstance = "unshelve_instance",
+    PrepResize = "prep_resize",
+    ResizeInstance = "resize_instance",
+    FinishResize = "finish_resize",
+    ConfirmResize = "confirm_resize",
+    RevertResize = "revert_resize",
+    FinishRevertResize = "finish_revert_resize",
 }
 
 /// The rest of the compute RPC API: answered with NotSupported (the instance
@@ -80,13 +86,10 @@ pub const UNSUPPORTED: &[&str] = &[
     "attach_volume",
     "change_instance_metadata",
     "check_instance_shared_storage",
-    "confirm_resize",
     "confirm_snapshot_based_resize_at_source",
     "deny_share",
     "detach_volume",
     "drop_move_claim_at_destination",
-    "finish_resize",
-    "finish_revert_resize",
     "finish_revert_snapshot_based_resize_at_source",
     "finish_snapshot_based_resize_at_dest",
     "get_mks_console",
@@ -100,7 +103,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "live_migration_force_complete",
     "post_live_migration_at_destination",
     "pre_live_migration",
-    "prep_resize",
     "prep_snapshot_based_resize_at_dest",
     "prep_snapshot_based_resize_at_source",
     "quiesce_instance",
@@ -109,8 +111,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "remove_volume_connection",
     "rescue_instance",
     "reserve_block_device_name",
-    "resize_instance",
-    "revert_resize",
     "revert_snapshot_based_resize_at_dest",
     "rollback_live_migration_at_destination",
     "set_admin_password",
@@ -188,6 +188,8 @@ pub enum ComputeRequest {
     /// `unshelve_instance`: a shelved-offloaded instance made again here from
     /// its shelved image.
     Unshelve(Box<UnshelveRequest>),
+    /// One step of a resize or cold migration ([`super::resize`]).
+    Resize(Box<ResizeStep>),
     /// A method of the API the driver does not support.
     Unsupported {
         method: &'static str,
@@ -298,6 +300,67 @@ pub struct UnshelveRequest {
     pub image: Option<ImageMeta>,
 }
 
+/// The steps of a resize (and of a cold migration, the same calls with the
+/// flavor unchanged), each on the host Nova sends it to.
+#[derive(Debug, Clone)]
+pub enum ResizeStep {
+    /// `prep_resize`, on the destination: the claim.
+    Prep {
+        instance: Instance,
+        migration: Migration,
+        /// The image record as it came, passed on to the next steps.
+        image: Value,
+        /// The new flavor (a Flavor primitive, stashed as `new_flavor`).
+        flavor: Value,
+        clean_shutdown: bool,
+        request_spec: Option<Value>,
+    },
+    /// `resize_instance`, on the source: the container made ready to move.
+    Resize {
+        instance: Instance,
+        migration: Migration,
+        image: Value,
+        flavor: Value,
+        clean_shutdown: bool,
+        request_spec: Option<Value>,
+    },
+    /// `finish_resize`, on the destination: the container with the new
+    /// flavor, the instance RESIZED.
+    Finish {
+        instance: Instance,
+        migration: Migration,
+    },
+    /// `confirm_resize`, on the source: what the source kept goes.
+    Confirm {
+        instance: Instance,
+        migration: Migration,
+    },
+    /// `revert_resize`, on the destination: what it made goes.
+    Revert {
+        instance: Instance,
+        migration: Migration,
+        request_spec: Option<Value>,
+    },
+    /// `finish_revert_resize`, on the source: the old flavor back.
+    FinishRevert {
+        instance: Instance,
+        migration: Migration,
+    },
+}
+
+impl ResizeStep {
+    pub fn method(&self) -> Method {
+        match self {
+            ResizeStep::Prep { .. } => Method::PrepResize,
+            ResizeStep::Resize { .. } => Method::ResizeInstance,
+            ResizeStep::Finish { .. } => Method::FinishResize,
+            ResizeStep::Confirm { .. } => Method::ConfirmResize,
+            ResizeStep::Revert { .. } => Method::RevertResize,
+            ResizeStep::FinishRevert { .. } => Method::FinishRevertResize,
+        }
+    }
+}
+
 /// One `InstanceExternalEvent` (1.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalEvent {
@@ -372,6 +435,32 @@ impl<'a> Args<'a> {
         }
     }
 
+    fn migration(&self) -> Result<Migration, NovaException> {
+        let v = self
+            .get("migration")
+            .ok_or_else(|| self.bad("migration", "missing"))?;
+        Migration::from_primitive(v).map_err(|e| self.bad("migration", e))
+    }
+
+    /// An image record (a dict, or an ImageMeta primitive) as it came;
+    /// none is `{}`.
+    fn image_record(&self) -> Result<Value, NovaException> {
+        match self.get("image") {
+            None => Ok(Value::Object(Map::new())),
+            Some(v @ Value::Object(_)) => Ok(v.clone()),
+            Some(v) => Err(self.bad("image", format!("{v} is not an image record"))),
+        }
+    }
+
+    /// A Flavor primitive.
+    fn flavor(&self) -> Result<Value, NovaException> {
+        let v = self
+            .get("flavor")
+            .ok_or_else(|| self.bad("flavor", "missing"))?;
+        crate::objects::Flavor::from_primitive(v).map_err(|e| self.bad("flavor", e))?;
+        Ok(v.clone())
+    }
+
     fn object_list(&self, arg: &str) -> Result<Option<Vec<NovaObject>>, NovaException> {
         let Some(v) = self.get(arg) else {
             return Ok(None);
@@ -407,6 +496,7 @@ impl ComputeRequest {
             args,
         };
         let power = |op: PowerOp| Ok(ComputeRequest::Power(op, a.instance()?));
+        let resize = |step: ResizeStep| Ok(ComputeRequest::Resize(Box::new(step)));
         match m {
             Method::BuildAndRunInstance => Ok(ComputeRequest::BuildAndRunInstance(Box::new(
                 decode_build(&a)?,
@@ -530,6 +620,39 @@ impl ComputeRequest {
                     image,
                 })))
             }
+            Method::PrepResize => resize(ResizeStep::Prep {
+                instance: a.instance()?,
+                migration: a.migration()?,
+                image: a.image_record()?,
+                flavor: a.flavor()?,
+                clean_shutdown: a.bool("clean_shutdown", true)?,
+                request_spec: a.get("request_spec").cloned(),
+            }),
+            Method::ResizeInstance => resize(ResizeStep::Resize {
+                instance: a.instance()?,
+                migration: a.migration()?,
+                image: a.image_record()?,
+                flavor: a.flavor()?,
+                clean_shutdown: a.bool("clean_shutdown", true)?,
+                request_spec: a.get("request_spec").cloned(),
+            }),
+            Method::FinishResize => resize(ResizeStep::Finish {
+                instance: a.instance()?,
+                migration: a.migration()?,
+            }),
+            Method::ConfirmResize => resize(ResizeStep::Confirm {
+                instance: a.instance()?,
+                migration: a.migration()?,
+            }),
+            Method::RevertResize => resize(ResizeStep::Revert {
+                instance: a.instance()?,
+                migration: a.migration()?,
+                request_spec: a.get("request_spec").cloned(),
+            }),
+            Method::FinishRevertResize => resize(ResizeStep::FinishRevert {
+                instance: a.instance()?,
+                migration: a.migration()?,
+            }),
             Method::CheckCanLiveMigrateDestination | Method::CheckCanLiveMigrateSource => {
                 Ok(ComputeRequest::LiveMigrationCheck {
                     instance: a.instance()?,
@@ -569,6 +692,7 @@ impl ComputeRequest {
             R::Shelve(_) => Method::ShelveInstance.name(),
             R::ShelveOffload { .. } => Method::ShelveOffloadInstance.name(),
             R::Unshelve(_) => Method::UnshelveInstance.name(),
+            R::Resize(step) => step.method().name(),
             R::Unsupported { method, .. } => method,
         }
     }
@@ -716,6 +840,7 @@ mod tests {
             "rescue_instance",
             "shelve_instance",
             "resize_instance",
+            "prep_snapshot_based_resize_at_dest",
             "live_migration",
             "attach_volume",
             "get_vnc_console",
@@ -733,7 +858,11 @@ mod tests {
         let inst = capture("stop_instance.json")["instance"].clone();
         let args = json!({"instance": inst, "image_id": "i1", "reboot_type": "HARD",
             "events": [], "image": {}, "tail_length": 10, "network_id": "n1", "port_id": "p1",
-            "console_type": "serial", "port": "10000", "image_ids": ["i1"]})
+            "console_type": "serial", "port": "10000", "image_ids": ["i1"],
+            "migration": {"nova_object.name": "Migration", "nova_object.namespace": "nova",
+                "nova_object.version": "1.8", "nova_object.data": {"uuid": "m1"}},
+            "flavor": {"nova_object.name": "Flavor", "nova_object.namespace": "nova",
+                "nova_object.version": "1.2", "nova_object.data": {"id": 2}}})
         .as_object()
         .unwrap()
         .clone();

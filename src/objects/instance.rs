@@ -214,6 +214,35 @@ impl Instance {
     pub fn set_progress(&mut self, p: i64) {
         self.obj.set("progress", json!(p))
     }
+    /// One of the instance's flavors as it travels (a Flavor primitive).
+    pub fn flavor_primitive(&self, slot: FlavorSlot) -> Option<Value> {
+        self.obj.get(slot.field()).filter(|v| !v.is_null()).cloned()
+    }
+    /// Set (or, with `None`, clear) `old_flavor` or `new_flavor`.
+    pub fn set_stashed_flavor(&mut self, slot: FlavorSlot, flavor: Option<Value>) {
+        self.obj.set(slot.field(), flavor.unwrap_or(Value::Null))
+    }
+    /// `_set_instance_info`: `flavor` becomes the instance's, with the
+    /// fields Nova copies from it.
+    pub fn set_current_flavor(&mut self, flavor: &Value) {
+        let d = flavor
+            .get("nova_object.data")
+            .cloned()
+            .unwrap_or(Value::Null);
+        for (field, key) in [
+            ("instance_type_id", "id"),
+            ("memory_mb", "memory_mb"),
+            ("vcpus", "vcpus"),
+            ("root_gb", "root_gb"),
+            ("ephemeral_gb", "ephemeral_gb"),
+        ] {
+            if let Some(v) = d.get(key).filter(|v| !v.is_null()) {
+                self.obj.set(field, v.clone());
+            }
+        }
+        self.obj.set("flavor", flavor.clone())
+    }
+
     pub fn set_image_ref(&mut self, image_ref: &str) {
         self.obj.set("image_ref", json!(image_ref))
     }
@@ -258,6 +287,26 @@ impl Instance {
     /// Forget the changes (after they were saved).
     pub fn reset_changes(&mut self) {
         self.obj.reset_changes()
+    }
+}
+
+/// Which of an instance's flavors: its own, or the one a resize stashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlavorSlot {
+    Current,
+    /// The flavor before the resize (kept for a revert).
+    Old,
+    /// The flavor asked for (stashed by `prep_resize`).
+    New,
+}
+
+impl FlavorSlot {
+    fn field(self) -> &'static str {
+        match self {
+            FlavorSlot::Current => "flavor",
+            FlavorSlot::Old => "old_flavor",
+            FlavorSlot::New => "new_flavor",
+        }
     }
 }
 

@@ -9,10 +9,12 @@
 
 mod instance;
 mod manifest;
+mod migration;
 mod states;
 
-pub use instance::{Flavor, ImageMeta, Instance};
+pub use instance::{Flavor, FlavorSlot, ImageMeta, Instance};
 pub use manifest::{object_versions, OBJECT_VERSIONS};
+pub use migration::Migration;
 pub use states::{TaskState, VmState};
 
 use serde_json::{json, Map, Value};

@@ -178,6 +178,11 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// is put back as it was.
     async fn rebuild(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError>;
 
+    /// Give the running instance the limits of `spec` (a resize on the same
+    /// host: its new flavor's memory and CPUs, within its user_data options)
+    /// in place; the container keeps running, with its processes.
+    async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError>;
+
     /// Stop (within `timeout`) and remove the instance. Idempotent.
     async fn destroy(&self, uuid: &str, timeout: Duration) -> Result<(), DriverError>;
 

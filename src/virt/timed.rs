@@ -92,6 +92,10 @@ impl<D: ComputeDriver> ComputeDriver for Timed<D> {
         let r = timed("rebuild", self.inner.rebuild(spec)).await;
         self.track(&spec.uuid, r)
     }
+    async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        let r = timed("resize", self.inner.resize(spec)).await;
+        self.track(&spec.uuid, r)
+    }
     async fn destroy(&self, uuid: &str, timeout: Duration) -> Result<(), DriverError> {
         let r = timed("destroy", self.inner.destroy(uuid, timeout)).await;
         if r.is_ok() {

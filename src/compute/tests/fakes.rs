@@ -323,6 +323,12 @@ impl RpcCaller for FakeConductor {
                         self.push(&uuid, Call::CacheSave(nw.len()));
                         Ok(json!([{}, null]))
                     }
+                    ("Migration", "save") => {
+                        let uuid = data["instance_uuid"].as_str().unwrap_or("").to_string();
+                        let status = data["status"].as_str().unwrap_or("").to_string();
+                        self.push(&uuid, Call::Other(format!("migration {status}")));
+                        Ok(json!([{}, null]))
+                    }
                     ("ConsoleAuthToken", "authorize") => {
                         let uuid = data["instance_uuid"].as_str().unwrap().to_string();
                         let ttl = args["kwargs"]["ttl"].as_u64().expect("ttl");
@@ -427,8 +433,12 @@ impl RpcCaller for FakeConductor {
         _: bool,
     ) -> Result<(), CallError> {
         // a cast about instances is part of their trace
-        let uuid = args["instances"][0]["nova_object.data"]["uuid"]
-            .as_str()
+        let inst = args
+            .get("instances")
+            .and_then(|l| l.get(0))
+            .or_else(|| args.get("instance"));
+        let uuid = inst
+            .and_then(|i| i["nova_object.data"]["uuid"].as_str())
             .unwrap_or_default()
             .to_string();
         self.push(&uuid, Call::Other(format!("cast {method}")));
@@ -452,6 +462,8 @@ pub struct FakeContainer {
     pub aside: Option<Box<FakeContainer>>,
     /// The exit code of its command, once it exited by itself.
     pub exit_code: Option<i64>,
+    /// `(memory_mb, vcpus)` of its last in-place resize.
+    pub limits: Option<(u64, u32)>,
 }
 
 /// An engine in memory. `fail(op)` makes the next call of `op` fail.
@@ -500,6 +512,7 @@ impl FakeDriver {
                 pid,
                 aside: None,
                 exit_code: None,
+                limits: None,
             },
         );
     }
@@ -586,8 +599,19 @@ impl ComputeDriver for FakeDriver {
                 pid,
                 aside: None,
                 exit_code,
+                limits: None,
             },
         );
+        self.info(&spec.uuid)
+    }
+    async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        self.op("resize", &spec.uuid)?;
+        let mut m = lock(&self.containers);
+        let c = m.get_mut(&spec.uuid).ok_or_else(|| DriverError::NotFound {
+            uuid: spec.uuid.clone(),
+        })?;
+        c.limits = Some((spec.memory_mb, spec.vcpus));
+        drop(m);
         self.info(&spec.uuid)
     }
     async fn rebuild(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
@@ -606,6 +630,7 @@ impl ComputeDriver for FakeDriver {
                 pid,
                 aside: Some(Box::new(old)),
                 exit_code: None,
+                limits: None,
             },
         );
         self.info(uuid)
@@ -990,6 +1015,8 @@ impl OptionsBackend for FakeOptions {
 #[derive(Default)]
 pub struct FakePlacement {
     pub deleted: Mutex<Vec<String>>,
+    /// `(from, to)` of each allocation move.
+    pub moved: Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
@@ -1005,6 +1032,10 @@ impl Placement for FakePlacement {
     }
     async fn delete_allocations(&self, consumer: &str) -> Result<(), PlacementError> {
         lock(&self.deleted).push(consumer.into());
+        Ok(())
+    }
+    async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError> {
+        lock(&self.moved).push((from.into(), to.into()));
         Ok(())
     }
 }

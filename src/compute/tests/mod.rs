@@ -14,5 +14,6 @@ mod lifecycle;
 mod metrics;
 mod network;
 mod notifications;
+mod resize;
 mod shelve;
 mod start_up;

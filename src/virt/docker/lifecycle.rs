@@ -272,6 +272,45 @@ impl DockerDriver {
     }
 
     /// Freeze the container (cgroup freezer).
+    /// `docker update` with the limits a container of `spec` is created
+    /// with (memory and swap, reservation, CPUs, shares, pids).
+    pub async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        let uuid = spec.uuid.as_str();
+        let name = Self::name(uuid)?;
+        let cfg = &self.inner.cfg;
+        let (_, body) = build_create_body(
+            spec,
+            Limits {
+                cpu_mode: cfg.cpu_mode,
+                pids_limit: cfg.pids_limit,
+            },
+        );
+        let hc = body.host_config.unwrap_or_default();
+        let update = bollard::models::ContainerUpdateBody {
+            memory: hc.memory,
+            memory_swap: hc.memory_swap,
+            memory_reservation: hc.memory_reservation,
+            // 0 lifts a cap the old flavor had and the new one does not
+            nano_cpus: Some(hc.nano_cpus.unwrap_or(0)),
+            cpu_shares: hc.cpu_shares,
+            pids_limit: hc.pids_limit,
+            ..Default::default()
+        };
+        self.docker
+            .update_container(&name, update)
+            .await
+            .map_err(|e| match status_of(&e) {
+                Some(404) => DriverError::NotFound { uuid: uuid.into() },
+                _ => DriverError::Operation {
+                    op: "resize",
+                    uuid: uuid.into(),
+                    reason: reason(&e),
+                },
+            })?;
+        info!(%uuid, memory_mb = spec.memory_mb, vcpus = spec.vcpus, "container resized in place");
+        self.get_info(uuid).await
+    }
+
     pub async fn pause(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
         let name = Self::name(uuid)?;
         let c = self.inspect(uuid).await?;

@@ -56,6 +56,9 @@ impl ComputeDriver for DockerDriver {
     async fn rebuild(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
         DockerDriver::rebuild(self, spec).await
     }
+    async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        DockerDriver::resize(self, spec).await
+    }
     async fn destroy(&self, uuid: &str, timeout: Duration) -> Result<(), DriverError> {
         DockerDriver::destroy(self, uuid, timeout).await
     }
