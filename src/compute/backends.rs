@@ -48,6 +48,15 @@ pub trait ImageBackend: Send + Sync {
         kind: &SnapshotKind,
     ) -> Result<(), NovaException>;
 
+    /// A private, hidden Glance image record named `name` for `instance`'s
+    /// container to be committed into (a cold migration's carrier); its id.
+    async fn create_image(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        name: &str,
+    ) -> Result<String, NovaException>;
+
     /// Delete the Glance image `image_id` (a shelved instance's, once it is
     /// unshelved); one already gone is no error.
     async fn delete_image(&self, ctx: &RequestContext, image_id: &str)
@@ -354,6 +363,27 @@ impl ImageBackend for crate::image::ImageService {
             }
         }
         Ok(())
+    }
+
+    async fn create_image(
+        &self,
+        ctx: &RequestContext,
+        instance: &Instance,
+        name: &str,
+    ) -> Result<String, NovaException> {
+        let mut fields = serde_json::Map::new();
+        for (k, v) in [
+            ("name", name),
+            ("container_format", "docker"),
+            ("disk_format", "raw"),
+            ("visibility", "private"),
+            ("instance_uuid", instance.uuid()),
+            ("image_type", "migration"),
+        ] {
+            fields.insert(k.into(), serde_json::json!(v));
+        }
+        fields.insert("os_hidden".into(), serde_json::json!(true));
+        Ok(self.glance().create(ctx, fields).await?.id)
     }
 
     async fn delete_image(

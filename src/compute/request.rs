@@ -329,6 +329,8 @@ pub enum ResizeStep {
     Finish {
         instance: Instance,
         migration: Migration,
+        /// What the source passed on (the carrier image's id).
+        disk_info: Option<String>,
     },
     /// `confirm_resize`, on the source: what the source kept goes.
     Confirm {
@@ -639,6 +641,7 @@ impl ComputeRequest {
             Method::FinishResize => resize(ResizeStep::Finish {
                 instance: a.instance()?,
                 migration: a.migration()?,
+                disk_info: a.str("disk_info")?,
             }),
             Method::ConfirmResize => resize(ResizeStep::Confirm {
                 instance: a.instance()?,

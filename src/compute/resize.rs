@@ -12,12 +12,18 @@
 //! flavor's; a confirm deletes the migration's, a revert gives them back to
 //! the instance.
 //!
-//! A move to another host (a cold migration, or a resize the scheduler put
-//! on another host) is refused by the destination's `prep_resize`: the
+//! To another host (a cold migration, or a resize the scheduler put there)
+//! the container's filesystem travels through Glance: the source stops the
+//! container, unplugs its VIFs and commits it into a private, hidden image
+//! (`<uuid>-migration-<migration>`), which the destination loads and runs
+//! with the new flavor, its ports bound there. The source keeps its stopped
+//! container until the confirm removes it (with the carrier image); a revert
+//! removes the destination's and starts the source's again, its ports bound
+//! back. Memory and processes do not travel (the command starts again). A
+//! cold migration to the same host is refused as Nova refuses it for drivers
+//! without `supports_migrate_to_same_host` (`UnableToMigrateToSelf`): the
 //! migration ends in `error`, its allocations go back to the instance, the
-//! instance keeps its state and host, and its fault says why. A cold
-//! migration to the same host is refused as Nova refuses it for drivers
-//! without `supports_migrate_to_same_host` (`UnableToMigrateToSelf`).
+//! instance keeps its state, and its fault says why.
 
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
@@ -32,6 +38,9 @@ use crate::virt::PowerState;
 
 /// The `system_metadata` key of the vm_state before the resize.
 const OLD_VM_STATE: &str = "old_vm_state";
+/// The `system_metadata` key of the Glance image carrying a container to
+/// another host, until the move is confirmed or reverted.
+const CARRIER: &str = "docker_migration_image";
 
 impl ComputeManager {
     /// One resize step, on the host Nova sent it to.
@@ -76,7 +85,11 @@ impl ComputeManager {
             ResizeStep::Finish {
                 instance,
                 migration,
-            } => self.finish_resize(ctx, instance, migration).await,
+                disk_info,
+            } => {
+                self.finish_resize(ctx, instance, migration, disk_info)
+                    .await
+            }
             ResizeStep::Confirm {
                 instance,
                 migration,
@@ -101,10 +114,10 @@ impl ComputeManager {
     /// The migration names this host as its destination (`pre-migrating`),
     /// the instance stashes the new flavor (`new_flavor`) and its vm_state
     /// (`old_vm_state`), then `resize_instance` goes to the source. The task
-    /// state stays `resize_prep`. A refusal (another host, or a migration
-    /// to this same host): the migration in `error`, its allocations back to
-    /// the instance, the task state cleared, a fault; the instance keeps its
-    /// vm_state (Nova's `InstanceFaultRollback`).
+    /// state stays `resize_prep`. A refusal (a migration to this same host):
+    /// the migration in `error`, its allocations back to the instance, the
+    /// task state cleared, a fault; the instance keeps its vm_state (Nova's
+    /// `InstanceFaultRollback`).
     async fn prep_resize(
         &self,
         ctx: &RequestContext,
@@ -138,17 +151,7 @@ impl ComputeManager {
                 json!({}),
             ));
         };
-        if source != self.cfg.host {
-            return Err(NovaException::nova(
-                Class::MigrationError,
-                format!(
-                    "Migration error: the Docker driver resizes a container on its own host only; moving it from {source} to {} (a cold migration, or a resize placed on another host) is not supported. The server stays on {source}.",
-                    self.cfg.host
-                ),
-                json!({}),
-            ));
-        }
-        if !migration.changes_flavor() {
+        if source == self.cfg.host && !migration.changes_flavor() {
             return Err(NovaException::nova(
                 Class::UnableToMigrateToSelf,
                 format!(
@@ -193,9 +196,10 @@ impl ComputeManager {
     /// | handed over | resize_migrated   | resize_migrating | post-migrating |
     ///
     /// On the same host the container is left as it is (it is resized in
-    /// place by `finish_resize`); the instance's host and node become the
-    /// destination's, `old_flavor` its flavor, and `finish_resize` goes to
-    /// the destination. A failure: the migration in `error`, the instance in
+    /// place by `finish_resize`); to another host it is stopped, its VIFs
+    /// unplugged, and committed into the carrier image (`disk_info` names
+    /// it). The instance's host and node become the destination's,
+    /// `old_flavor` its flavor, and `finish_resize` goes to the destination. A failure: the migration in `error`, the instance in
     /// ERROR with a fault (as Nova's `_error_out_instance_on_exception`).
     async fn resize_instance(
         &self,
@@ -233,12 +237,11 @@ impl ComputeManager {
                 json!({}),
             ));
         };
-        if !migration.same_host() {
-            // prep_resize on the destination refuses these already
-            return Err(NovaException::not_supported(
-                "moving a container to another host",
-            ));
-        }
+        let disk_info = if migration.same_host() {
+            Value::Null
+        } else {
+            json!(self.ship_container(ctx, inst, migration, next).await?)
+        };
         migration.set_status("post-migrating");
         self.save_migration(ctx, migration).await?;
         let current = inst.flavor_primitive(FlavorSlot::Current);
@@ -256,7 +259,7 @@ impl ComputeManager {
                     "instance": inst.to_primitive(),
                     "migration": migration.to_primitive(),
                     "image": next.image,
-                    "disk_info": null,
+                    "disk_info": disk_info,
                     "request_spec": next.request_spec,
                 })),
             )
@@ -273,7 +276,10 @@ impl ComputeManager {
     ///
     /// The instance takes its new flavor (`flavor`, `memory_mb`, `vcpus`,
     /// ...; the old one stays in `old_flavor`) and the container its limits,
-    /// in place. The server is then VERIFY_RESIZE until a confirm or revert.
+    /// in place; or, come from another host, the ports are bound here and the
+    /// container made from the carrier image with the new flavor and wired
+    /// (ACTIVE waits for `network-vif-plugged`, as a build). The server is
+    /// then VERIFY_RESIZE until a confirm or revert.
     /// A failure: the old flavor back in the record, the migration in
     /// `error`, its allocations removed (as Nova's), the instance in ERROR.
     async fn finish_resize(
@@ -281,11 +287,17 @@ impl ComputeManager {
         ctx: &RequestContext,
         mut inst: Instance,
         mut migration: Migration,
+        disk_info: Option<String>,
     ) -> Result<(), NovaException> {
         let action = self.begin(ctx, &inst, "finish_resize").await;
         let old = inst.flavor_primitive(FlavorSlot::Current);
-        let r = self.finish_steps(ctx, &mut inst, &mut migration).await;
+        let r = self
+            .finish_steps(ctx, &mut inst, &mut migration, disk_info.as_deref())
+            .await;
         if r.is_err() {
+            if !migration.same_host() {
+                self.undo_spawn(&inst).await;
+            }
             if let Some(old) = &old {
                 inst.set_current_flavor(old);
             }
@@ -300,6 +312,7 @@ impl ComputeManager {
         ctx: &RequestContext,
         inst: &mut Instance,
         migration: &mut Migration,
+        disk_info: Option<&str>,
     ) -> Result<(), NovaException> {
         let uuid = inst.uuid().to_string();
         let current = inst.flavor_primitive(FlavorSlot::Current);
@@ -315,7 +328,11 @@ impl ComputeManager {
         inst.set_task_state(Some(TaskState::ResizeFinish));
         self.save(ctx, inst, Expect::One(TaskState::ResizeMigrated))
             .await?;
-        let info = self.resize_container(ctx, inst).await?;
+        let info = if migration.same_host() {
+            self.resize_container(ctx, inst).await?
+        } else {
+            self.land_container(ctx, inst, disk_info).await?
+        };
         migration.set_status("finished");
         self.save_migration(ctx, migration).await?;
         inst.set_power_state(info.state);
@@ -373,14 +390,27 @@ impl ComputeManager {
         };
         let action = self.begin(ctx, &inst, "confirm_resize").await;
         let r = async {
+            if !migration.same_host() {
+                // this host's stopped container, and the carrier
+                self.driver
+                    .destroy(inst.uuid(), std::time::Duration::ZERO)
+                    .await?;
+                self.network.unplug(&inst, inst.network_info()).await?;
+                self.drop_carrier(ctx, &mut inst).await;
+            }
             migration.set_status("confirmed");
             self.save_migration(ctx, &mut migration).await?;
-            let state = self
-                .driver
-                .get_info(inst.uuid())
-                .await
-                .map(|i| i.state)
-                .unwrap_or(inst.power_state());
+            // the container the instance runs in (the destination's, as the
+            // database has it, after a move)
+            let state = match migration.same_host() {
+                true => self
+                    .driver
+                    .get_info(inst.uuid())
+                    .await
+                    .map(|i| i.state)
+                    .unwrap_or(inst.power_state()),
+                false => inst.power_state(),
+            };
             inst.set_vm_state(if state == PowerState::Shutdown {
                 VmState::Stopped
             } else {
@@ -404,9 +434,10 @@ impl ComputeManager {
     }
 
     /// revert_resize (cast, on the destination): what the destination made
-    /// goes (on the same host, nothing: the container is the instance's
-    /// own), the migration is `reverted`, and `finish_revert_resize` goes to
-    /// the source. A failure puts the instance in ERROR.
+    /// goes (its container and VIFs; on the same host nothing, the container
+    /// is the instance's own), the migration is `reverted`, and
+    /// `finish_revert_resize` goes to the source. A failure puts the
+    /// instance in ERROR.
     async fn revert_resize(
         &self,
         ctx: &RequestContext,
@@ -426,6 +457,13 @@ impl ComputeManager {
                         json!({}),
                     )
                 })?;
+            if !migration.same_host() {
+                self.load_network_info(ctx, &mut inst).await?;
+                self.driver
+                    .destroy(inst.uuid(), std::time::Duration::ZERO)
+                    .await?;
+                self.network.unplug(&inst, inst.network_info()).await?;
+            }
             migration.set_status("reverted");
             self.save_migration(ctx, &mut migration).await?;
             self.conductor
@@ -450,7 +488,9 @@ impl ComputeManager {
     ///
     /// The old flavor back (`flavor`, `memory_mb`, ...), host and node the
     /// source's; the migration's allocations given back to the instance; the
-    /// container's limits the old flavor's again, in place; then the
+    /// container's limits the old flavor's again, in place (come back from
+    /// another host: the ports bound here again and the kept container
+    /// started and wired, the carrier image deleted); then the
     /// vm_state from before the resize (ACTIVE, or STOPPED), no task state
     /// (expected `resize_reverting`). The stashed flavors and `old_vm_state`
     /// are cleared in every case. A failure puts the instance in ERROR.
@@ -487,7 +527,11 @@ impl ComputeManager {
         self.save(ctx, inst, Expect::One(TaskState::ResizeReverting))
             .await?;
         self.give_back_to_instance(migration, inst).await;
-        let info = self.resize_container(ctx, inst).await?;
+        let info = if migration.same_host() {
+            self.resize_container(ctx, inst).await?
+        } else {
+            self.restart_kept_container(ctx, inst, old_vm).await?
+        };
         inst.set_power_state(info.state);
         inst.set_vm_state(if old_vm == VmState::Stopped {
             VmState::Stopped
@@ -505,6 +549,135 @@ impl ComputeManager {
             "resize reverted"
         );
         Ok(())
+    }
+
+    /// The source's part of a move to another host: the container stopped
+    /// (within `shutdown_timeout` for a clean shutdown), its VIFs unplugged,
+    /// committed into a new carrier image; its id (also kept in the
+    /// instance's `system_metadata` until the confirm or revert).
+    async fn ship_container(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        migration: &Migration,
+        next: &Next,
+    ) -> Result<String, NovaException> {
+        let uuid = inst.uuid().to_string();
+        let t = if next.clean_shutdown {
+            self.cfg.shutdown_timeout
+        } else {
+            std::time::Duration::ZERO
+        };
+        let state = self.driver.power_off(&uuid, t).await?.state;
+        inst.set_power_state(state);
+        self.load_network_info(ctx, inst).await?;
+        self.network.unplug(inst, inst.network_info()).await?;
+        let name = format!("{uuid}-migration-{}", migration.uuid());
+        let image = self.images.create_image(ctx, inst, &name).await?;
+        self.images
+            .snapshot(ctx, inst, &image, &super::SnapshotKind::Snapshot)
+            .await?;
+        inst.update_system_metadata(&[(CARRIER, image.clone())], &[]);
+        info!(instance = %uuid, image = %image, to = ?migration.dest_compute(), "container committed for the move");
+        Ok(image)
+    }
+
+    /// The destination's part of a move from another host: the ports bound
+    /// here (the info cache saved), the container made from the carrier
+    /// image named by `disk_info` with the instance's (new) flavor and
+    /// options, wired; stopped again if the instance was.
+    async fn land_container(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        disk_info: Option<&str>,
+    ) -> Result<crate::virt::InstanceInfo, NovaException> {
+        let uuid = inst.uuid().to_string();
+        let carrier = disk_info
+            .and_then(|d| {
+                serde_json::from_str::<String>(d)
+                    .ok()
+                    .or(Some(d.to_string()))
+            })
+            .filter(|d| !d.is_empty())
+            .or_else(|| inst.system_metadata_value(CARRIER))
+            .ok_or_else(|| {
+                NovaException::nova(
+                    Class::MigrationError,
+                    "Migration error: the move names no image carrying the container",
+                    json!({}),
+                )
+            })?;
+        {
+            let lock = self.refresh_cache_lock(&uuid);
+            let _g = lock.lock().await;
+            let nw = self
+                .network_api
+                .bind_ports_to_host(ctx, inst, &self.cfg.host)
+                .await?;
+            self.save_network_info(ctx, inst, nw).await?;
+        }
+        let image = ImageMeta::from_system_metadata(Some(&carrier), &inst.system_metadata());
+        let own = inst.image_ref().map(str::to_string);
+        inst.set_image_ref(&carrier);
+        let made = async {
+            let spec = self.instance_spec(ctx, inst, &image, None).await?;
+            self.spawn_wired(ctx, inst, spec).await
+        }
+        .await;
+        if let Some(r) = &own {
+            inst.set_image_ref(r);
+        }
+        let info = made?;
+        let stopped = inst.system_metadata_value(OLD_VM_STATE).as_deref() == Some("stopped");
+        if stopped {
+            return Ok(self
+                .driver
+                .power_off(&uuid, self.cfg.shutdown_timeout)
+                .await?);
+        }
+        info!(instance = %uuid, image = %carrier, "container made here from the moved one");
+        Ok(info)
+    }
+
+    /// A revert of a move to another host, on the source: the ports bound
+    /// here again, the kept container started (unless the instance was
+    /// stopped) and wired, the carrier image deleted.
+    async fn restart_kept_container(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        old_vm: VmState,
+    ) -> Result<crate::virt::InstanceInfo, NovaException> {
+        let uuid = inst.uuid().to_string();
+        {
+            let lock = self.refresh_cache_lock(&uuid);
+            let _g = lock.lock().await;
+            let nw = self
+                .network_api
+                .bind_ports_to_host(ctx, inst, &self.cfg.host)
+                .await?;
+            self.save_network_info(ctx, inst, nw).await?;
+        }
+        let info = if old_vm == VmState::Stopped {
+            self.driver.get_info(&uuid).await?
+        } else {
+            let info = self.driver.power_on(&uuid).await?;
+            self.rewire(inst, &info).await?;
+            info
+        };
+        self.drop_carrier(ctx, inst).await;
+        Ok(info)
+    }
+
+    /// The carrier image of a move deleted and forgotten (logged on failure).
+    async fn drop_carrier(&self, ctx: &RequestContext, inst: &mut Instance) {
+        if let Some(id) = inst.system_metadata_value(CARRIER) {
+            if let Err(e) = self.images.delete_image(ctx, &id).await {
+                warn!(instance = inst.uuid(), image = %id, error = %e, "could not delete the image that carried the container");
+            }
+            inst.update_system_metadata(&[], &[CARRIER]);
+        }
     }
 
     /// The container given the limits of the instance's flavor, in place.

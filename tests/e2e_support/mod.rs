@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod engine;
 pub mod neutron;
 pub mod outage;
 

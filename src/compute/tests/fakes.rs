@@ -942,6 +942,8 @@ pub struct FakeImages {
     pub discarded: Mutex<Vec<String>>,
     /// The images deleted.
     pub deleted: Mutex<Vec<String>>,
+    /// The names of the image records made.
+    pub created: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -984,6 +986,15 @@ impl ImageBackend for FakeImages {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+    async fn create_image(
+        &self,
+        _: &RequestContext,
+        _: &Instance,
+        name: &str,
+    ) -> Result<String, NovaException> {
+        lock(&self.created).push(name.into());
+        Ok(format!("made-{}", lock(&self.created).len()))
     }
     async fn delete_image(&self, _: &RequestContext, image_id: &str) -> Result<(), NovaException> {
         lock(&self.deleted).push(image_id.into());

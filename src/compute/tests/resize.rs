@@ -222,34 +222,201 @@ async fn a_revert_gives_the_container_its_old_limits_and_the_instance_its_alloca
     assert!(h.faults(&inst).is_empty());
 }
 
-/// A resize the scheduler put on another host, and a cold migration to this
-/// same host: refused by prep_resize; the instance keeps its state and host,
-/// the migration is in error, its allocations go back to the instance.
+/// A cold migration to this same host: refused by prep_resize; the instance
+/// keeps its state and host, the migration is in error, its allocations go
+/// back to the instance.
 #[tokio::test]
-async fn moves_the_driver_cannot_do_are_refused_and_undone() {
-    for (source, new_type, says) in [
-        ("other-host", 2, "not supported"),
-        (HOST, 1, "Unable to migrate instance"),
-    ] {
-        let h = Harness::new();
-        let mut inst = h.instance(V::Active, Some(T::ResizePrep), Some(source));
-        inst.reset_changes();
-        let mut mig = migration(&inst, HOST, new_type);
-        mig["nova_object.data"]["source_compute"] = json!(source);
-        let args = json!({"instance": inst.to_primitive(), "migration": mig, "image": {},
-            "flavor": flavor(new_type, 1024, 2), "clean_shutdown": true});
-        let r = h
-            .handle(ComputeRequest::decode("prep_resize", args.as_object().unwrap()).unwrap())
-            .await;
-        assert!(r.is_err());
-        assert_eq!(h.saves(&inst), [s(V::Active, None, None)], "{source}");
-        assert!(h.faults(&inst)[0].contains(says), "{:?}", h.faults(&inst));
-        assert!(h.trace(&inst).contains(&"migration error".to_string()));
-        assert_eq!(
-            *h.placement.moved.lock().unwrap(),
-            [("mig-1".to_string(), inst.uuid().to_string())]
-        );
-        assert!(h.conductor.casts.lock().unwrap().is_empty(), "no next step");
-        assert_eq!(record_field(&h, &inst, "host"), source);
-    }
+async fn a_cold_migration_to_the_same_host_is_refused_and_undone() {
+    let h = Harness::new();
+    let mut inst = h.instance(V::Active, Some(T::ResizePrep), Some(HOST));
+    inst.reset_changes();
+    let args = json!({"instance": inst.to_primitive(), "migration": migration(&inst, HOST, 1),
+        "image": {}, "flavor": flavor(1, 512, 1), "clean_shutdown": true});
+    let r = h
+        .handle(ComputeRequest::decode("prep_resize", args.as_object().unwrap()).unwrap())
+        .await;
+    assert!(r.is_err());
+    assert_eq!(h.saves(&inst), [s(V::Active, None, None)]);
+    assert!(h.faults(&inst)[0].contains("Unable to migrate instance"));
+    assert!(h.trace(&inst).contains(&"migration error".to_string()));
+    assert_eq!(
+        *h.placement.moved.lock().unwrap(),
+        [("mig-1".to_string(), inst.uuid().to_string())]
+    );
+    assert!(h.conductor.casts.lock().unwrap().is_empty(), "no next step");
+    assert_eq!(record_field(&h, &inst, "host"), HOST);
+}
+
+/// A migration whose source is this host and destination `dest-host`, its
+/// container running here, as `resize_instance` gets it.
+fn shipping(h: &Harness) -> (Instance, Value) {
+    let inst = h.running(V::Active, Some(T::ResizePrep));
+    h.network_api.ports.lock().unwrap().insert(
+        inst.uuid().into(),
+        vec![super::fakes::fake_vif("port-9", false, true)],
+    );
+    let mut mig = migration(&inst, "dest-host", 2);
+    mig["nova_object.data"]["dest_node"] = json!("dest-host");
+    mig["nova_object.data"]["dest_compute_id"] = json!(9);
+    (inst, mig)
+}
+
+/// The source of a move to another host: the container stopped, its VIFs
+/// unplugged, committed into a carrier image named in finish_resize's
+/// disk_info; the instance handed to the destination; the container kept.
+#[tokio::test]
+async fn a_move_to_another_host_commits_the_container_into_a_carrier_image() {
+    let h = Harness::new();
+    let (inst, mig) = shipping(&h);
+    let args = json!({"instance": inst.to_primitive(), "migration": mig, "image": {},
+        "flavor": flavor(2, 1024, 2), "clean_shutdown": true, "request_spec": null});
+    h.handle(ComputeRequest::decode("resize_instance", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(h.driver_ops(&inst), ["power_off"]);
+    let c = h
+        .driver
+        .container(inst.uuid())
+        .expect("kept until the confirm");
+    assert_eq!(c.state, crate::virt::PowerState::Shutdown);
+    assert!(h
+        .network_calls()
+        .iter()
+        .any(|c| c.starts_with(&format!("unplug {}", inst.uuid()))));
+    assert_eq!(
+        *h.images.created.lock().unwrap(),
+        [format!("{}-migration-mig-1", inst.uuid())]
+    );
+    assert_eq!(h.images.snapshots.lock().unwrap()[0].0, "made-1");
+    let (topic, method, args) = last_cast(&h);
+    assert_eq!(
+        (topic.as_str(), method.as_str()),
+        ("compute.dest-host", "finish_resize")
+    );
+    assert_eq!(args["disk_info"], "made-1");
+    assert_eq!(record_field(&h, &inst, "host"), "dest-host");
+    assert_eq!(record_field(&h, &inst, "compute_id"), 9);
+    assert_eq!(
+        record_field(&h, &inst, "system_metadata")["docker_migration_image"],
+        "made-1"
+    );
+    assert_eq!(
+        h.saves(&inst).last().unwrap(),
+        &s(
+            V::Active,
+            Some(T::ResizeMigrated),
+            Some(&[Some(T::ResizeMigrating)])
+        )
+    );
+}
+
+/// The destination of a move: its ports bound here, the container made from
+/// the carrier with the new flavor, RESIZED; a revert removes it.
+#[tokio::test]
+async fn the_destination_runs_the_moved_container_and_a_revert_removes_it() {
+    let h = Harness::new();
+    let mut inst = h.instance(V::Active, Some(T::ResizeMigrated), Some(HOST));
+    inst.set_stashed_flavor(crate::objects::FlavorSlot::New, Some(flavor(2, 1024, 2)));
+    inst.update_system_metadata(&[("docker_migration_image", "made-1".into())], &[]);
+    inst.reset_changes();
+    h.conductor.put(&inst);
+    h.network_api.ports.lock().unwrap().insert(
+        inst.uuid().into(),
+        vec![super::fakes::fake_vif("port-9", false, true)],
+    );
+    let mut mig = migration(&inst, HOST, 2);
+    mig["nova_object.data"]["source_compute"] = json!("src-host");
+    let args = json!({"instance": inst.to_primitive(), "migration": mig.clone(), "image": {},
+        "disk_info": "made-1", "request_spec": null});
+    h.handle(ComputeRequest::decode("finish_resize", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(h.neutron_calls(), [format!("bind {} {HOST}", inst.uuid())]);
+    let c = h.driver.container(inst.uuid()).expect("made here");
+    assert_eq!(c.image, "glance/made-1");
+    assert_eq!(record_field(&h, &inst, "memory_mb"), 1024);
+    assert_eq!(
+        h.saves(&inst).last().unwrap(),
+        &s(V::Resized, None, Some(&[Some(T::ResizeFinish)]))
+    );
+    // the instance keeps its own image
+    assert_eq!(
+        record_field(&h, &inst, "image_ref"),
+        inst.object().get("image_ref").unwrap().clone()
+    );
+    // revert: gone from here, the source told to finish
+    mig["nova_object.data"]["status"] = json!("reverting");
+    let args = json!({"instance": stored(&h, &inst, Some(T::ResizeReverting)),
+        "migration": mig, "request_spec": null});
+    h.handle(ComputeRequest::decode("revert_resize", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert!(h.driver.container(inst.uuid()).is_none());
+    let (topic, method, _) = last_cast(&h);
+    assert_eq!(
+        (topic.as_str(), method.as_str()),
+        ("compute.src-host", "finish_revert_resize")
+    );
+}
+
+/// Back on the source: the revert starts the kept container with its ports
+/// bound here again, deletes the carrier; a confirm removes the kept one.
+#[tokio::test]
+async fn the_source_restarts_its_container_on_a_revert_and_removes_it_on_a_confirm() {
+    let h = Harness::new();
+    let (inst, mig) = shipping(&h);
+    let args = json!({"instance": inst.to_primitive(), "migration": mig.clone(), "image": {},
+        "flavor": flavor(2, 1024, 2), "clean_shutdown": true, "request_spec": null});
+    h.handle(ComputeRequest::decode("resize_instance", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let mut m = mig.clone();
+    m["nova_object.data"]["status"] = json!("reverted");
+    let args = json!({"instance": stored(&h, &inst, Some(T::ResizeReverting)), "migration": m});
+    h.conductor
+        .put(&Instance::from_primitive(&args["instance"]).unwrap());
+    h.handle(ComputeRequest::decode("finish_revert_resize", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let c = h.driver.container(inst.uuid()).unwrap();
+    assert_eq!(c.state, crate::virt::PowerState::Running);
+    assert!(h
+        .neutron_calls()
+        .contains(&format!("bind {} {HOST}", inst.uuid())));
+    assert_eq!(*h.images.deleted.lock().unwrap(), ["made-1"]);
+    assert_eq!(record_field(&h, &inst, "host"), HOST);
+    assert_eq!(record_field(&h, &inst, "instance_type_id"), 1);
+    assert_eq!(
+        *h.placement.moved.lock().unwrap(),
+        [("mig-1".to_string(), inst.uuid().to_string())]
+    );
+    // a second move, confirmed this time: the kept container goes
+    let h = Harness::new();
+    let (inst, mig) = shipping(&h);
+    let args = json!({"instance": inst.to_primitive(), "migration": mig.clone(), "image": {},
+        "flavor": flavor(2, 1024, 2), "clean_shutdown": true, "request_spec": null});
+    h.handle(ComputeRequest::decode("resize_instance", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let mut m = mig;
+    m["nova_object.data"]["status"] = json!("confirming");
+    let mut rec = stored(&h, &inst, None);
+    rec["nova_object.data"]["vm_state"] = json!("resized");
+    rec["nova_object.data"]["power_state"] = json!(1);
+    h.conductor.put(&Instance::from_primitive(&rec).unwrap());
+    let args = json!({"instance": rec, "migration": m});
+    h.handle(ComputeRequest::decode("confirm_resize", args.as_object().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        h.driver.container(inst.uuid()).is_none(),
+        "the kept container stayed"
+    );
+    assert_eq!(*h.images.deleted.lock().unwrap(), ["made-1"]);
+    assert_eq!(*h.placement.deleted.lock().unwrap(), ["mig-1"]);
+    assert_eq!(record_field(&h, &inst, "vm_state"), "active");
+    assert_eq!(record_field(&h, &inst, "host"), "dest-host");
+    assert!(record_field(&h, &inst, "system_metadata")
+        .get("docker_migration_image")
+        .is_none());
 }
