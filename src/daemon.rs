@@ -382,6 +382,9 @@ async fn serve(
         service,
         s.default.report_interval,
     ));
+    // what an evacuation away from this host left here, before anything of
+    // ours is started again
+    manager.destroy_evacuated().await;
     manager.start_up().await;
     // what was deleted while we were away (Nova does it only periodically)
     if !s.default.running_deleted_instance_poll_interval.is_zero() {

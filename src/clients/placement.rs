@@ -104,6 +104,15 @@ pub trait Placement: Send + Sync {
     /// already). A resize's revert gives the source's resources, held by the
     /// migration, back to the instance.
     async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError>;
+
+    /// `remove_provider_tree_from_instance_allocation`: the part of
+    /// `consumer`'s allocation held on the provider `rp` removed, the rest
+    /// kept (an evacuated instance's allocation on the host it left).
+    async fn remove_provider_from_allocation(
+        &self,
+        consumer: &str,
+        rp: &str,
+    ) -> Result<(), PlacementError>;
 }
 
 #[async_trait]
@@ -124,6 +133,14 @@ impl Placement for PlacementClient {
 
     async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError> {
         PlacementClient::move_allocations(self, from, to).await
+    }
+
+    async fn remove_provider_from_allocation(
+        &self,
+        consumer: &str,
+        rp: &str,
+    ) -> Result<(), PlacementError> {
+        PlacementClient::remove_provider_from_allocation(self, consumer, rp).await
     }
 }
 
@@ -316,6 +333,40 @@ impl PlacementClient {
         match st {
             204 => Ok(()),
             _ => Err(Self::fail("POST", "/allocations", st, &v)),
+        }
+    }
+
+    /// See [`Placement::remove_provider_from_allocation`] (`PUT
+    /// /allocations/{consumer}`, 1.28, with its generation).
+    pub async fn remove_provider_from_allocation(
+        &self,
+        consumer: &str,
+        rp: &str,
+    ) -> Result<(), PlacementError> {
+        const MV: &str = "1.28";
+        let path = format!("/allocations/{consumer}");
+        let cur = match self.request("GET", &path, MV, None).await? {
+            (200, v) => v,
+            (st, v) => return Err(Self::fail("GET", &path, st, &v)),
+        };
+        let mut held = cur["allocations"].as_object().cloned().unwrap_or_default();
+        if held.remove(rp).is_none() {
+            return Ok(());
+        }
+        let allocations: serde_json::Map<String, Value> = held
+            .into_iter()
+            .map(|(p, a)| (p, json!({ "resources": a["resources"] })))
+            .collect();
+        let body = json!({
+            "allocations": allocations,
+            "project_id": cur["project_id"],
+            "user_id": cur["user_id"],
+            "consumer_generation": cur["consumer_generation"],
+        });
+        let (st, v) = self.request("PUT", &path, MV, Some(&body)).await?;
+        match st {
+            204 => Ok(()),
+            _ => Err(Self::fail("PUT", &path, st, &v)),
         }
     }
 

@@ -8,8 +8,10 @@
 //! - [`power`]: stop, start, pause, unpause, suspend, resume, soft delete,
 //!   restore (one table), reboot;
 //! - [`delete`]: `terminate_instance`; [`snapshot`]: snapshot and backup;
-//! - [`shelve`]: shelve, shelve offload, unshelve; [`resize`]: resize (on
-//!   the same host, in place) with its confirm and revert;
+//! - [`shelve`]: shelve, shelve offload, unshelve; [`resize`]: resize (in
+//!   place on the same host, through Glance to another) with its confirm
+//!   and revert; [`evacuate`]: evacuation here, and its leftovers removed at
+//!   the failed host's start-up;
 //! - [`query`]: console output, diagnostics, host uptime, unsupported methods;
 //! - [`console`]: `get_serial_console`, `validate_console_port`;
 //! - [`events`]: external instance events (`network-vif-plugged`,
@@ -33,6 +35,7 @@ pub mod build;
 pub mod console;
 pub mod delete;
 pub mod endpoint;
+pub mod evacuate;
 pub mod events;
 pub mod interfaces;
 pub mod moves;

@@ -27,7 +27,7 @@ impl ComputeManager {
     /// nothing (the instance is ERROR with a fault, as in Nova, and a hard
     /// reboot brings the old container back). A server that was stopped is
     /// stopped again afterwards, as Nova's `_do_rebuild_instance` does.
-    /// Evacuation (`recreate`) is not supported.
+    /// Evacuation (`recreate`) is [`super::evacuate`]'s.
     pub async fn rebuild_instance(
         &self,
         ctx: &RequestContext,
@@ -35,7 +35,15 @@ impl ComputeManager {
     ) -> Result<(), NovaException> {
         let mut inst = req.instance.clone();
         let action = self.begin(ctx, &inst, "rebuild_instance").await;
-        let r = self.rebuild_steps(ctx, &mut inst, &req).await;
+        let r = if req.recreate {
+            let r = self.evacuate_steps(ctx, &mut inst, &req).await;
+            if r.is_err() {
+                self.evacuation_failed(ctx, &inst, &req).await;
+            }
+            r
+        } else {
+            self.rebuild_steps(ctx, &mut inst, &req).await
+        };
         action.end(ctx, &mut inst, r, OnFailure::Error).await
     }
 
@@ -45,11 +53,6 @@ impl ComputeManager {
         inst: &mut Instance,
         req: &RebuildRequest,
     ) -> Result<(), NovaException> {
-        if req.recreate {
-            return Err(NovaException::not_supported(
-                "evacuate (rebuild on another host)",
-            ));
-        }
         let uuid = inst.uuid().to_string();
         let was_stopped = inst.vm_state() == Some(VmState::Stopped);
         let before = self.driver.get_info(&uuid).await?;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::power::PowerOp;
 use super::reschedule::Retry;
 use crate::exception::NovaException;
-use crate::objects::{ImageMeta, Instance, Migration, NovaObject};
+use crate::objects::{ImageMeta, Instance, Migration, NovaObject, VmState};
 use crate::virt::RebootType;
 
 macro_rules! methods {
@@ -257,8 +257,12 @@ pub struct RebuildRequest {
     /// The image to rebuild from (its record, from the request spec when the
     /// API sent one, else just its id).
     pub image: ImageMeta,
-    /// Evacuation to this host (`recreate`): not supported here.
+    /// Evacuation to this host (`recreate`): the instance's host is down.
     pub recreate: bool,
+    /// The evacuation's Migration record (with `recreate`).
+    pub migration: Option<Migration>,
+    /// The state an evacuated instance ends in (API 2.95: `stopped`).
+    pub target_state: Option<VmState>,
 }
 
 /// What a snapshot is for.
@@ -790,10 +794,23 @@ fn decode_rebuild(a: &Args<'_>) -> Result<RebuildRequest, NovaException> {
             _ => {}
         }
     }
+    let migration = match a.get("migration") {
+        None => None,
+        Some(_) => Some(a.migration()?),
+    };
+    let target_state = match a.str("target_state")? {
+        None => None,
+        Some(t) => Some(
+            VmState::parse(&t)
+                .ok_or_else(|| a.bad("target_state", format!("{t:?} is not a vm_state")))?,
+        ),
+    };
     Ok(RebuildRequest {
         instance,
         image,
         recreate: a.bool("recreate", false)?,
+        migration,
+        target_state,
     })
 }
 

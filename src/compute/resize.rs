@@ -692,7 +692,7 @@ impl ComputeManager {
     }
 
     /// `migration.save()`.
-    async fn save_migration(
+    pub(crate) async fn save_migration(
         &self,
         ctx: &RequestContext,
         migration: &mut Migration,
@@ -707,7 +707,18 @@ impl ComputeManager {
     /// `errors_out_migration`: the migration in `error` (logged if it
     /// cannot be saved).
     async fn fail_migration(&self, ctx: &RequestContext, migration: &mut Migration) {
-        migration.set_status("error");
+        self.fail_migration_as(ctx, migration, "error").await
+    }
+
+    /// The migration in `status` after a failure (logged if it cannot be
+    /// saved).
+    pub(crate) async fn fail_migration_as(
+        &self,
+        ctx: &RequestContext,
+        migration: &mut Migration,
+        status: &str,
+    ) {
+        migration.set_status(status);
         if let Err(e) = self.save_migration(ctx, migration).await {
             warn!(migration = migration.uuid(), error = %e, "could not record the migration's failure");
         }

@@ -33,6 +33,24 @@ impl Daemon {
         d
     }
 
+    /// Start it without waiting for Nova to see it up (a host still forced
+    /// down); [`Self::wait_up`] waits later.
+    pub fn start_forced_down(stack: &Stack, host: &str, extra: &str) -> Self {
+        let conf = stack.compute_conf(host, extra);
+        Daemon {
+            child: Some(stack.start_daemon(host, &conf)),
+            host: host.to_string(),
+        }
+    }
+
+    /// Wait until Nova has it up, as [`Self::start`] does.
+    pub async fn wait_up(&mut self, stack: &Stack) {
+        let host = self.host.clone();
+        if let Some(child) = self.child.as_mut() {
+            stack.wait_registered(&host, child).await;
+        }
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

@@ -294,6 +294,24 @@ impl Stack {
         assert_eq!(st, 200, "forced_down {down}: {v}");
     }
 
+    /// Lift a `forced_down` a failed run of a test left on `host`, if any
+    /// (Nova may refuse it while evacuations from the host are not
+    /// completed; the host's daemon completes them when it starts).
+    pub async fn lift_forced_down(&self, host: &str) {
+        let svc = self.service(host).await;
+        if svc["forced_down"] == true {
+            if let Some(id) = svc["id"].as_str() {
+                let _ = self
+                    .call(
+                        reqwest::Method::PUT,
+                        &format!("{}/os-services/{id}", self.nova),
+                        Some(json!({"forced_down": false})),
+                    )
+                    .await;
+            }
+        }
+    }
+
     /// Wait until our service is up, its provider in placement, and the host mapped.
     pub async fn wait_registered(&self, host: &str, daemon: &mut Child) {
         let t = Instant::now();

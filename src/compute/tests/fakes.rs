@@ -106,6 +106,9 @@ pub struct FakeConductor {
     pub casts: Mutex<Vec<Cast>>,
     /// Saves that expect a task state fail with an unknown outcome.
     pub save_trouble: Mutex<Option<SaveTrouble>>,
+    /// The Migration primitives `MigrationList.get_by_filters` answers
+    /// (those of the filter's `source_compute`).
+    pub migrations: Mutex<Vec<Value>>,
 }
 
 /// The next `times` saves that expect the task state `expecting` get no
@@ -396,6 +399,20 @@ impl RpcCaller for FakeConductor {
                             })),
                             None => Err(remote("InstanceNotFound", "gone")),
                         }
+                    }
+                    ("MigrationList", "get_by_filters") => {
+                        let f = &args["kwargs"]["filters"];
+                        let objects: Vec<Value> = lock(&self.migrations)
+                            .iter()
+                            .filter(|m| {
+                                m["nova_object.data"]["source_compute"] == f["source_compute"]
+                            })
+                            .cloned()
+                            .collect();
+                        Ok(
+                            json!({"nova_object.name": "MigrationList", "nova_object.namespace": "nova",
+                                  "nova_object.version": "1.5", "nova_object.data": {"objects": objects}}),
+                        )
                     }
                     ("InstanceList", "get_by_host") => {
                         let host = args["args"][0].as_str().unwrap_or("");
@@ -1028,6 +1045,8 @@ pub struct FakePlacement {
     pub deleted: Mutex<Vec<String>>,
     /// `(from, to)` of each allocation move.
     pub moved: Mutex<Vec<(String, String)>>,
+    /// `(consumer, provider)` of each provider part removed.
+    pub trimmed: Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
@@ -1047,6 +1066,14 @@ impl Placement for FakePlacement {
     }
     async fn move_allocations(&self, from: &str, to: &str) -> Result<(), PlacementError> {
         lock(&self.moved).push((from.into(), to.into()));
+        Ok(())
+    }
+    async fn remove_provider_from_allocation(
+        &self,
+        consumer: &str,
+        rp: &str,
+    ) -> Result<(), PlacementError> {
+        lock(&self.trimmed).push((consumer.into(), rp.into()));
         Ok(())
     }
 }

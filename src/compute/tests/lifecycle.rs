@@ -180,6 +180,8 @@ pub(super) fn rebuild(inst: &crate::objects::Instance) -> ComputeRequest {
             ..Default::default()
         },
         recreate: false,
+        migration: None,
+        target_state: None,
     }))
 }
 
@@ -242,19 +244,6 @@ async fn a_failed_rebuild_is_error_and_keeps_the_old_container() {
     let c = h.driver.container(inst.uuid()).unwrap();
     assert_eq!(c.image, "glance/old", "the old container is still there");
     assert!(h.driver_ops(&inst).iter().all(|o| o != "destroy"));
-}
-
-#[tokio::test]
-async fn evacuation_is_refused() {
-    let h = Harness::new();
-    let inst = h.running(V::Active, Some(T::Rebuilding));
-    let mut r = rebuild(&inst);
-    if let ComputeRequest::RebuildInstance(b) = &mut r {
-        b.recreate = true;
-    }
-    assert!(h.handle(r).await.is_err());
-    assert!(h.faults(&inst)[0].contains("evacuate"));
-    assert!(h.driver_ops(&inst).is_empty());
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod harness;
 
 mod build;
 mod console;
+mod evacuate;
 mod lifecycle;
 mod metrics;
 mod network;

@@ -469,6 +469,8 @@ async fn a_rebuild_keeps_the_ports_and_waits_for_no_event() {
             ..Default::default()
         },
         recreate: false,
+        migration: None,
+        target_state: None,
     }));
     h.handle(req).await.unwrap();
     assert_eq!(h.last_save(&inst).vm_state.as_deref(), Some("active"));
