@@ -22,6 +22,20 @@ fn busybox() -> String {
         .unwrap_or_else(|_| "nova-docker-test/busybox:latest".into())
 }
 
+/// `server create --availability-zone az` with no networks; its id.
+async fn create_in(stack: &Stack, name: &str, image: &str, flavor: &str, az: &str) -> String {
+    let (st, v) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/servers", stack.nova),
+            Some(json!({"server": {"name": name, "imageRef": image,
+                "flavorRef": flavor, "networks": "none", "availability_zone": az}})),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    v["server"]["id"].as_str().unwrap().to_string()
+}
+
 /// The placement provider of `host`'s compute node.
 async fn provider_of(stack: &Stack, host: &str) -> String {
     let v = stack
@@ -69,16 +83,7 @@ async fn a_build_whose_first_host_lost_its_engine_ends_active_on_another() {
     engine.down();
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
-    let (st, v) = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/servers", stack.nova),
-            Some(json!({"server": {"name": "e2e-resched", "imageRef": image,
-                "flavorRef": flavor, "networks": "none", "availability_zone": zone}})),
-        )
-        .await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["server"]["id"].as_str().unwrap().to_string();
+    let id = create_in(&stack, "e2e-resched", &image, &flavor, zone).await;
     let s = stack.wait_status(&id, "ACTIVE", T).await;
     assert_eq!(s["OS-EXT-SRV-ATTR:host"], b, "{s}");
     assert_eq!(
@@ -291,16 +296,7 @@ async fn a_resize_on_the_same_host_changes_the_limits_in_place() {
     let small = stack.flavor("nd.e2e", 128, 1).await;
     let big = stack.flavor("nd.e2e.big", 256, 2).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
-    let (st, v) = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/servers", stack.nova),
-            Some(json!({"server": {"name": "e2e-resize", "imageRef": image,
-                "flavorRef": small, "networks": "none", "availability_zone": zone}})),
-        )
-        .await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["server"]["id"].as_str().unwrap().to_string();
+    let id = create_in(&stack, "e2e-resize", &image, &small, zone).await;
     stack.wait_status(&id, "ACTIVE", T).await;
     let name = format!("nova-{id}");
     let inspect = |f: &str| docker(&["inspect", "-f", f, &name]).trim().to_string();
@@ -408,17 +404,7 @@ async fn a_cold_migration_carries_the_container_to_another_engine() {
     let (pa, pb) = (provider_of(&stack, a).await, provider_of(&stack, b).await);
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
-    let (st, v) = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/servers", stack.nova),
-            Some(json!({"server": {"name": "e2e-move", "imageRef": image,
-                "flavorRef": flavor, "networks": "none",
-                "availability_zone": format!("{zone}:{a}")}})),
-        )
-        .await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["server"]["id"].as_str().unwrap().to_string();
+    let id = create_in(&stack, "e2e-move", &image, &flavor, &format!("{zone}:{a}")).await;
     stack.wait_status(&id, "ACTIVE", T).await;
     let name = format!("nova-{id}");
     docker(&[
@@ -555,17 +541,7 @@ async fn an_evacuated_server_runs_on_another_host_and_the_failed_host_cleans_up(
     let (pa, pb) = (provider_of(&stack, a).await, provider_of(&stack, b).await);
     let flavor = stack.flavor("nd.e2e", 128, 1).await;
     let image = stack.docker_image("nd-e2e-busybox", &busybox()).await;
-    let (st, v) = stack
-        .call(
-            reqwest::Method::POST,
-            &format!("{}/servers", stack.nova),
-            Some(json!({"server": {"name": "e2e-evac", "imageRef": image,
-                "flavorRef": flavor, "networks": "none",
-                "availability_zone": format!("{zone}:{b}")}})),
-        )
-        .await;
-    assert_eq!(st, 202, "{v}");
-    let id = v["server"]["id"].as_str().unwrap().to_string();
+    let id = create_in(&stack, "e2e-evac", &image, &flavor, &format!("{zone}:{b}")).await;
     stack.wait_status(&id, "ACTIVE", T).await;
     let name = format!("nova-{id}");
     assert_eq!(engine_b.containers_of(b), std::slice::from_ref(&name));

@@ -312,6 +312,32 @@ impl ComputeManager {
         r
     }
 
+    /// The instance's container made from `image`, an image other than its
+    /// own (its shelved image, the one that carried it from another host),
+    /// and wired as a build's. Meanwhile its `image_ref` is that image's, so
+    /// that an image the engine lost is made present again from it; the
+    /// instance keeps its own afterwards.
+    pub(crate) async fn spawn_from(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        image: &ImageMeta,
+    ) -> Result<InstanceInfo, NovaException> {
+        let own = inst.image_ref().map(str::to_string);
+        if let Some(id) = &image.id {
+            inst.set_image_ref(id);
+        }
+        let made = async {
+            let spec = self.instance_spec(ctx, inst, image, None).await?;
+            self.spawn_wired(ctx, inst, spec).await
+        }
+        .await;
+        if let Some(r) = &own {
+            inst.set_image_ref(r);
+        }
+        made
+    }
+
     /// Create and start the container, and wire it when it runs.
     async fn start_wired(
         &self,

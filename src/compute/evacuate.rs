@@ -64,15 +64,7 @@ impl ComputeManager {
         inst.set_task_state(Some(TaskState::Rebuilding));
         self.save(ctx, inst, Expect::One(TaskState::Rebuilding))
             .await?;
-        {
-            let lock = self.refresh_cache_lock(&uuid);
-            let _g = lock.lock().await;
-            let nw = self
-                .network_api
-                .bind_ports_to_host(ctx, inst, &self.cfg.host)
-                .await?;
-            self.save_network_info(ctx, inst, nw).await?;
-        }
+        self.bind_ports_here(ctx, inst).await?;
         inst.set_task_state(Some(TaskState::RebuildBlockDeviceMapping));
         self.save(ctx, inst, Expect::One(TaskState::Rebuilding))
             .await?;

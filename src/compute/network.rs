@@ -111,6 +111,23 @@ impl ComputeManager {
         self.save_network_info(ctx, inst, nw).await
     }
 
+    /// `setup_instance_network_on_host` for this host (an instance arriving
+    /// here: unshelved, moved, evacuated): its ports bound here and its info
+    /// cache saved.
+    pub(crate) async fn bind_ports_here(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+    ) -> Result<(), NovaException> {
+        let lock = self.refresh_cache_lock(inst.uuid());
+        let _g = lock.lock().await;
+        let nw = self
+            .network_api
+            .bind_ports_to_host(ctx, inst, &self.cfg.host)
+            .await?;
+        self.save_network_info(ctx, inst, nw).await
+    }
+
     /// `_cleanup_allocated_networks` after a failed build: the ports given
     /// back (those the user gave are unbound and kept), the cache emptied.
     pub(crate) async fn cleanup_allocated_networks(

@@ -147,6 +147,21 @@ impl ComputeManager {
 
     /// Re-plug and re-address the networking of a container that just started
     /// (its network namespace is new).
+    /// The container stopped before it moves (within `shutdown_timeout` for
+    /// a clean shutdown, else at once); its power state afterwards.
+    pub(crate) async fn stop_container(
+        &self,
+        uuid: &str,
+        clean: bool,
+    ) -> Result<PowerState, NovaException> {
+        let t = if clean {
+            self.cfg.shutdown_timeout
+        } else {
+            std::time::Duration::ZERO
+        };
+        Ok(self.driver.power_off(uuid, t).await?.state)
+    }
+
     pub(crate) async fn rewire(
         &self,
         inst: &Instance,

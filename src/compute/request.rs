@@ -309,25 +309,9 @@ pub struct UnshelveRequest {
 #[derive(Debug, Clone)]
 pub enum ResizeStep {
     /// `prep_resize`, on the destination: the claim.
-    Prep {
-        instance: Instance,
-        migration: Migration,
-        /// The image record as it came, passed on to the next steps.
-        image: Value,
-        /// The new flavor (a Flavor primitive, stashed as `new_flavor`).
-        flavor: Value,
-        clean_shutdown: bool,
-        request_spec: Option<Value>,
-    },
+    Prep(MoveRequest),
     /// `resize_instance`, on the source: the container made ready to move.
-    Resize {
-        instance: Instance,
-        migration: Migration,
-        image: Value,
-        flavor: Value,
-        clean_shutdown: bool,
-        request_spec: Option<Value>,
-    },
+    Resize(MoveRequest),
     /// `finish_resize`, on the destination: the container with the new
     /// flavor, the instance RESIZED.
     Finish {
@@ -354,11 +338,24 @@ pub enum ResizeStep {
     },
 }
 
+/// The arguments `prep_resize` and `resize_instance` share.
+#[derive(Debug, Clone)]
+pub struct MoveRequest {
+    pub instance: Instance,
+    pub migration: Migration,
+    /// The image record as it came, passed on to the next steps.
+    pub image: Value,
+    /// The new flavor (a Flavor primitive, stashed as `new_flavor`).
+    pub flavor: Value,
+    pub clean_shutdown: bool,
+    pub request_spec: Option<Value>,
+}
+
 impl ResizeStep {
     pub fn method(&self) -> Method {
         match self {
-            ResizeStep::Prep { .. } => Method::PrepResize,
-            ResizeStep::Resize { .. } => Method::ResizeInstance,
+            ResizeStep::Prep(_) => Method::PrepResize,
+            ResizeStep::Resize(_) => Method::ResizeInstance,
             ResizeStep::Finish { .. } => Method::FinishResize,
             ResizeStep::Confirm { .. } => Method::ConfirmResize,
             ResizeStep::Revert { .. } => Method::RevertResize,
@@ -626,22 +623,8 @@ impl ComputeRequest {
                     image,
                 })))
             }
-            Method::PrepResize => resize(ResizeStep::Prep {
-                instance: a.instance()?,
-                migration: a.migration()?,
-                image: a.image_record()?,
-                flavor: a.flavor()?,
-                clean_shutdown: a.bool("clean_shutdown", true)?,
-                request_spec: a.get("request_spec").cloned(),
-            }),
-            Method::ResizeInstance => resize(ResizeStep::Resize {
-                instance: a.instance()?,
-                migration: a.migration()?,
-                image: a.image_record()?,
-                flavor: a.flavor()?,
-                clean_shutdown: a.bool("clean_shutdown", true)?,
-                request_spec: a.get("request_spec").cloned(),
-            }),
+            Method::PrepResize => resize(ResizeStep::Prep(decode_move(&a)?)),
+            Method::ResizeInstance => resize(ResizeStep::Resize(decode_move(&a)?)),
             Method::FinishResize => resize(ResizeStep::Finish {
                 instance: a.instance()?,
                 migration: a.migration()?,
@@ -760,6 +743,17 @@ fn decode_build(a: &Args<'_>) -> Result<BuildRequest, NovaException> {
         requested_networks,
         security_groups,
         retry: Retry::new(filter_properties, host_list, a.args),
+    })
+}
+
+fn decode_move(a: &Args<'_>) -> Result<MoveRequest, NovaException> {
+    Ok(MoveRequest {
+        instance: a.instance()?,
+        migration: a.migration()?,
+        image: a.image_record()?,
+        flavor: a.flavor()?,
+        clean_shutdown: a.bool("clean_shutdown", true)?,
+        request_spec: a.get("request_spec").cloned(),
     })
 }
 

@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
 use super::action::{Expect, OnFailure};
-use super::request::ResizeStep;
+use super::request::{MoveRequest, ResizeStep};
 use super::ComputeManager;
 use crate::context::RequestContext;
 use crate::exception::{Class, NovaException};
@@ -50,38 +50,8 @@ impl ComputeManager {
         step: ResizeStep,
     ) -> Result<(), NovaException> {
         match step {
-            ResizeStep::Prep {
-                instance,
-                migration,
-                image,
-                flavor,
-                clean_shutdown,
-                request_spec,
-            } => {
-                let next = Next {
-                    image,
-                    flavor,
-                    clean_shutdown,
-                    request_spec,
-                };
-                self.prep_resize(ctx, instance, migration, next).await
-            }
-            ResizeStep::Resize {
-                instance,
-                migration,
-                image,
-                flavor,
-                clean_shutdown,
-                request_spec,
-            } => {
-                let next = Next {
-                    image,
-                    flavor,
-                    clean_shutdown,
-                    request_spec,
-                };
-                self.resize_instance(ctx, instance, migration, next).await
-            }
+            ResizeStep::Prep(m) => self.prep_resize(ctx, m).await,
+            ResizeStep::Resize(m) => self.resize_instance(ctx, m).await,
             ResizeStep::Finish {
                 instance,
                 migration,
@@ -121,12 +91,12 @@ impl ComputeManager {
     async fn prep_resize(
         &self,
         ctx: &RequestContext,
-        mut inst: Instance,
-        mut migration: Migration,
-        next: Next,
+        req: MoveRequest,
     ) -> Result<(), NovaException> {
+        let (mut inst, mut migration) = (req.instance.clone(), req.migration.clone());
+        let next = &req;
         let action = self.begin(ctx, &inst, "prep_resize").await;
-        let r = self.prep_steps(ctx, &mut inst, &mut migration, &next).await;
+        let r = self.prep_steps(ctx, &mut inst, &mut migration, next).await;
         if r.is_err() {
             self.fail_migration(ctx, &mut migration).await;
             self.give_back_to_instance(&migration, &inst).await;
@@ -141,7 +111,7 @@ impl ComputeManager {
         ctx: &RequestContext,
         inst: &mut Instance,
         migration: &mut Migration,
-        next: &Next,
+        next: &MoveRequest,
     ) -> Result<(), NovaException> {
         let uuid = inst.uuid().to_string();
         let Some(source) = inst.host().map(str::to_string) else {
@@ -199,18 +169,19 @@ impl ComputeManager {
     /// place by `finish_resize`); to another host it is stopped, its VIFs
     /// unplugged, and committed into the carrier image (`disk_info` names
     /// it). The instance's host and node become the destination's,
-    /// `old_flavor` its flavor, and `finish_resize` goes to the destination. A failure: the migration in `error`, the instance in
-    /// ERROR with a fault (as Nova's `_error_out_instance_on_exception`).
+    /// `old_flavor` its flavor, and `finish_resize` goes to the destination.
+    /// A failure: the migration in `error`, the instance in ERROR with a
+    /// fault (as Nova's `_error_out_instance_on_exception`).
     async fn resize_instance(
         &self,
         ctx: &RequestContext,
-        mut inst: Instance,
-        mut migration: Migration,
-        next: Next,
+        req: MoveRequest,
     ) -> Result<(), NovaException> {
+        let (mut inst, mut migration) = (req.instance.clone(), req.migration.clone());
+        let next = &req;
         let action = self.begin(ctx, &inst, "resize_instance").await;
         let r = self
-            .resize_steps(ctx, &mut inst, &mut migration, &next)
+            .resize_steps(ctx, &mut inst, &mut migration, next)
             .await;
         if r.is_err() {
             self.fail_migration(ctx, &mut migration).await;
@@ -223,7 +194,7 @@ impl ComputeManager {
         ctx: &RequestContext,
         inst: &mut Instance,
         migration: &mut Migration,
-        next: &Next,
+        next: &MoveRequest,
     ) -> Result<(), NovaException> {
         migration.set_status("migrating");
         self.save_migration(ctx, migration).await?;
@@ -560,15 +531,10 @@ impl ComputeManager {
         ctx: &RequestContext,
         inst: &mut Instance,
         migration: &Migration,
-        next: &Next,
+        next: &MoveRequest,
     ) -> Result<String, NovaException> {
         let uuid = inst.uuid().to_string();
-        let t = if next.clean_shutdown {
-            self.cfg.shutdown_timeout
-        } else {
-            std::time::Duration::ZERO
-        };
-        let state = self.driver.power_off(&uuid, t).await?.state;
+        let state = self.stop_container(&uuid, next.clean_shutdown).await?;
         inst.set_power_state(state);
         self.load_network_info(ctx, inst).await?;
         self.network.unplug(inst, inst.network_info()).await?;
@@ -608,27 +574,9 @@ impl ComputeManager {
                     json!({}),
                 )
             })?;
-        {
-            let lock = self.refresh_cache_lock(&uuid);
-            let _g = lock.lock().await;
-            let nw = self
-                .network_api
-                .bind_ports_to_host(ctx, inst, &self.cfg.host)
-                .await?;
-            self.save_network_info(ctx, inst, nw).await?;
-        }
+        self.bind_ports_here(ctx, inst).await?;
         let image = ImageMeta::from_system_metadata(Some(&carrier), &inst.system_metadata());
-        let own = inst.image_ref().map(str::to_string);
-        inst.set_image_ref(&carrier);
-        let made = async {
-            let spec = self.instance_spec(ctx, inst, &image, None).await?;
-            self.spawn_wired(ctx, inst, spec).await
-        }
-        .await;
-        if let Some(r) = &own {
-            inst.set_image_ref(r);
-        }
-        let info = made?;
+        let info = self.spawn_from(ctx, inst, &image).await?;
         let stopped = inst.system_metadata_value(OLD_VM_STATE).as_deref() == Some("stopped");
         if stopped {
             return Ok(self
@@ -650,15 +598,7 @@ impl ComputeManager {
         old_vm: VmState,
     ) -> Result<crate::virt::InstanceInfo, NovaException> {
         let uuid = inst.uuid().to_string();
-        {
-            let lock = self.refresh_cache_lock(&uuid);
-            let _g = lock.lock().await;
-            let nw = self
-                .network_api
-                .bind_ports_to_host(ctx, inst, &self.cfg.host)
-                .await?;
-            self.save_network_info(ctx, inst, nw).await?;
-        }
+        self.bind_ports_here(ctx, inst).await?;
         let info = if old_vm == VmState::Stopped {
             self.driver.get_info(&uuid).await?
         } else {
@@ -747,14 +687,6 @@ impl ComputeManager {
             }
         }
     }
-}
-
-/// What a step passes on to the next host's step.
-struct Next {
-    image: Value,
-    flavor: Value,
-    clean_shutdown: bool,
-    request_spec: Option<Value>,
 }
 
 fn args(v: Value) -> Map<String, Value> {

@@ -100,7 +100,7 @@ impl ComputeManager {
     ) -> Result<(), NovaException> {
         let uuid = inst.uuid().to_string();
         let clean = req.clean_shutdown && inst.power_state() != PowerState::Paused;
-        let info = self.stop_for_shelve(&uuid, clean).await?;
+        let info = self.stop_container(&uuid, clean).await?;
         inst.set_power_state(info);
         inst.set_task_state(Some(TaskState::ShelvingImagePendingUpload));
         self.save(ctx, inst, Expect::One(TaskState::Shelving))
@@ -145,17 +145,6 @@ impl ComputeManager {
         Ok(())
     }
 
-    /// The container stopped (within `shutdown_timeout` when `clean`, else
-    /// at once); its power state afterwards.
-    async fn stop_for_shelve(&self, uuid: &str, clean: bool) -> Result<PowerState, NovaException> {
-        let t = if clean {
-            self.cfg.shutdown_timeout
-        } else {
-            std::time::Duration::ZERO
-        };
-        Ok(self.driver.power_off(uuid, t).await?.state)
-    }
-
     /// shelve_offload_instance (cast), and the end of a shelve with
     /// `shelved_offload_time = 0`.
     ///
@@ -184,7 +173,7 @@ impl ComputeManager {
         clean: bool,
     ) -> Result<(), NovaException> {
         let uuid = inst.uuid().to_string();
-        let state = match self.stop_for_shelve(&uuid, clean).await {
+        let state = match self.stop_container(&uuid, clean).await {
             Ok(s) => s,
             // gone already (removed by hand): there is nothing to stop
             Err(e) if e.is(crate::exception::Class::InstanceNotFound) => PowerState::NoState,
@@ -270,32 +259,9 @@ impl ComputeManager {
             Some(i) => i.clone(),
             None => ImageMeta::from_system_metadata(inst.image_ref(), &inst.system_metadata()),
         };
-        let nw = {
-            let lock = self.refresh_cache_lock(&uuid);
-            let _g = lock.lock().await;
-            let nw = self
-                .network_api
-                .bind_ports_to_host(ctx, inst, &self.cfg.host)
-                .await?;
-            self.save_network_info(ctx, inst, nw.clone()).await?;
-            nw
-        };
-        info!(instance = %uuid, image = ?image.id, vifs = nw.len(), "unshelving");
-        // the container from the shelved image: its local copy is found by
-        // the image's id, and a lost one made present again from it
-        let original = inst.image_ref().map(str::to_string);
-        if let Some(id) = &image.id {
-            inst.set_image_ref(id);
-        }
-        let started = async {
-            let spec = self.instance_spec(ctx, inst, &image, None).await?;
-            self.spawn_wired(ctx, inst, spec).await
-        }
-        .await;
-        if let Some(r) = &original {
-            inst.set_image_ref(r);
-        }
-        let info = started?;
+        self.bind_ports_here(ctx, inst).await?;
+        info!(instance = %uuid, image = ?image.id, vifs = inst.network_info().len(), "unshelving");
+        let info = self.spawn_from(ctx, inst, &image).await?;
         inst.set_power_state(info.state);
         inst.set_vm_state(VmState::Active);
         inst.set_task_state(None);

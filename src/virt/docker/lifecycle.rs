@@ -29,14 +29,7 @@ impl DockerDriver {
     pub async fn spawn(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
         let uuid = spec.uuid.as_str();
         let name = Self::name(uuid)?;
-        let cfg = &self.inner.cfg;
-        let (_, body) = build_create_body(
-            spec,
-            Limits {
-                cpu_mode: cfg.cpu_mode,
-                pids_limit: cfg.pids_limit,
-            },
-        );
+        let body = self.create_body(spec);
         let opts = CreateContainerOptions {
             name: Some(name.clone()),
             platform: String::new(),
@@ -71,7 +64,7 @@ impl DockerDriver {
                 reason: format!("start failed: {r}"),
             });
         }
-        let window = cfg.spawn_confirm_window;
+        let window = self.inner.cfg.spawn_confirm_window;
         if !window.is_zero() {
             self.wait_not_running(&name, window).await;
         }
@@ -272,20 +265,25 @@ impl DockerDriver {
     }
 
     /// Freeze the container (cgroup freezer).
-    /// `docker update` with the limits a container of `spec` is created
-    /// with (memory and swap, reservation, CPUs, shares, pids).
-    pub async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
-        let uuid = spec.uuid.as_str();
-        let name = Self::name(uuid)?;
+    /// The create body of `spec`'s container, with this engine's limits.
+    fn create_body(&self, spec: &InstanceSpec) -> bollard::models::ContainerCreateBody {
         let cfg = &self.inner.cfg;
-        let (_, body) = build_create_body(
+        build_create_body(
             spec,
             Limits {
                 cpu_mode: cfg.cpu_mode,
                 pids_limit: cfg.pids_limit,
             },
-        );
-        let hc = body.host_config.unwrap_or_default();
+        )
+        .1
+    }
+
+    /// `docker update` with the limits a container of `spec` is created
+    /// with (memory and swap, reservation, CPUs, shares, pids).
+    pub async fn resize(&self, spec: &InstanceSpec) -> Result<InstanceInfo, DriverError> {
+        let uuid = spec.uuid.as_str();
+        let name = Self::name(uuid)?;
+        let hc = self.create_body(spec).host_config.unwrap_or_default();
         let update = bollard::models::ContainerUpdateBody {
             memory: hc.memory,
             memory_swap: hc.memory_swap,
