@@ -455,7 +455,7 @@ impl Conductor {
         ctx: &RequestContext,
         host: &str,
         method: &str,
-        args: Map<String, Value>,
+        arguments: Value,
     ) -> Result<(), CallError> {
         self.rpc
             .cast(
@@ -464,7 +464,7 @@ impl Conductor {
                 None,
                 "6.0",
                 method,
-                args,
+                args(arguments),
                 false,
             )
             .await

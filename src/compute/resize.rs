@@ -25,7 +25,7 @@
 //! migration ends in `error`, its allocations go back to the instance, the
 //! instance keeps its state, and its fault says why.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::action::{Expect, OnFailure};
@@ -145,14 +145,14 @@ impl ComputeManager {
                 ctx,
                 &source,
                 "resize_instance",
-                args(json!({
+                json!({
                     "instance": inst.to_primitive(),
                     "migration": migration.to_primitive(),
                     "image": next.image,
                     "flavor": next.flavor,
                     "clean_shutdown": next.clean_shutdown,
                     "request_spec": next.request_spec,
-                })),
+                }),
             )
             .await
             .map_err(NovaException::from)
@@ -226,13 +226,13 @@ impl ComputeManager {
                 ctx,
                 &dest,
                 "finish_resize",
-                args(json!({
+                json!({
                     "instance": inst.to_primitive(),
                     "migration": migration.to_primitive(),
                     "image": next.image,
                     "disk_info": disk_info,
                     "request_spec": next.request_spec,
-                })),
+                }),
             )
             .await
             .map_err(NovaException::from)
@@ -442,11 +442,11 @@ impl ComputeManager {
                     ctx,
                     &source,
                     "finish_revert_resize",
-                    args(json!({
+                    json!({
                         "instance": inst.to_primitive(),
                         "migration": migration.to_primitive(),
                         "request_spec": request_spec,
-                    })),
+                    }),
                 )
                 .await
                 .map_err(NovaException::from)
@@ -560,12 +560,8 @@ impl ComputeManager {
     ) -> Result<crate::virt::InstanceInfo, NovaException> {
         let uuid = inst.uuid().to_string();
         let carrier = disk_info
-            .and_then(|d| {
-                serde_json::from_str::<String>(d)
-                    .ok()
-                    .or(Some(d.to_string()))
-            })
             .filter(|d| !d.is_empty())
+            .map(str::to_string)
             .or_else(|| inst.system_metadata_value(CARRIER))
             .ok_or_else(|| {
                 NovaException::nova(
@@ -686,12 +682,5 @@ impl ComputeManager {
                 warn!(instance = inst.uuid(), error = %e, "could not clear the stashed flavors");
             }
         }
-    }
-}
-
-fn args(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
     }
 }

@@ -327,19 +327,39 @@ impl NeutronApi {
         also_given: &HashSet<String>,
         keep_missing: bool,
     ) -> Result<NetworkInfo, NovaException> {
-        let uuid = inst.uuid();
-        let ports = self
-            .client
+        let ports = self.ports_of(ctx, inst).await?;
+        self.network_info_from(ctx, inst, ports, also_given, keep_missing)
+            .await
+    }
+
+    /// The instance's ports in its project, as Neutron has them now.
+    async fn ports_of(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+    ) -> Result<Vec<Port>, NovaException> {
+        self.client
             .list_ports(
                 ctx,
                 As::Admin,
                 &vec![
                     ("tenant_id", inst.project_id().to_string()),
-                    ("device_id", uuid.to_string()),
+                    ("device_id", inst.uuid().to_string()),
                 ],
             )
             .await
-            .map_err(|e| neutron_failure(&e))?;
+            .map_err(|e| neutron_failure(&e))
+    }
+
+    /// [`Self::network_info`] of the instance's `ports`, listed already.
+    async fn network_info_from(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        ports: Vec<Port>,
+        also_given: &HashSet<String>,
+        keep_missing: bool,
+    ) -> Result<NetworkInfo, NovaException> {
         let current = inst.network_info();
         let preserve: HashSet<&str> = current
             .iter()
@@ -513,20 +533,9 @@ impl NeutronApi {
         host: &str,
     ) -> Result<NetworkInfo, NovaException> {
         let uuid = inst.uuid();
-        let ports = self
-            .client
-            .list_ports(
-                ctx,
-                As::Admin,
-                &vec![
-                    ("device_id", uuid.to_string()),
-                    ("tenant_id", inst.project_id().to_string()),
-                ],
-            )
-            .await
-            .map_err(|e| neutron_failure(&e))?;
+        let mut ports = self.ports_of(ctx, inst).await?;
         for p in ports
-            .iter()
+            .iter_mut()
             .filter(|p| p.binding_host_id.as_deref() != Some(host) || !p.bound())
         {
             let az = inst.availability_zone().unwrap_or("nova");
@@ -548,8 +557,9 @@ impl NeutronApi {
                 return Err(binding_failed(&p.id, host));
             }
             info!(instance = uuid, port = %p.id, host, "port bound");
+            *p = bound;
         }
-        self.network_info(ctx, inst, &Default::default(), false)
+        self.network_info_from(ctx, inst, ports, &Default::default(), false)
             .await
     }
 
